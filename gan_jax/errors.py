@@ -1,0 +1,9 @@
+"""The one exception type for mistakes a user can fix (bad config, missing data).
+
+Command-line entry points catch it and print a one-line message instead of a
+traceback; everything else is a bug and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+  """A mistake in the user's input: the message says what is wrong and what is valid."""
