@@ -1,0 +1,366 @@
+"""Datasets: images (TFDS or MNIST-format idx files) and 2-D toy mixtures.
+
+`load(config.data)` returns a `DataSource`: host arrays the trainer places on
+the devices once, plus a pure `sample_one(arrays, key)` that draws one example
+inside the compiled step. Batches are drawn i.i.d. with replacement (uniform
+over the images, or exactly from the toy mixture), so no input pipeline runs
+during training.
+
+TensorFlow is imported lazily, only for `data.source='tfds'`.
+"""
+
+from collections.abc import Callable
+import dataclasses
+import gzip
+import math
+import os
+import socket
+import struct
+import urllib.request
+import zlib
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax.errors import UserError
+
+IMAGE_SHAPES = {
+    'mnist': (28, 28, 1),
+    'fashion_mnist': (28, 28, 1),
+    'cifar10': (32, 32, 3),
+}
+TOY_NAMES = ('ring8', 'grid25', 'swissroll')
+DATASET_NAMES = (*IMAGE_SHAPES, *TOY_NAMES)
+SOURCES = ('tfds', 'idx', 'toy')
+VALID_SOURCES = {
+    'mnist': ('tfds', 'idx'),
+    'fashion_mnist': ('tfds', 'idx'),
+    'cifar10': ('tfds',),
+    **{name: ('toy',) for name in TOY_NAMES},
+}
+
+# Toy mixtures. PacGAN (Lin et al. 2018): 8 Gaussians on the unit circle with
+# std 0.01, and 25 Gaussians on {-4,-2,0,2,4}^2 with std 0.05.
+RING8_STD = 0.01
+GRID25_STD = 0.05
+# WGAN-GP toy code (Gulrajani et al. 2017, gan_toy.py): sklearn's
+# make_swiss_roll(noise=0.25), coordinates (x, z), divided by 7.5.
+SWISSROLL_NOISE = 0.25
+SWISSROLL_SCALE = 7.5
+
+# Where TFDS downloads each dataset from: an unresolvable host means we are
+# offline, and we fail at once instead of after minutes of retries.
+_TFDS_DOWNLOAD_HOSTS = {
+    'mnist': 'storage.googleapis.com',
+    'fashion_mnist': 'fashion-mnist.s3-website.eu-central-1.amazonaws.com',
+    'cifar10': 'www.cs.toronto.edu',
+}
+
+_IDX_DTYPES = {
+    0x08: np.dtype('u1'),
+    0x09: np.dtype('i1'),
+    0x0B: np.dtype('>i2'),
+    0x0C: np.dtype('>i4'),
+    0x0D: np.dtype('>f4'),
+    0x0E: np.dtype('>f8'),
+}
+_IDX_SPLITS = (('train', 'train split'),
+               ('t10k', 'test split: no train file found'))
+_IDX_HINT = ('train-images-idx3-ubyte[.gz] or t10k-images-idx3-ubyte[.gz]')
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+  """A dataset as the trainer sees it.
+
+  Attributes:
+    name: dataset name, one of DATASET_NAMES.
+    kind: 'images' or 'points'.
+    example_shape: shape of one example, e.g. (28, 28, 1) or (2,).
+    arrays: host arrays that `sample_one` reads (put on the devices once).
+    sample_one: pure, jittable, vmappable (arrays, key) -> one float32 example
+      (images in [-1, 1]).
+    description: one line for the log.
+    modes: float32 [K, 2] mode centres of a discrete toy mixture, else None.
+    mode_std: the per-coordinate std of those modes, else None.
+  """
+  name: str
+  kind: str
+  example_shape: tuple[int, ...]
+  arrays: dict[str, np.ndarray]
+  sample_one: Callable[[dict, jax.Array], jax.Array]
+  description: str
+  modes: np.ndarray | None = None
+  mode_std: float | None = None
+
+
+def example_shape(name: str) -> tuple[int, ...]:
+  """The shape of one example of dataset `name` (no data is read)."""
+  _check_name(name)
+  return IMAGE_SHAPES.get(name, (2,))
+
+
+def load(data_config) -> DataSource:
+  """The DataSource for `data_config` (name, source, path, tfds_data_dir).
+
+  Raises:
+    UserError: unknown name, a source not valid for it, or missing/bad data.
+  """
+  name, source = data_config.name, data_config.source
+  _check_name(name)
+  valid = VALID_SOURCES[name]
+  if source not in valid:
+    raise UserError(f'data.source={source!r} is not valid for data.name={name!r};'
+                    f' valid: {", ".join(valid)}')
+  if source == 'toy':
+    return _load_toy(name)
+  if source == 'idx':
+    images, description = _load_idx_images(name, getattr(data_config, 'path', ''))
+  else:
+    images, description = _load_tfds_images(
+        name, getattr(data_config, 'tfds_data_dir', None))
+  return DataSource(name=name, kind='images', example_shape=IMAGE_SHAPES[name],
+                    arrays={'images': images}, sample_one=_sample_image,
+                    description=description)
+
+
+def _check_name(name: str) -> None:
+  if name not in DATASET_NAMES:
+    raise UserError(f'data.name={name!r} is not valid; valid: {", ".join(DATASET_NAMES)}')
+
+
+def _sample_image(arrays: dict, key: jax.Array) -> jax.Array:
+  """A uniformly random image of arrays['images'] (uint8), scaled to [-1, 1]."""
+  images = arrays['images']
+  index = jax.random.randint(key, (), 0, images.shape[0])
+  image = jax.lax.dynamic_index_in_dim(images, index, keepdims=False)
+  return image.astype(jnp.float32) / 127.5 - 1.0
+
+
+# ----------------------------------------------------------------- toys
+
+
+def _ring8_centres() -> np.ndarray:
+  angles = 2 * np.pi * np.arange(8) / 8
+  return np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+
+
+def _grid25_centres() -> np.ndarray:
+  values = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])
+  x, y = np.meshgrid(values, values, indexing='ij')
+  return np.stack([x.ravel(), y.ravel()], axis=1).astype(np.float32)
+
+
+def _mixture_sampler(std: float) -> Callable[[dict, jax.Array], jax.Array]:
+  """Uniform mixture of isotropic Gaussians at arrays['centers']."""
+
+  def sample_one(arrays: dict, key: jax.Array) -> jax.Array:
+    centers = arrays['centers']
+    mode_key, noise_key = jax.random.split(key)
+    index = jax.random.randint(mode_key, (), 0, centers.shape[0])
+    noise = std * jax.random.normal(noise_key, (2,), jnp.float32)
+    return centers[index] + noise
+
+  return sample_one
+
+
+def _sample_swissroll(arrays: dict, key: jax.Array) -> jax.Array:
+  """One point of make_swiss_roll(noise=0.25)[:, [0, 2]] / 7.5 (gan_toy.py)."""
+  del arrays  # Unused.
+  t_key, noise_key = jax.random.split(key)
+  t = 1.5 * jnp.pi * (1 + 2 * jax.random.uniform(t_key, (), jnp.float32))
+  point = jnp.stack([t * jnp.cos(t), t * jnp.sin(t)])
+  point = point + SWISSROLL_NOISE * jax.random.normal(noise_key, (2,), jnp.float32)
+  return point / SWISSROLL_SCALE
+
+
+def _load_toy(name: str) -> DataSource:
+  if name == 'swissroll':
+    return DataSource(
+        name=name, kind='points', example_shape=(2,), arrays={},
+        sample_one=_sample_swissroll,
+        description=(f'swissroll: make_swiss_roll(noise={SWISSROLL_NOISE}) /'
+                     f' {SWISSROLL_SCALE}, sampled in the step (WGAN-GP toy)'))
+  centres, std = ((_ring8_centres(), RING8_STD) if name == 'ring8'
+                  else (_grid25_centres(), GRID25_STD))
+  layout = ('on the unit circle' if name == 'ring8'
+            else 'on {-4,-2,0,2,4}^2')
+  return DataSource(
+      name=name, kind='points', example_shape=(2,), arrays={'centers': centres},
+      sample_one=_mixture_sampler(std),
+      description=(f'{name}: {len(centres)} Gaussians {layout}, std {std},'
+                   ' uniform weights, sampled in the step'),
+      modes=centres, mode_std=std)
+
+
+# ----------------------------------------------------------------- idx files
+
+
+def read_idx(path: str) -> np.ndarray:
+  """The array stored in an IDX file (gzip-compressed or not).
+
+  Raises:
+    UserError: the file cannot be read or is not a valid IDX file.
+  """
+  try:
+    with open(path, 'rb') as f:
+      payload = f.read()
+    if payload[:2] == b'\x1f\x8b':
+      payload = gzip.decompress(payload)
+  except (OSError, EOFError, zlib.error) as e:
+    raise UserError(f'cannot read idx file {path}: {_one_line(e)}') from e
+  if len(payload) < 4 or payload[:2] != b'\x00\x00':
+    raise UserError(f'{path} is not an idx file (bad magic number'
+                    f' {payload[:4].hex() or "<empty>"}; expected 0000 + dtype + ndim)')
+  code, ndim = payload[2], payload[3]
+  if code not in _IDX_DTYPES:
+    raise UserError(f'{path} has unknown idx dtype code 0x{code:02x}; valid:'
+                    f' {", ".join(f"0x{c:02x}" for c in _IDX_DTYPES)}')
+  header_size = 4 + 4 * ndim
+  if len(payload) < header_size:
+    raise UserError(f'{path} is truncated: {len(payload)} bytes, shorter than'
+                    f' its {header_size}-byte idx header')
+  shape = struct.unpack(f'>{ndim}I', payload[4:header_size])
+  dtype = _IDX_DTYPES[code]
+  expected = header_size + math.prod(shape) * dtype.itemsize
+  if len(payload) != expected:
+    raise UserError(f'{path} is corrupt: {len(payload)} bytes, but its idx header'
+                    f' (shape {shape}, {dtype.name}) needs {expected}')
+  data = np.frombuffer(payload, dtype, offset=header_size).reshape(shape)
+  return data.astype(dtype.newbyteorder('='))
+
+
+def _find_idx(directory: str, stem: str) -> str | None:
+  for suffix in ('', '.gz'):
+    path = os.path.join(directory, stem + suffix)
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def _idx_split(directory: str) -> tuple[str, str, str]:
+  """(split, images file, note) of `directory`: train if present, else t10k."""
+  if not directory:
+    raise UserError('data.path is empty; point --config.data.path at a directory'
+                    f' holding {_IDX_HINT}')
+  directory = os.path.expanduser(directory)
+  if not os.path.exists(directory):
+    raise UserError(f'data.path={directory!r} does not exist; point'
+                    f' --config.data.path at a directory holding {_IDX_HINT}')
+  if not os.path.isdir(directory):
+    raise UserError(f'data.path={directory!r} is not a directory; point'
+                    f' --config.data.path at a directory holding {_IDX_HINT}')
+  for split, note in _IDX_SPLITS:
+    path = _find_idx(directory, f'{split}-images-idx3-ubyte')
+    if path:
+      return split, path, note
+  raise UserError(f'data.path={directory!r} holds no {_IDX_HINT}; point'
+                  ' --config.data.path at a directory of MNIST-format idx files')
+
+
+def _load_idx_images(name: str, directory: str) -> tuple[np.ndarray, str]:
+  """uint8 [N, H, W, 1] images of the idx directory, and a description."""
+  split, path, note = _idx_split(directory)
+  images = read_idx(path)
+  height, width, _ = IMAGE_SHAPES[name]
+  if images.dtype != np.uint8 or images.shape[1:] != (height, width):
+    raise UserError(f'{path} holds {images.dtype.name} data of shape {images.shape};'
+                    f' {name} needs uint8 images of shape [N, {height}, {width}]')
+  if not len(images):
+    raise UserError(f'{path} holds no images; {name} needs at least one')
+  logging.info('%s: reading idx file %s (%s)', name, path, note)
+  description = (f'{name}: {len(images)} images {height}x{width}x1 from idx file'
+                 f' {path} ({note})')
+  return images[..., None], description
+
+
+def load_idx_labels(directory: str) -> np.ndarray:
+  """uint8 [N] labels matching the images `load` reads from `directory`.
+
+  The split is the one `load` picks (train if its images file exists, else
+  t10k); the labels file is `<split>-labels-idx1-ubyte[.gz]`.
+  """
+  split, images_path, _ = _idx_split(directory)
+  stem = f'{split}-labels-idx1-ubyte'
+  path = _find_idx(os.path.dirname(images_path), stem)
+  if path is None:
+    raise UserError(f'data.path={directory!r} has {os.path.basename(images_path)}'
+                    f' but no {stem}[.gz]; add the labels file of the same split')
+  labels = read_idx(path)
+  if labels.dtype != np.uint8 or labels.ndim != 1:
+    raise UserError(f'{path} holds {labels.dtype.name} data of shape {labels.shape};'
+                    ' labels must be uint8 of shape [N]')
+  return labels
+
+
+# ----------------------------------------------------------------- TFDS
+
+
+def _one_line(error: BaseException, limit: int = 200) -> str:
+  """`Type: message` of an exception, on one line and at most ~limit chars."""
+  text = ' '.join(f'{type(error).__name__}: {error}'.split())
+  return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def _tfds_offline_reason(name: str) -> str | None:
+  """Why TFDS cannot download `name` right now (DNS fails), or None."""
+  host = _TFDS_DOWNLOAD_HOSTS[name]
+  if urllib.request.getproxies():  # The proxy resolves names, not us.
+    return None
+  try:
+    socket.getaddrinfo(host, 443)
+  except OSError as e:
+    return f'offline: cannot resolve {host}: {_one_line(e, 120)}'
+  return None
+
+
+def _tfds_local_hint(name: str) -> str:
+  hint = '--config.data.tfds_data_dir=DIR holding a prepared copy'
+  if 'idx' in VALID_SOURCES[name]:
+    hint = ('--config.data.source=idx --config.data.path=DIR (a directory of'
+            f' MNIST-format idx files), or {hint}')
+  return f'to use local data pass {hint}'
+
+
+def _load_tfds_images(name: str, data_dir: str | None) -> tuple[np.ndarray, str]:
+  """uint8 [N, H, W, C] images of the TFDS 'train' split, and a description."""
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # no C++ INFO banners
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tensorflow_datasets as tfds
+  # pylint: enable=g-import-not-at-top
+  try:  # TF only reads files here: keep it off the accelerators JAX uses.
+    tf.config.set_visible_devices([], 'GPU')
+  except (RuntimeError, ValueError) as e:
+    logging.warning('could not hide GPUs from TensorFlow: %s', e)
+
+  data_dir = os.path.expanduser(data_dir) if data_dir else None
+  builder = tfds.builder(name, data_dir=data_dir)
+  if not builder.is_prepared():
+    reason = _tfds_offline_reason(name)
+    if reason is None:
+      logging.info('%s: no prepared TFDS copy in %s; downloading', name,
+                   builder.data_dir)
+      try:
+        builder.download_and_prepare()
+      except Exception as e:  # pylint: disable=broad-except
+        reason = _one_line(e)
+        if isinstance(e, ModuleNotFoundError) and e.name:
+          reason += f'; TFDS needs `pip install {e.name}`'
+    if reason is not None:
+      raise UserError(f'TFDS could not download/prepare {name} into'
+                      f' {builder.data_dir} ({reason}); {_tfds_local_hint(name)}')
+
+  dataset = builder.as_dataset(split='train').map(lambda ex: ex['image'])
+  batches = list(tfds.as_numpy(dataset.batch(10_000)))
+  images = np.concatenate(batches) if batches else np.zeros((0,), np.uint8)
+  shape = IMAGE_SHAPES[name]
+  if images.dtype != np.uint8 or images.shape[1:] != shape or not len(images):
+    raise UserError(f'TFDS {name} in {builder.data_dir} gave {images.dtype.name}'
+                    f' images of shape {images.shape}; expected uint8 [N, '
+                    f'{", ".join(map(str, shape))}] with N > 0')
+  description = (f'{name}: {len(images)} images {"x".join(map(str, shape))}'
+                 f' from TFDS (train split, {builder.data_dir})')
+  return images, description

@@ -1,0 +1,53 @@
+"""Trains a GAN: `python -m gan_jax.main --config=experiments/mnist.py`.
+
+Every config field can be overridden, e.g. `--config.loss.name=wgan_gp`.
+The workdir defaults to runs/<config file stem>; a workdir that holds a
+checkpoint is resumed. Multi-host: pass --coordinator_address,
+--num_processes and --process_id on every host, or nothing on a Cloud TPU pod
+(jax.distributed detects it).
+"""
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from gan_jax import cli
+from gan_jax import parallel
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config file, e.g. experiments/mnist.py.',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Run directory (default: runs/<config file stem>).')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None,
+    'Multi-host: host:port of process 0, the same on every process.')
+_NUM_PROCESSES = flags.DEFINE_integer(
+    'num_processes', None, 'Multi-host: number of processes.')
+_PROCESS_ID = flags.DEFINE_integer(
+    'process_id', None, 'Multi-host: this process, 0 .. num_processes-1.')
+flags.mark_flags_as_required(['config'])
+
+
+def default_workdir(config_path: str) -> str:
+  stem = os.path.splitext(os.path.basename(config_path))[0]
+  return os.path.join('runs', stem)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
+                                  _PROCESS_ID.value)
+  from gan_jax import train  # noqa: PLC0415 (after distributed init)
+  workdir = _WORKDIR.value or default_workdir(config_flags.get_config_filename(
+      flags.FLAGS['config']))
+  logging.info('workdir: %s', workdir)
+  train.train_and_evaluate(_CONFIG.value, workdir)
+
+
+if __name__ == '__main__':
+  cli.run(main)

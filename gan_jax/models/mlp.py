@@ -1,0 +1,40 @@
+"""MLP generator and critic for the 2-D toy mixtures.
+
+As in the toy code of Gulrajani et al. 2017 (gan_toy.py): `depth` hidden
+ReLU layers of `width` units in both players (defaults 3 x 512), a linear
+output, no normalisation.
+"""
+
+import flax.linen as nn
+import jax
+
+
+class Generator(nn.Module):
+  """z [B, latent] -> points [B, out_dim] in data coordinates."""
+
+  width: int = 512
+  depth: int = 3
+  out_dim: int = 2
+
+  @nn.compact
+  def __call__(self, z_BL: jax.Array, train: bool) -> jax.Array:
+    del train  # no batch norm or dropout
+    x = z_BL
+    for _ in range(self.depth):
+      x = nn.relu(nn.Dense(self.width)(x))
+    return nn.Dense(self.out_dim)(x)
+
+
+class Discriminator(nn.Module):
+  """points [B, D] -> logits [B]."""
+
+  width: int = 512
+  depth: int = 3
+
+  @nn.compact
+  def __call__(self, x_BD: jax.Array, train: bool) -> jax.Array:
+    del train
+    x = x_BD
+    for _ in range(self.depth):
+      x = nn.relu(nn.Dense(self.width)(x))
+    return nn.Dense(1)(x)[:, 0]

@@ -1,0 +1,99 @@
+"""Loss values against NumPy formulas, including extreme logits."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import losses
+
+LOGITS = np.array([-1e4, -50.0, -3.0, -0.5, 0.0, 0.7, 4.0, 60.0, 1e4], np.float32)
+
+
+def np_log_sigmoid(x):
+  return -np.logaddexp(0.0, -np.asarray(x, np.float64))
+
+
+def np_log_one_minus_sigmoid(x):
+  return -np.logaddexp(0.0, np.asarray(x, np.float64))
+
+
+def test_minimax_discriminator_loss_matches_numpy():
+  real, fake = LOGITS, LOGITS[::-1] * 0.5
+  want = -np.mean(np_log_sigmoid(real)) - np.mean(np_log_one_minus_sigmoid(fake))
+  got = losses.minimax_discriminator_loss(jnp.asarray(real), jnp.asarray(fake))
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  assert np.isfinite(got)
+
+
+def test_minimax_generator_loss_is_log_one_minus_d_and_saturates():
+  want = np.mean(np_log_one_minus_sigmoid(LOGITS))
+  got = losses.minimax_generator_loss(jnp.asarray(LOGITS))
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  # Saturation: when D rejects the fakes confidently the gradient vanishes.
+  grad = jax.grad(losses.minimax_generator_loss)(jnp.array([-1e4, -20.0]))
+  np.testing.assert_allclose(grad, [0.0, -np.exp(-20.0) / 2], atol=1e-12)
+
+
+def test_non_saturating_generator_loss_matches_numpy_and_does_not_saturate():
+  want = -np.mean(np_log_sigmoid(LOGITS))
+  got = losses.non_saturating_generator_loss(jnp.asarray(LOGITS))
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  grad = jax.grad(losses.non_saturating_generator_loss)(jnp.array([-1e4, -20.0]))
+  np.testing.assert_allclose(grad, [-0.5, -0.5], rtol=1e-6)
+
+
+@pytest.mark.parametrize('fn', [
+    lambda x: losses.minimax_discriminator_loss(x, -x),
+    losses.minimax_generator_loss,
+    losses.non_saturating_generator_loss,
+])
+def test_extreme_logits_give_finite_values_and_gradients(fn):
+  x = jnp.array([-1e4, 1e4, -1e30, 1e30], jnp.float32)
+  value, grad = jax.value_and_grad(fn)(x)
+  assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+def test_wasserstein_losses():
+  real, fake = jnp.array([1.0, 3.0]), jnp.array([-2.0, 0.0, 5.0])
+  np.testing.assert_allclose(losses.wasserstein_critic_loss(real, fake), 1.0 - 2.0)
+  np.testing.assert_allclose(losses.wasserstein_generator_loss(fake), -1.0)
+
+
+@pytest.mark.parametrize('w', [[0.3, -0.4], [3.0, 4.0], [0.0, 0.0]])
+def test_gradient_penalty_of_linear_critic_is_norm_minus_one_squared(w):
+  w = jnp.array(w)
+  rng = np.random.default_rng(0)
+  real = jnp.asarray(rng.normal(size=(32, 2)), jnp.float32)
+  fake = jnp.asarray(rng.normal(size=(32, 2)), jnp.float32)
+  eps = jnp.asarray(rng.uniform(size=32), jnp.float32)
+  critic = lambda x: x @ w  # noqa: E731
+  got = losses.gradient_penalty(critic, real, fake, eps)
+  np.testing.assert_allclose(got, (np.linalg.norm(w) - 1.0) ** 2, rtol=1e-5)
+
+
+def test_gradient_penalty_interpolates_per_example_on_images():
+  # A quadratic critic: its input gradient is x_hat itself, so the penalty
+  # checks where each example's interpolate lies.
+  real = jnp.ones((2, 3, 3, 1))
+  fake = jnp.zeros((2, 3, 3, 1))
+  eps = jnp.array([0.25, 1.0])
+  critic = lambda x: 0.5 * jnp.sum(x ** 2, axis=(1, 2, 3))  # grad = x_hat  # noqa: E731
+  # x_hat_i = eps_i everywhere; ||x_hat_i|| = 3 eps_i.
+  want = np.mean((3 * np.array([0.25, 1.0]) - 1.0) ** 2)
+  np.testing.assert_allclose(losses.gradient_penalty(critic, real, fake, eps),
+                             want, rtol=1e-6)
+
+
+def test_gradient_penalty_gradient_is_finite_when_input_gradient_is_zero():
+  def penalty(scale):
+    return losses.gradient_penalty(lambda x: scale * jnp.sum(x, axis=1),
+                                   jnp.ones((4, 2)), jnp.zeros((4, 2)),
+                                   jnp.full((4,), 0.5))
+  assert np.isfinite(jax.grad(penalty)(0.0))
+
+
+def test_registry_names_the_three_variants():
+  assert set(losses.LOSSES) == {'vanilla', 'non_saturating', 'wgan_gp'}
+  assert losses.LOSSES['vanilla'].generator is losses.minimax_generator_loss
+  assert losses.LOSSES['wgan_gp'].gradient_penalty
