@@ -1,0 +1,181 @@
+"""Data parallelism: 1 vs 4 devices, shard_map vs pmap, 1 vs 2 processes agree.
+
+JAX fixes its device count when it starts, so each check runs in a subprocess
+with `--xla_force_host_platform_device_count`.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+
+from gan_jax import checkpoints
+from gan_jax import configs
+from gan_jax import data
+from gan_jax import parallel
+from gan_jax import train
+from tests.conftest import REPO
+
+# Trains the tiny DCGAN (batch norm across devices, per-example dropout) for
+# 3 steps three ways in one process with 4 CPU devices and prints the results.
+DEVICE_SCRIPT = r'''
+import functools, json, sys
+import jax, numpy as np
+from gan_jax import configs, data, parallel, train
+from tests.conftest import tiny_image_config
+
+config = configs.resolve(tiny_image_config(sys.argv[1]))
+source = data.load(config.data)
+gan = train.build_gan(config, source.example_shape, source.sample_one)
+step_fn = functools.partial(train.train_step, gan)
+init = functools.partial(train.init_state, gan, jax.random.key(0))
+
+def flat(state, metrics):
+  state = jax.device_get(state.replace(key=jax.random.key_data(state.key)))
+  leaves = {jax.tree_util.keystr(p): np.asarray(x)
+            for p, x in jax.tree_util.tree_flatten_with_path(state)[0]}
+  return leaves, {k: float(v) for k, v in metrics.items()}
+
+def run_shard_map(devices):
+  mesh = parallel.make_mesh(devices)
+  state = jax.jit(init, out_shardings=parallel.replicated(mesh))()
+  arrays = parallel.replicate(source.arrays, mesh)
+  step = parallel.shard_map_step(step_fn, mesh)
+  for _ in range(3):
+    state, metrics = step(state, arrays)
+  return flat(state, metrics)
+
+def run_pmap():
+  state = parallel.replicate_for_pmap(jax.jit(init)())
+  arrays = parallel.replicate_for_pmap(source.arrays)
+  step = parallel.pmap_step(step_fn)
+  for _ in range(3):
+    state, metrics = step(state, arrays)
+  return flat(parallel.unreplicate(state), parallel.unreplicate(metrics))
+
+assert jax.device_count() == 4
+results = {'one': run_shard_map(jax.devices()[:1]), 'four': run_shard_map(jax.devices()),
+           'pmap': run_pmap()}
+out = {}
+for name, (leaves, metrics) in results.items():
+  np.savez(sys.argv[2] + f'/{name}.npz', **leaves)
+  out[name] = metrics
+print(json.dumps(out))
+'''
+
+
+def subprocess_env(devices: int) -> dict[str, str]:
+  env = dict(os.environ)
+  env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
+  env['JAX_PLATFORMS'] = 'cpu'
+  env['PYTHONPATH'] = REPO
+  return env
+
+
+def assert_state_leaf_close(path: str, actual, desired, steps: int = 3,
+                            lr: float = 1e-4) -> None:
+  """Equal up to float32 summation order.
+
+  Adam's moments and the batch-norm statistics are compared tightly against
+  their own scale: a gradient averaged wrongly (e.g. summed over devices)
+  shows there even though Adam's update is scale-invariant. The parameters
+  themselves may differ by up to 2 lr per step where a gradient is round-off
+  noise (Adam's first update is ~ lr * sign(g)).
+  """
+  actual, desired = np.asarray(actual, np.float64), np.asarray(desired, np.float64)
+  scale = np.max(np.abs(desired)) if desired.size else 0.0
+  if 'params' in path and 'opt_state' not in path:
+    atol = 2 * steps * lr
+  else:
+    atol = 1e-3 * scale + 1e-12
+  np.testing.assert_allclose(actual, desired, rtol=1e-4, atol=atol, err_msg=path)
+
+
+def test_one_and_four_devices_and_pmap_agree(tmp_path, idx_dir):
+  proc = subprocess.run(
+      [sys.executable, '-c', DEVICE_SCRIPT, idx_dir, str(tmp_path)],
+      env=subprocess_env(4), cwd=REPO, capture_output=True, text=True,
+      timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  metrics = json.loads(proc.stdout.strip().splitlines()[-1])
+  one, four, pmap = (np.load(tmp_path / f'{n}.npz') for n in ('one', 'four', 'pmap'))
+  assert len(one.files) > 40  # the whole DCGAN state: params, stats, Adam moments
+  for other in (four, pmap):
+    for path in one.files:
+      assert_state_leaf_close(path, other[path], one[path])
+  for name in ('four', 'pmap'):
+    for key, value in metrics['one'].items():
+      np.testing.assert_allclose(metrics[name][key], value, rtol=1e-4, atol=1e-5)
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+TOY_FLAGS = ['--config=experiments/ring8.py', '--config.model.width=32',
+             '--config.model.depth=2', '--config.train.batch_size=16',
+             '--config.train.num_steps=6', '--config.train.log_every=3',
+             '--config.train.sample_every=3', '--config.train.checkpoint_every=3']
+
+
+def restore_final(workdir: str):
+  config = configs.default_config()
+  with open(os.path.join(workdir, 'config.json')) as f:
+    config.update_from_flattened_dict(
+        {k: v for k, v in _flatten(json.load(f)).items()})
+  gan = train.build_gan(config, data.example_shape(config.data.name))
+  ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'))
+  state = ckpts.restore(train.abstract_state(gan, parallel.make_mesh()))
+  ckpts.close()
+  return jax.device_get(state.replace(key=jax.random.key_data(state.key)))
+
+
+def _flatten(tree, prefix=''):
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = value
+  return flat
+
+
+def test_two_processes_agree_with_one(tmp_path):
+  single = str(tmp_path / 'single')
+  proc = subprocess.run(
+      [sys.executable, '-m', 'gan_jax.main', *TOY_FLAGS, f'--workdir={single}'],
+      env=subprocess_env(4), cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+
+  multi = str(tmp_path / 'multi')
+  port = free_port()
+  workers = [subprocess.Popen(
+      [sys.executable, '-m', 'gan_jax.main', *TOY_FLAGS, f'--workdir={multi}',
+       f'--coordinator_address=localhost:{port}', '--num_processes=2',
+       f'--process_id={i}'],
+      env=subprocess_env(2), cwd=REPO, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True) for i in range(2)]
+  try:
+    outputs = [w.communicate(timeout=300) for w in workers]
+  finally:
+    for w in workers:
+      w.kill()
+  for w, (_, err) in zip(workers, outputs, strict=True):
+    assert w.returncode == 0, err[-3000:]
+  assert 'process 1 of 2; 2 local of 4 global devices' in outputs[1][1]
+
+  for a, b in zip(jax.tree.leaves(restore_final(single)),
+                  jax.tree.leaves(restore_final(multi)), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  # Only process 0 writes logs, pictures and results.
+  events = [f for f in os.listdir(multi) if f.startswith('events.out')]
+  assert len(events) == 1
+  with open(os.path.join(multi, 'results.json')) as f:
+    results = json.load(f)
+  assert results['processes'] == 2 and results['devices'] == 4
