@@ -4,8 +4,9 @@
 
 Needs TFDS to download CIFAR-10 (or --config.data.tfds_data_dir=DIR holding a
 prepared copy). Expect blurry object-like colour blobs after ~5,000 steps:
-this small model is a baseline, not a state-of-the-art CIFAR generator. About
-3x the MNIST step time on a CPU; use an accelerator.
+this small model is a baseline, not a state-of-the-art CIFAR generator. Each
+step costs more than MNIST's (32x32x3 images, G starts from 8x8): use an
+accelerator.
 """
 
 from gan_jax import configs

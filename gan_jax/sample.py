@@ -7,18 +7,14 @@ same --seed and checkpoint give the same samples.
 """
 
 import functools
-import json
 import os
 
 from absl import app
 from absl import flags
 import jax
-import ml_collections
 import numpy as np
 
-from gan_jax import checkpoints
 from gan_jax import cli
-from gan_jax import data
 from gan_jax import parallel
 from gan_jax import train
 from gan_jax.errors import UserError
@@ -30,29 +26,6 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the latent noise.')
 flags.mark_flags_as_required(['workdir', 'num', 'out'])
 
 BATCH = 1000  # samples generated per device call
-
-
-def load_run_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    raise UserError(f'--workdir={workdir} holds no run (no config.json); pass'
-                    ' the workdir of a gan_jax.main run')
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
-
-
-def restore_generator(workdir: str):
-  """(gan, state) of the latest checkpoint in `workdir`."""
-  config = load_run_config(workdir)
-  ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'))
-  if ckpts.latest_step() is None:
-    raise UserError(f'--workdir={workdir} has no checkpoint yet (nothing in'
-                    f' {ckpts.directory}); train first or wait for a checkpoint')
-  gan = train.build_gan(config, data.example_shape(config.data.name))
-  mesh = parallel.make_mesh()
-  state = ckpts.restore(train.abstract_state(gan, mesh))
-  ckpts.close()
-  return gan, state
 
 
 def generate_samples(gan, state, num: int, seed: int) -> np.ndarray:
@@ -71,7 +44,7 @@ def main(argv: list[str]) -> None:
     raise UserError(f'--num={_NUM.value} is invalid; it must be > 0')
   if not _OUT.value.endswith('.npy'):
     raise UserError(f'--out={_OUT.value} must name a .npy file')
-  gan, state = restore_generator(_WORKDIR.value)
+  gan, state = train.restore_run(_WORKDIR.value)
   samples = generate_samples(gan, state, _NUM.value, _SEED.value)
   os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
   np.save(_OUT.value, samples)

@@ -33,6 +33,7 @@ from gan_jax import models
 from gan_jax import parallel
 from gan_jax import summary_writer
 from gan_jax import visualize
+from gan_jax.errors import UserError
 from gan_jax.parallel import DATA_AXIS
 
 Array = jax.Array
@@ -142,6 +143,14 @@ def _discriminate(gan: GAN, d_params, x: Array, key: Array) -> Array:
   return jax.vmap(one)(x, _local_keys(key, gan.batch_size))
 
 
+def _apply_gradients(optimizer: optax.GradientTransformation, params, opt_state,
+                     grads) -> tuple[PyTree, optax.OptState]:
+  """Averages this device's gradients over all devices, then one Adam update."""
+  grads = jax.lax.pmean(grads, DATA_AXIS)
+  updates, opt_state = optimizer.update(grads, opt_state, params)
+  return optax.apply_updates(params, updates), opt_state
+
+
 def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
                           key: Array) -> tuple[GANState, dict[str, Array]]:
   """One discriminator (critic) update on fresh real and generated batches."""
@@ -167,12 +176,10 @@ def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
 
   (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.d_params)
-  grads = jax.lax.pmean(grads, DATA_AXIS)
-  updates, d_opt_state = gan.d_optimizer.update(grads, state.d_opt_state,
-                                                state.d_params)
-  state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
-                        d_opt_state=d_opt_state)
-  return state, {'d_loss': loss, **metrics}
+  d_params, d_opt_state = _apply_gradients(gan.d_optimizer, state.d_params,
+                                           state.d_opt_state, grads)
+  return (state.replace(d_params=d_params, d_opt_state=d_opt_state),
+          {'d_loss': loss, **metrics})
 
 
 def _generator_update(gan: GAN, state: GANState,
@@ -188,12 +195,11 @@ def _generator_update(gan: GAN, state: GANState,
 
   (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.g_params)
-  grads = jax.lax.pmean(grads, DATA_AXIS)
-  updates, g_opt_state = gan.g_optimizer.update(grads, state.g_opt_state,
-                                                state.g_params)
-  state = state.replace(g_params=optax.apply_updates(state.g_params, updates),
-                        g_batch_stats=batch_stats, g_opt_state=g_opt_state)
-  return state, {'g_loss': loss}
+  g_params, g_opt_state = _apply_gradients(gan.g_optimizer, state.g_params,
+                                           state.g_opt_state, grads)
+  return (state.replace(g_params=g_params, g_batch_stats=batch_stats,
+                        g_opt_state=g_opt_state),
+          {'g_loss': loss})
 
 
 def train_step(gan: GAN, state: GANState,
@@ -291,6 +297,29 @@ def _restore_or_init(gan: GAN, seed: int, ckpts: checkpoints.Checkpoints, mesh):
   state = ckpts.restore(abstract_state(gan, mesh), latest)
   logging.info('resumed from %s/%d', ckpts.directory, latest)
   return state
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  """The resolved config a run in `workdir` recorded in config.json."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    raise UserError(f'--workdir={workdir} holds no run (no config.json); pass'
+                    ' the workdir of a gan_jax.main run')
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def restore_run(workdir: str, mesh=None) -> tuple[GAN, GANState]:
+  """The fixed parts and the latest checkpointed state of the run in `workdir`."""
+  config = load_run_config(workdir)
+  ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'))
+  if ckpts.latest_step() is None:
+    raise UserError(f'--workdir={workdir} has no checkpoint yet (nothing in'
+                    f' {ckpts.directory}); train first or wait for a checkpoint')
+  gan = build_gan(config, data.example_shape(config.data.name))
+  state = ckpts.restore(abstract_state(gan, mesh or parallel.make_mesh()))
+  ckpts.close()
+  return gan, state
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -42,6 +42,13 @@ def idx_dir(tmp_path):
   return str(directory)
 
 
+def restored_state(workdir: str):
+  """The latest checkpoint of a run as host arrays (the key as raw key data)."""
+  from gan_jax import train  # noqa: PLC0415
+  _, state = train.restore_run(workdir)
+  return jax.device_get(state.replace(key=jax.random.key_data(state.key)))
+
+
 def tiny_toy_config(loss: str = 'non_saturating', dataset: str = 'ring8'):
   """A toy run small enough to compile and train in a few seconds."""
   c = configs.toy_config(dataset)

@@ -13,12 +13,8 @@ import sys
 import jax
 import numpy as np
 
-from gan_jax import checkpoints
-from gan_jax import configs
-from gan_jax import data
-from gan_jax import parallel
-from gan_jax import train
 from tests.conftest import REPO
+from tests.conftest import restored_state
 
 # Trains the tiny DCGAN (batch norm across devices, per-example dropout) for
 # 3 steps three ways in one process with 4 CPU devices and prints the results.
@@ -124,28 +120,6 @@ TOY_FLAGS = ['--config=experiments/ring8.py', '--config.model.width=32',
              '--config.train.sample_every=3', '--config.train.checkpoint_every=3']
 
 
-def restore_final(workdir: str):
-  config = configs.default_config()
-  with open(os.path.join(workdir, 'config.json')) as f:
-    config.update_from_flattened_dict(
-        {k: v for k, v in _flatten(json.load(f)).items()})
-  gan = train.build_gan(config, data.example_shape(config.data.name))
-  ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'))
-  state = ckpts.restore(train.abstract_state(gan, parallel.make_mesh()))
-  ckpts.close()
-  return jax.device_get(state.replace(key=jax.random.key_data(state.key)))
-
-
-def _flatten(tree, prefix=''):
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = value
-  return flat
-
-
 def test_two_processes_agree_with_one(tmp_path):
   single = str(tmp_path / 'single')
   proc = subprocess.run(
@@ -170,8 +144,8 @@ def test_two_processes_agree_with_one(tmp_path):
     assert w.returncode == 0, err[-3000:]
   assert 'process 1 of 2; 2 local of 4 global devices' in outputs[1][1]
 
-  for a, b in zip(jax.tree.leaves(restore_final(single)),
-                  jax.tree.leaves(restore_final(multi)), strict=True):
+  for a, b in zip(jax.tree.leaves(restored_state(single)),
+                  jax.tree.leaves(restored_state(multi)), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
   # Only process 0 writes logs, pictures and results.
   events = [f for f in os.listdir(multi) if f.startswith('events.out')]

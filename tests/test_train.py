@@ -9,12 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import checkpoints
 from gan_jax import configs
 from gan_jax import data
 from gan_jax import losses
 from gan_jax import parallel
 from gan_jax import train
+from tests.conftest import restored_state
 from tests.conftest import tiny_image_config
 from tests.conftest import tiny_toy_config
 
@@ -75,15 +75,6 @@ def test_the_step_is_deterministic_given_seed_and_step():
   assert float(m1['g_loss']) == float(m2['g_loss'])
 
 
-def final_state(workdir, config):
-  config = configs.resolve(config)
-  gan = train.build_gan(config, data.example_shape(config.data.name))
-  ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'))
-  state = ckpts.restore(train.abstract_state(gan, parallel.make_mesh()))
-  ckpts.close()
-  return jax.device_get(state.replace(key=jax.random.key_data(state.key)))
-
-
 def test_resumed_run_equals_uninterrupted_run_bitwise(tmp_path, idx_dir):
   # DCGAN: batch norm statistics, dropout and both Adam states must all resume.
   config = tiny_image_config(idx_dir)
@@ -96,8 +87,8 @@ def test_resumed_run_equals_uninterrupted_run_bitwise(tmp_path, idx_dir):
   results = train.train_and_evaluate(config, str(tmp_path / 'resumed'))
   assert results['resumed_from'] == 2 and results['final_step'] == 4
 
-  straight = final_state(str(tmp_path / 'straight'), config)
-  resumed = final_state(str(tmp_path / 'resumed'), config)
+  straight = restored_state(str(tmp_path / 'straight'))
+  resumed = restored_state(str(tmp_path / 'resumed'))
   for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed), strict=True):
     np.testing.assert_array_equal(a, b)
   assert int(resumed.step) == 4
