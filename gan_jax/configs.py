@@ -8,6 +8,7 @@ overridden on the command line (`--config.train.num_steps=100`).
 import ml_collections
 
 from gan_jax import data
+from gan_jax import evaluators
 from gan_jax import losses
 from gan_jax import models
 from gan_jax.errors import UserError
@@ -54,6 +55,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 1000  # Orbax checkpoint, in steps (and at the end)
   c.train.eval_every = 0  # quality metrics, in steps (0 = only at the end)
   c.train.max_checkpoints = 3  # checkpoints kept; older ones are deleted
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.evaluators = ''  # comma-separated evaluators.EVALUATORS ('' = none)
+  c.eval.num_samples = 2500  # generated samples per evaluation (PacGAN: 2,500)
   return c
 
 
@@ -76,6 +81,8 @@ def toy_config(dataset: str) -> ml_collections.ConfigDict:
   c.train.log_every = 250
   c.train.sample_every = 1000
   c.train.checkpoint_every = 1000
+  if dataset in ('ring8', 'grid25'):
+    c.eval.evaluators = 'modes'  # PacGAN's modes / high-quality / reverse KL
   return c
 
 
@@ -101,7 +108,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
               'train.num_steps', 'model.latent_dim',
               'model.width', 'model.depth', 'train.log_every',
               'train.sample_every', 'train.checkpoint_every',
-              'train.max_checkpoints'):
+              'train.max_checkpoints', 'eval.num_samples'):
     _check_positive(key, _get(config, key))
   _check_positive('loss.gp_weight', config.loss.gp_weight, allow_zero=True)
   _check_positive('train.eval_every', config.train.eval_every, allow_zero=True)
@@ -112,6 +119,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   if not 0 <= config.model.dropout < 1:
     raise UserError(
         f'model.dropout={config.model.dropout!r} is invalid; it must be in [0, 1)')
+  for name in evaluators.parse(config.eval.evaluators):
+    _check_choice('eval.evaluators entry', name, evaluators.EVALUATORS)
   batch = config.train.batch_size
   if batch % num_devices:
     raise UserError(

@@ -6,12 +6,10 @@ float32; images NHWC in [-1, 1], 2-D toys [N, 2] in data coordinates. The
 same --seed and checkpoint give the same samples.
 """
 
-import functools
 import os
 
 from absl import app
 from absl import flags
-import jax
 import numpy as np
 
 from gan_jax import cli
@@ -25,17 +23,6 @@ _OUT = flags.DEFINE_string('out', None, 'Output .npy file.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the latent noise.')
 flags.mark_flags_as_required(['workdir', 'num', 'out'])
 
-BATCH = 1000  # samples generated per device call
-
-
-def generate_samples(gan, state, num: int, seed: int) -> np.ndarray:
-  """`num` samples in inference mode from z ~ N(0, I) drawn with `seed`."""
-  z = jax.random.normal(jax.random.key(seed), (num, gan.latent_dim))
-  generate = jax.jit(functools.partial(train.generate, gan))
-  chunks = [generate(state.g_params, state.g_batch_stats, z[i:i + BATCH])
-            for i in range(0, num, BATCH)]
-  return np.concatenate([np.asarray(c, np.float32) for c in chunks])
-
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
@@ -45,7 +32,7 @@ def main(argv: list[str]) -> None:
   if not _OUT.value.endswith('.npy'):
     raise UserError(f'--out={_OUT.value} must name a .npy file')
   gan, state = train.restore_run(_WORKDIR.value)
-  samples = generate_samples(gan, state, _NUM.value, _SEED.value)
+  samples = train.generate_samples(gan, state, _NUM.value, _SEED.value)
   os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
   np.save(_OUT.value, samples)
   print(f'wrote {samples.shape[0]} samples of shape {samples.shape[1:]} to'

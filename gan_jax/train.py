@@ -28,6 +28,7 @@ import optax
 from gan_jax import checkpoints
 from gan_jax import configs
 from gan_jax import data
+from gan_jax import evaluators
 from gan_jax import losses
 from gan_jax import models
 from gan_jax import parallel
@@ -241,6 +242,20 @@ def generate(gan: GAN, g_params, g_batch_stats, z: Array) -> Array:
                              z, train=False)
 
 
+def generate_samples(gan: GAN, state: GANState, num: int, seed: int,
+                     batch: int = 1000) -> np.ndarray:
+  """`num` float32 samples in inference mode from z ~ N(0, I) drawn with `seed`.
+
+  The same seed and state give the same samples, whatever `batch` is.
+  """
+  z = jax.random.normal(jax.random.key(seed), (num, gan.latent_dim))
+  generate_fn = jax.jit(functools.partial(generate, gan))
+  chunks = [generate_fn(state.g_params, state.g_batch_stats, z[i:i + batch])
+            for i in range(0, num, batch)]
+  return np.concatenate([np.asarray(parallel.fetch(c), np.float32)
+                         for c in chunks])
+
+
 def _format_duration(seconds: float) -> str:
   seconds = int(seconds)
   hours, rest = divmod(seconds, 3600)
@@ -248,7 +263,7 @@ def _format_duration(seconds: float) -> str:
           else f'{rest // 60}m{rest % 60:02d}s')
 
 
-def _write_json(path: str, obj) -> None:
+def write_json(path: str, obj) -> None:
   tmp = path + '.tmp'
   with open(tmp, 'w') as f:
     json.dump(obj, f, indent=2, sort_keys=True)
@@ -336,6 +351,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   source = data.load(config.data)
   logging.info('data: %s', source.description)
   gan = build_gan(config, source.example_shape, source.sample_one)
+  eval_names = evaluators.parse(config.eval.evaluators)
+  evaluators.check(eval_names, source)
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'),
                                   config.train.max_checkpoints)
   state = _restore_or_init(gan, config.seed, ckpts, mesh)
@@ -367,14 +384,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       where = (f'the last good checkpoint is step {good} in {ckpts.directory}'
                if good is not None else 'no checkpoint was saved')
       if is_main:
-        _write_json(os.path.join(workdir, 'results.json'), {
+        write_json(os.path.join(workdir, 'results.json'), {
             'status': 'diverged', 'nonfinite_step': bad_step,
             'final_step': step, 'last_checkpoint': good})
       raise TrainingDiverged(
           f'a loss became NaN or infinite at step {bad_step} (checked at step'
           f' {step}); {where}')
 
-  metrics = {}
+  def evaluate(state: GANState, step: int) -> dict[str, float]:
+    samples = generate_samples(gan, state, config.eval.num_samples, config.seed)
+    scores = evaluators.evaluate(eval_names, samples, source)
+    if is_main:
+      writer.scalars(step, {f'eval/{k}': v for k, v in scores.items()})
+      logging.info('eval step %d | %s', step,
+                   ' '.join(f'{k} {v:.4g}' for k, v in scores.items()))
+    return scores
+
+  metrics, scores = {}, {}
   train_start = last_time = time.time()
   last_step = start
   for step in range(start + 1, num_steps + 1):
@@ -398,6 +424,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         path = os.path.join(workdir, 'samples', f'step_{step}.png')
         summary_writer.to_pil(picture).save(path)
         writer.image(step, 'samples', picture)
+    eval_every = config.train.eval_every
+    if eval_names and ((eval_every and step % eval_every == 0) or last):
+      scores = evaluate(state, step)
     if step % config.train.checkpoint_every == 0 or last:
       check_finite(state, step)
       ckpts.save(step, state)
@@ -407,7 +436,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   trained = num_steps - start
   results = {
       'status': 'finished', 'final_step': max(num_steps, start),
-      'resumed_from': start or None, 'losses': metrics, 'metrics': {},
+      'resumed_from': start or None, 'losses': metrics, 'metrics': scores,
       'wall_time_s': time.time() - wall_start, 'compile_s': compile_s,
       'steps_per_s': trained / (time.time() - train_start) if trained > 0 else None,
       'devices': mesh.size, 'processes': jax.process_count(),
@@ -415,7 +444,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if is_main:
     writer.close()
     if trained > 0 or not os.path.exists(os.path.join(workdir, 'results.json')):
-      _write_json(os.path.join(workdir, 'results.json'), results)
+      write_json(os.path.join(workdir, 'results.json'), results)
     logging.info('done: step %d, %s', results['final_step'],
                  os.path.join(workdir, 'results.json'))
   return results

@@ -42,6 +42,21 @@ def idx_dir(tmp_path):
   return str(directory)
 
 
+def read_events(path: str):
+  """Scalars and image steps as TensorBoard's own loader reads them."""
+  from tensorboard.backend.event_processing import event_file_loader  # noqa: PLC0415
+  scalars, images = {}, {}
+  for event in event_file_loader.EventFileLoader(path).Load():
+    for value in event.summary.value:  # the loader migrates to tensor summaries
+      plugin = value.metadata.plugin_data.plugin_name
+      if plugin == 'scalars':
+        scalars.setdefault(value.tag, []).append(
+            (event.step, value.tensor.float_val[0]))
+      elif plugin == 'images':
+        images.setdefault(value.tag, []).append(event.step)
+  return scalars, images
+
+
 def restored_state(workdir: str):
   """The latest checkpoint of a run as host arrays (the key as raw key data)."""
   from gan_jax import train  # noqa: PLC0415

@@ -11,6 +11,7 @@ from PIL import Image
 import pytest
 
 from tests.conftest import REPO
+from tests.conftest import read_events
 
 TINY_TRAIN = ['--config.train.num_steps=4', '--config.train.log_every=2',
               '--config.train.sample_every=2', '--config.train.checkpoint_every=2']
@@ -32,21 +33,6 @@ def assert_one_line_error(proc, *fragments: str) -> None:
   assert len(errors) == 1, proc.stderr[-2000:]
   for fragment in fragments:
     assert fragment in errors[0], errors[0]
-
-
-def read_events(path: str):
-  """Scalars and image steps as TensorBoard's own loader reads them."""
-  from tensorboard.backend.event_processing import event_file_loader  # noqa: PLC0415
-  scalars, images = {}, {}
-  for event in event_file_loader.EventFileLoader(path).Load():
-    for value in event.summary.value:  # the loader migrates to tensor summaries
-      plugin = value.metadata.plugin_data.plugin_name
-      if plugin == 'scalars':
-        scalars.setdefault(value.tag, []).append(
-            (event.step, value.tensor.float_val[0]))
-      elif plugin == 'images':
-        images.setdefault(value.tag, []).append(event.step)
-  return scalars, images
 
 
 def snapshot(directory: str) -> dict[str, tuple[int, int]]:
@@ -205,6 +191,8 @@ def test_sample_without_a_checkpoint_is_one_line_error(tmp_path):
   assert_one_line_error(
       run('gan_jax.sample', f'--workdir={tmp_path}', '--num=5',
           f'--out={tmp_path / "x.npy"}'), 'no config.json')
+  assert_one_line_error(run('gan_jax.evaluate', f'--workdir={tmp_path}'),
+                        'no config.json')
   (tmp_path / 'config.json').write_text(json.dumps({'data': {'name': 'ring8'}}))
   assert_one_line_error(
       run('gan_jax.sample', f'--workdir={tmp_path}', '--num=5',

@@ -1,0 +1,69 @@
+"""Re-scores the latest checkpoint of a finished (or running) run.
+
+  python -m gan_jax.evaluate --workdir=runs/ring8 [--evaluators=modes] [--num_samples=2500]
+
+Prints the figures as JSON and records them in the workdir's results.json
+(`metrics`, with `metrics_step`, the checkpoint they come from).
+"""
+
+import json
+import os
+
+from absl import app
+from absl import flags
+
+from gan_jax import cli
+from gan_jax import data
+from gan_jax import evaluators
+from gan_jax import parallel
+from gan_jax import train
+from gan_jax.errors import UserError
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'A run directory of gan_jax.main.')
+_EVALUATORS = flags.DEFINE_string(
+    'evaluators', None, 'Comma-separated evaluators (default: the run config\'s'
+    f' eval.evaluators); valid: {", ".join(evaluators.EVALUATORS)}.')
+_NUM_SAMPLES = flags.DEFINE_integer(
+    'num_samples', None, 'Generated samples (default: the run config\'s eval.num_samples).')
+flags.mark_flags_as_required(['workdir'])
+
+
+def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
+                 num_samples: int | None = None) -> dict:
+  """Scores the latest checkpoint in `workdir`; updates its results.json."""
+  config = train.load_run_config(workdir)
+  names = evaluators.parse(config.eval.evaluators) if names is None else names
+  if not names:
+    raise UserError(f'no evaluators: the run in {workdir} has eval.evaluators=""'
+                    f'; pass --evaluators (valid: {", ".join(evaluators.EVALUATORS)})')
+  num_samples = num_samples or config.eval.num_samples
+  if num_samples <= 0:
+    raise UserError(f'--num_samples={num_samples} is invalid; it must be > 0')
+  source = data.load(config.data)
+  evaluators.check(names, source)
+  gan, state = train.restore_run(workdir)
+  samples = train.generate_samples(gan, state, num_samples, config.seed)
+  scores = evaluators.evaluate(names, samples, source)
+  step = int(parallel.fetch(state.step))
+
+  path = os.path.join(workdir, 'results.json')
+  results = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      results = json.load(f)
+  results.update(metrics=scores, metrics_step=step)
+  train.write_json(path, results)
+  return {'step': step, 'metrics': scores}
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  names = (None if _EVALUATORS.value is None
+           else evaluators.parse(_EVALUATORS.value))
+  print(json.dumps(evaluate_run(_WORKDIR.value, names, _NUM_SAMPLES.value),
+                   indent=2, sort_keys=True))
+
+
+if __name__ == '__main__':
+  cli.run(main)
