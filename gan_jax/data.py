@@ -324,8 +324,8 @@ def _tfds_local_hint(name: str) -> str:
   return f'to use local data pass {hint}'
 
 
-def _load_tfds_images(name: str, data_dir: str | None) -> tuple[np.ndarray, str]:
-  """uint8 [N, H, W, C] images of the TFDS 'train' split, and a description."""
+def _prepared_tfds_builder(name: str, data_dir: str | None):
+  """(tfds module, a prepared builder of `name`); UserError if it cannot be."""
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # no C++ INFO banners
   # pylint: disable=g-import-not-at-top
   import tensorflow as tf
@@ -352,7 +352,12 @@ def _load_tfds_images(name: str, data_dir: str | None) -> tuple[np.ndarray, str]
     if reason is not None:
       raise UserError(f'TFDS could not download/prepare {name} into'
                       f' {builder.data_dir} ({reason}); {_tfds_local_hint(name)}')
+  return tfds, builder
 
+
+def _load_tfds_images(name: str, data_dir: str | None) -> tuple[np.ndarray, str]:
+  """uint8 [N, H, W, C] images of the TFDS 'train' split, and a description."""
+  tfds, builder = _prepared_tfds_builder(name, data_dir)
   dataset = builder.as_dataset(split='train').map(lambda ex: ex['image'])
   batches = list(tfds.as_numpy(dataset.batch(10_000)))
   images = np.concatenate(batches) if batches else np.zeros((0,), np.uint8)
@@ -364,3 +369,145 @@ def _load_tfds_images(name: str, data_dir: str | None) -> tuple[np.ndarray, str]
   description = (f'{name}: {len(images)} images {"x".join(map(str, shape))}'
                  f' from TFDS (train split, {builder.data_dir})')
   return images, description
+
+
+# ----------------------------------------------------------------- labeled
+
+LABELED_NAMES = ('mnist', 'fashion_mnist')  # 28x28x1 with 10 classes
+NUM_CLASSES = 10
+# With only the t10k files, the last T10K_HELD_OUT_FRACTION of them are held
+# out for testing and the rest train (10,000 images: 8,000 / 2,000).
+T10K_HELD_OUT_FRACTION = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class LabeledData:
+  """Images with class labels, split into train and test.
+
+  Attributes:
+    train_images: uint8 [N, 28, 28, 1].
+    train_labels: int32 [N], in [0, NUM_CLASSES).
+    test_images: uint8 [M, 28, 28, 1].
+    test_labels: int32 [M].
+    description: one line for the log: where the splits come from.
+  """
+  train_images: np.ndarray
+  train_labels: np.ndarray
+  test_images: np.ndarray
+  test_labels: np.ndarray
+  description: str
+
+
+def load_labeled(data_config) -> LabeledData:
+  """Labeled train and test images of `data_config` (name, source, path, ...).
+
+  idx: the train-* files train and the t10k-* files test; with only t10k-*,
+  its first 80% train and its last 20% are held out for testing (8,000 /
+  2,000 of the official 10k), which the description says. tfds: the 'train'
+  and 'test' splits.
+
+  Raises:
+    UserError: a name other than LABELED_NAMES, a bad source, missing or bad
+      files.
+  """
+  name, source = data_config.name, data_config.source
+  if name not in LABELED_NAMES:
+    raise UserError(f'data.name={name!r} has no labeled loader; valid:'
+                    f' {", ".join(LABELED_NAMES)}')
+  if source not in VALID_SOURCES[name]:
+    raise UserError(f'data.source={source!r} is not valid for data.name={name!r};'
+                    f' valid: {", ".join(VALID_SOURCES[name])}')
+  if source == 'idx':
+    return _load_labeled_idx(name, getattr(data_config, 'path', ''))
+  return _load_labeled_tfds(name, getattr(data_config, 'tfds_data_dir', None))
+
+
+def _checked_labeled(name: str, where: str, images: np.ndarray,
+                     labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """uint8 [N, 28, 28, 1] images and int32 [N] labels; UserError if bad."""
+  shape = IMAGE_SHAPES[name]
+  if images.ndim == 3:
+    images = images[..., None]
+  if images.dtype != np.uint8 or images.shape[1:] != shape or not len(images):
+    raise UserError(f'{where} holds {images.dtype.name} images of shape'
+                    f' {images.shape}; {name} needs uint8 [N, '
+                    f'{", ".join(map(str, shape))}] with N > 0')
+  if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+    raise UserError(f'{where} holds {labels.dtype.name} labels of shape'
+                    f' {labels.shape}; labels must be integers of shape [N]')
+  if len(labels) != len(images):
+    raise UserError(f'{where} holds {len(images)} images but {len(labels)}'
+                    ' labels; they must match one to one')
+  if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+    raise UserError(f'{where} holds labels in [{labels.min()}, {labels.max()}];'
+                    f' {name} labels must be in [0, {NUM_CLASSES - 1}]')
+  return images, labels.astype(np.int32)
+
+
+def _read_idx_pair(name: str, directory: str,
+                   split: str) -> tuple[np.ndarray, np.ndarray, str] | None:
+  """(images, labels, images path) of `split` in `directory`, or None if no
+  images file; UserError if the images have no labels file."""
+  images_path = _find_idx(directory, f'{split}-images-idx3-ubyte')
+  if images_path is None:
+    return None
+  stem = f'{split}-labels-idx1-ubyte'
+  labels_path = _find_idx(directory, stem)
+  if labels_path is None:
+    raise UserError(f'data.path={directory!r} has {os.path.basename(images_path)}'
+                    f' but no {stem}[.gz]; add the labels file of the same split')
+  where = f'{images_path} + {os.path.basename(labels_path)}'
+  images, labels = _checked_labeled(name, where, read_idx(images_path),
+                                    read_idx(labels_path))
+  return images, labels, images_path
+
+
+def _load_labeled_idx(name: str, directory: str) -> LabeledData:
+  _idx_split(directory)  # UserError unless a directory with images files.
+  directory = os.path.expanduser(directory)
+  train = _read_idx_pair(name, directory, 'train')
+  test = _read_idx_pair(name, directory, 't10k')
+  if test is None:
+    raise UserError(f'data.path={directory!r} has train-images-idx3-ubyte but no'
+                    ' t10k-images-idx3-ubyte[.gz]; add the test split files'
+                    ' (t10k-images and t10k-labels) to measure test accuracy')
+  if train is not None:
+    description = (f'{name}: {len(train[0])} train images from {train[2]} and'
+                   f' {len(test[0])} test images from {test[2]} (the official'
+                   ' train/test splits)')
+    return LabeledData(train[0], train[1], test[0], test[1], description)
+  images, labels, path = test
+  num_test = round(len(images) * T10K_HELD_OUT_FRACTION)
+  num_train = len(images) - num_test
+  if not num_test or not num_train:
+    raise UserError(f'{path} holds {len(images)} images; splitting it into'
+                    ' train and held-out test needs at least 5')
+  description = (f'{name}: no train split in {directory}, so {path} is split:'
+                 f' its first {num_train} images train and its last {num_test}'
+                 ' are held out for testing (NOT the official train/test'
+                 ' splits)')
+  return LabeledData(images[:num_train], labels[:num_train], images[num_train:],
+                     labels[num_train:], description)
+
+
+def _load_labeled_tfds(name: str, data_dir: str | None) -> LabeledData:
+  tfds, builder = _prepared_tfds_builder(name, data_dir)
+  splits = {}
+  for split in ('train', 'test'):
+    dataset = builder.as_dataset(split=split).map(
+        lambda ex: (ex['image'], ex['label']))
+    batches = list(tfds.as_numpy(dataset.batch(10_000)))
+    if not batches:
+      raise UserError(f'TFDS {name} in {builder.data_dir} has an empty'
+                      f' {split!r} split')
+    images = np.concatenate([b[0] for b in batches])
+    labels = np.concatenate([b[1] for b in batches])
+    splits[split] = _checked_labeled(
+        name, f'TFDS {name} {split!r} split in {builder.data_dir}', images, labels)
+  (train_images, train_labels), (test_images, test_labels) = (
+      splits['train'], splits['test'])
+  description = (f'{name}: {len(train_images)} train and {len(test_images)} test'
+                 f' images with labels from TFDS (train and test splits,'
+                 f' {builder.data_dir})')
+  return LabeledData(train_images, train_labels, test_images, test_labels,
+                     description)
