@@ -127,6 +127,15 @@ def _centred(reference: Array, *others: Array) -> list[Array]:
   return [reference - shift, *(o - shift for o in others)]
 
 
+def _checked_centred_pair(real: Array, fake: Array) -> list[Array]:
+  """Float feature sets of one width, both centred on the real mean."""
+  real, fake = _as_float(real), _as_float(fake)
+  _check_features('real', real)
+  _check_features('fake', fake)
+  _check_pair(real, fake)
+  return _centred(real, fake)
+
+
 def _kl_to_uniform(counts: Array) -> Array:
   """KL(p || uniform) with p = counts / sum(counts), in nats.
 
@@ -340,11 +349,7 @@ def precision_recall(real: Array, fake: Array, k: int = 3,
     Recall Metric for Assessing Generative Models, NeurIPS 2019; code:
     github.com/kynkaat/improved-precision-and-recall-metric.
   """
-  real, fake = _as_float(real), _as_float(fake)
-  _check_features('real', real)
-  _check_features('fake', fake)
-  _check_pair(real, fake)
-  real, fake = _centred(real, fake)
+  real, fake = _checked_centred_pair(real, fake)
   real_r2 = _knn_sq_radii(real, k, chunk_size)
   fake_r2 = _knn_sq_radii(fake, k, chunk_size)
   return {
@@ -383,11 +388,7 @@ def density_coverage(real: Array, fake: Array, k: int = 5,
     Generative Models, ICML 2020; code:
     github.com/clovaai/generative-evaluation-prdc (prdc/prdc.py).
   """
-  real, fake = _as_float(real), _as_float(fake)
-  _check_features('real', real)
-  _check_features('fake', fake)
-  _check_pair(real, fake)
-  real, fake = _centred(real, fake)
+  real, fake = _checked_centred_pair(real, fake)
   real_r2 = _knn_sq_radii(real, k, chunk_size)
   real_sq = jnp.sum(real * real, axis=-1)
   fake_sq = jnp.sum(fake * fake, axis=-1)
