@@ -13,10 +13,9 @@ from gan_jax import configs
 
 
 def get_config():
-  c = configs.default_config()  # the tutorial's DCGAN, Adam and batch
+  c = configs.default_config()  # the MNIST experiment's DCGAN, Adam and batch
   c.data.name = 'cifar10'  # 32x32x3, scaled to [-1, 1]
   c.data.source = 'tfds'
-  c.optim.b1 = 0.5  # Radford et al. 2016's beta1, steadier on colour images
   c.train.num_steps = 20_000
   c.train.sample_every = 1000
   return c
