@@ -11,11 +11,13 @@ TensorFlow is imported lazily, only for `data.source='tfds'`.
 
 from collections.abc import Callable
 import dataclasses
+import functools
 import gzip
 import math
 import os
 import socket
 import struct
+import types
 import urllib.request
 import zlib
 
@@ -30,6 +32,7 @@ IMAGE_SHAPES = {
     'mnist': (28, 28, 1),
     'fashion_mnist': (28, 28, 1),
     'cifar10': (32, 32, 3),
+    'stacked_mnist': (28, 28, 3),  # 3 MNIST digits as channels: 1,000 modes
 }
 TOY_NAMES = ('ring8', 'grid25', 'swissroll')
 DATASET_NAMES = (*IMAGE_SHAPES, *TOY_NAMES)
@@ -38,6 +41,7 @@ VALID_SOURCES = {
     'mnist': ('tfds', 'idx'),
     'fashion_mnist': ('tfds', 'idx'),
     'cifar10': ('tfds',),
+    'stacked_mnist': ('tfds', 'idx'),  # read as MNIST
     **{name: ('toy',) for name in TOY_NAMES},
 }
 
@@ -116,6 +120,8 @@ def load(data_config) -> DataSource:
                     f' valid: {", ".join(valid)}')
   if source == 'toy':
     return _load_toy(name)
+  if name == 'stacked_mnist':
+    return _load_stacked_mnist(data_config)
   if source == 'idx':
     images, description = _load_idx_images(name, getattr(data_config, 'path', ''))
   else:
@@ -137,6 +143,35 @@ def _sample_image(arrays: dict, key: jax.Array) -> jax.Array:
   index = jax.random.randint(key, (), 0, images.shape[0])
   image = jax.lax.dynamic_index_in_dim(images, index, keepdims=False)
   return image.astype(jnp.float32) / 127.5 - 1.0
+
+
+def _sample_stacked_digits(arrays: dict, key: jax.Array) -> jax.Array:
+  """Three independent uniformly random digits as the channels of one image.
+
+  Stacked MNIST (Srivastava et al. 2017, VEEGAN; Lin et al. 2018, PacGAN):
+  10^3 = 1,000 modes, one per digit triple.
+  """
+  digits = jax.vmap(functools.partial(_sample_image, arrays))(
+      jax.random.split(key, 3))  # [3, 28, 28, 1]
+  return jnp.moveaxis(digits[..., 0], 0, -1)
+
+
+def _load_stacked_mnist(data_config) -> DataSource:
+  """MNIST, from the same source, sampled as Stacked MNIST."""
+  mnist = load(_with_name(data_config, 'mnist'))
+  return DataSource(
+      name='stacked_mnist', kind='images',
+      example_shape=IMAGE_SHAPES['stacked_mnist'], arrays=mnist.arrays,
+      sample_one=_sample_stacked_digits,
+      description=(f'stacked_mnist: 3 random digits as RGB channels, drawn from'
+                   f' {mnist.description}'))
+
+
+def _with_name(data_config, name: str):
+  """A copy of `data_config` (ConfigDict or any attribute bag) with another name."""
+  fields = {field: getattr(data_config, field, None)
+            for field in ('source', 'path', 'tfds_data_dir')}
+  return types.SimpleNamespace(name=name, **fields)
 
 
 # ----------------------------------------------------------------- toys

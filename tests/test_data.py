@@ -116,6 +116,23 @@ def test_idx_samples_are_scaled_stored_images(tmp_path):
   assert matches.any(axis=0).all()
 
 
+def test_stacked_mnist_stacks_three_independent_stored_digits(tmp_path):
+  images = _images(4, seed=5)
+  _write(tmp_path / 't10k-images-idx3-ubyte.gz', _idx_bytes(images))
+  source = data.load(_config('stacked_mnist', 'idx', str(tmp_path)))
+  assert source.example_shape == data.example_shape('stacked_mnist') == (28, 28, 3)
+  assert 'stacked_mnist' in source.description and 't10k' in source.description
+  samples = _draw(source, 256)
+  assert samples.dtype == np.float32 and samples.shape == (256, 28, 28, 3)
+  scaled = images.astype(np.float32) / 127.5 - 1  # [4, 28, 28]
+  # Every channel is exactly one stored digit ...
+  matches = np.abs(samples.transpose(0, 3, 1, 2)[:, :, None] - scaled[None, None])
+  digit = matches.max(axis=(3, 4)).argmin(axis=2)  # [256, 3]
+  assert matches.max(axis=(3, 4)).min(axis=2).max() < 1e-6
+  # ... drawn independently per channel: all 4^3 = 64 triples occur.
+  assert len({tuple(t) for t in digit}) == 64
+
+
 @pytest.mark.parametrize('dtype, shape', [
     (np.uint8, (7,)), (np.dtype('>i4'), (2, 3)), (np.dtype('>f4'), (2, 2, 2)),
     (np.dtype('>i2'), (0, 4))])
@@ -340,7 +357,7 @@ def test_toys_are_deterministic_per_key():
 def test_unknown_name():
   with pytest.raises(UserError, match=(
       "data.name='svhn' is not valid; valid: mnist, fashion_mnist, cifar10,"
-      ' ring8, grid25, swissroll')):
+      ' stacked_mnist, ring8, grid25, swissroll')):
     data.load(_config('svhn', 'tfds'))
   with pytest.raises(UserError, match="data.name='svhn'"):
     data.example_shape('svhn')
@@ -358,7 +375,7 @@ def test_invalid_source(name, source, valid):
 def test_constants_and_example_shape():
   assert data.SOURCES == ('tfds', 'idx', 'toy')
   assert data.DATASET_NAMES == (
-      'mnist', 'fashion_mnist', 'cifar10', 'ring8', 'grid25', 'swissroll')
+      'mnist', 'fashion_mnist', 'cifar10', 'stacked_mnist', 'ring8', 'grid25', 'swissroll')
   assert data.example_shape('mnist') == (28, 28, 1)
   assert data.example_shape('cifar10') == (32, 32, 3)
   assert data.example_shape('swissroll') == (2,)
