@@ -114,10 +114,7 @@ def load(data_config) -> DataSource:
   """
   name, source = data_config.name, data_config.source
   _check_name(name)
-  valid = VALID_SOURCES[name]
-  if source not in valid:
-    raise UserError(f'data.source={source!r} is not valid for data.name={name!r};'
-                    f' valid: {", ".join(valid)}')
+  _check_source(name, source)
   if source == 'toy':
     return _load_toy(name)
   if name == 'stacked_mnist':
@@ -135,6 +132,13 @@ def load(data_config) -> DataSource:
 def _check_name(name: str) -> None:
   if name not in DATASET_NAMES:
     raise UserError(f'data.name={name!r} is not valid; valid: {", ".join(DATASET_NAMES)}')
+
+
+def _check_source(name: str, source: str) -> None:
+  valid = VALID_SOURCES[name]
+  if source not in valid:
+    raise UserError(f'data.source={source!r} is not valid for data.name={name!r};'
+                    f' valid: {", ".join(valid)}')
 
 
 def _sample_image(arrays: dict, key: jax.Array) -> jax.Array:
@@ -449,9 +453,7 @@ def load_labeled(data_config) -> LabeledData:
   if name not in LABELED_NAMES:
     raise UserError(f'data.name={name!r} has no labeled loader; valid:'
                     f' {", ".join(LABELED_NAMES)}')
-  if source not in VALID_SOURCES[name]:
-    raise UserError(f'data.source={source!r} is not valid for data.name={name!r};'
-                    f' valid: {", ".join(VALID_SOURCES[name])}')
+  _check_source(name, source)
   if source == 'idx':
     return _load_labeled_idx(name, getattr(data_config, 'path', ''))
   return _load_labeled_tfds(name, getattr(data_config, 'tfds_data_dir', None))

@@ -31,7 +31,7 @@ flags.mark_flags_as_required(['workdir'])
 def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
                  num_samples: int | None = None) -> dict:
   """Scores the latest checkpoint in `workdir`; updates its results.json."""
-  config = train.load_run_config(workdir)
+  config, gan, state = train.restore_run(workdir)
   names = evaluators.parse(config.eval.evaluators) if names is None else names
   if not names:
     raise UserError(f'no evaluators: the run in {workdir} has eval.evaluators=""'
@@ -41,7 +41,6 @@ def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
     raise UserError(f'--num_samples={num_samples} is invalid; it must be > 0')
   source = data.load(config.data)
   evaluators.check(names, source)
-  gan, state = train.restore_run(workdir)
   samples = train.generate_samples(gan, state, num_samples, config.seed)
   scores = evaluators.evaluate(names, samples, source)
   step = int(parallel.fetch(state.step))

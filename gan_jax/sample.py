@@ -31,7 +31,7 @@ def main(argv: list[str]) -> None:
     raise UserError(f'--num={_NUM.value} is invalid; it must be > 0')
   if not _OUT.value.endswith('.npy'):
     raise UserError(f'--out={_OUT.value} must name a .npy file')
-  gan, state = train.restore_run(_WORKDIR.value)
+  _, gan, state = train.restore_run(_WORKDIR.value)
   samples = train.generate_samples(gan, state, _NUM.value, _SEED.value)
   os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
   np.save(_OUT.value, samples)

@@ -242,6 +242,12 @@ def generate(gan: GAN, g_params, g_batch_stats, z: Array) -> Array:
                              z, train=False)
 
 
+@functools.lru_cache(maxsize=8)
+def _jitted_generate(gan: GAN):
+  """One compiled `generate` per GAN, so repeated evaluations do not retrace."""
+  return jax.jit(functools.partial(generate, gan))
+
+
 def generate_samples(gan: GAN, state: GANState, num: int, seed: int,
                      batch: int = 1000) -> np.ndarray:
   """`num` float32 samples in inference mode from z ~ N(0, I) drawn with `seed`.
@@ -249,7 +255,7 @@ def generate_samples(gan: GAN, state: GANState, num: int, seed: int,
   The same seed and state give the same samples, whatever `batch` is.
   """
   z = jax.random.normal(jax.random.key(seed), (num, gan.latent_dim))
-  generate_fn = jax.jit(functools.partial(generate, gan))
+  generate_fn = _jitted_generate(gan)
   chunks = [generate_fn(state.g_params, state.g_batch_stats, z[i:i + batch])
             for i in range(0, num, batch)]
   return np.concatenate([np.asarray(parallel.fetch(c), np.float32)
@@ -324,8 +330,9 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def restore_run(workdir: str, mesh=None) -> tuple[GAN, GANState]:
-  """The fixed parts and the latest checkpointed state of the run in `workdir`."""
+def restore_run(workdir: str, mesh=None
+                ) -> tuple[ml_collections.ConfigDict, GAN, GANState]:
+  """The config, fixed parts and latest checkpointed state of the run in `workdir`."""
   config = load_run_config(workdir)
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'))
   if ckpts.latest_step() is None:
@@ -334,7 +341,7 @@ def restore_run(workdir: str, mesh=None) -> tuple[GAN, GANState]:
   gan = build_gan(config, data.example_shape(config.data.name))
   state = ckpts.restore(abstract_state(gan, mesh or parallel.make_mesh()))
   ckpts.close()
-  return gan, state
+  return config, gan, state
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -60,7 +60,7 @@ def read_events(path: str):
 def restored_state(workdir: str):
   """The latest checkpoint of a run as host arrays (the key as raw key data)."""
   from gan_jax import train  # noqa: PLC0415
-  _, state = train.restore_run(workdir)
+  _, _, state = train.restore_run(workdir)
   return jax.device_get(state.replace(key=jax.random.key_data(state.key)))
 
 
