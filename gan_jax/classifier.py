@@ -247,6 +247,9 @@ def save(directory: str, params: PyTree, info: dict) -> None:
   info_path = os.path.join(directory, INFO_FILE)
   if os.path.exists(info_path):
     os.remove(info_path)  # no classifier.json until the new params are saved
+  floors_path = os.path.join(directory, 'floors.json')
+  if os.path.exists(floors_path):
+    os.remove(floors_path)  # the evaluators' real-data figures of the old params
   checkpointer = ocp.StandardCheckpointer()
   checkpointer.save(os.path.join(directory, PARAMS_DIR), jax.device_get(params),
                     force=True)

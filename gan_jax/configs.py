@@ -60,6 +60,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.evaluators = ''  # comma-separated evaluators.EVALUATORS ('' = none)
   c.eval.num_samples = 2500  # generated samples per evaluation (PacGAN: 2,500)
+  # The LeNet of the classifier/stacked_mnist evaluators ('' = classifiers/
+  # <data.name>, classifiers/mnist for stacked_mnist; see gan_jax.classifier).
+  c.eval.classifier_dir = ''
   return c
 
 

@@ -39,10 +39,10 @@ def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
   num_samples = num_samples or config.eval.num_samples
   if num_samples <= 0:
     raise UserError(f'--num_samples={num_samples} is invalid; it must be > 0')
-  source = data.load(config.data)
-  evaluators.check(names, source)
+  config.eval.num_samples = num_samples
+  score_samples = evaluators.build(names, config, data.load(config.data))
   samples = train.generate_samples(gan, state, num_samples, config.seed)
-  scores = evaluators.evaluate(names, samples, source)
+  scores = score_samples(samples)
   step = int(parallel.fetch(state.step))
 
   path = os.path.join(workdir, 'results.json')

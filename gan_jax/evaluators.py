@@ -1,18 +1,45 @@
 """Evaluators: sample-quality figures of a generator, picked by `config.eval.evaluators`.
 
-Each evaluator maps generated samples (float32, as `train.generate_samples`
-returns them) and the data source to named scalars. They run during training
-every `train.eval_every` steps and at the end (TensorBoard `eval/<name>`,
-`results.json` `metrics`), and again with `python -m gan_jax.evaluate`.
+  modes          2-D mixtures (ring8, grid25): PacGAN's modes captured,
+                 high-quality fraction and reverse KL.
+  classifier     mnist, fashion_mnist: "FID", KID, precision/recall,
+                 density/coverage and the Inception-Score analogue, all in the
+                 feature space of the project's LeNet (gan_jax.classifier),
+                 NOT Inception-v3's; hence the `_lenet` in the names.
+  stacked_mnist  stacked_mnist: each channel classified by the MNIST LeNet,
+                 digit triples captured (of 1,000) and reverse KL to uniform.
+
+`build` checks the evaluators against the data, loads what they need (the
+classifier, the real reference set) and returns one function, samples ->
+flat dict of figures. It runs during training every `train.eval_every` steps
+and at the end (TensorBoard `eval/<name>`, `results.json` `metrics`), and in
+`python -m gan_jax.evaluate`.
+
+Each image evaluator also reports the same figures for held-out REAL data
+(`real_<name>`): what a perfect generator would score with as many samples,
+the floor (or ceiling) that makes a figure mean something. They are computed
+once per dataset, classifier and sample count and cached in the classifier's
+directory (floors.json).
 """
 
+from collections.abc import Callable
+import dataclasses
+import json
+import os
+
+import jax
 import numpy as np
 
+from gan_jax import classifier
 from gan_jax import data
 from gan_jax import metrics
 from gan_jax.errors import UserError
 
-EVALUATORS = ('modes',)
+EVALUATORS = ('modes', 'classifier', 'stacked_mnist')
+FLOORS_FILE = 'floors.json'
+SUBSET_SEED = 0  # which real images form the reference and held-out sets
+
+Scorer = Callable[[np.ndarray], dict[str, float]]
 
 
 def parse(spec: str) -> tuple[str, ...]:
@@ -20,33 +47,196 @@ def parse(spec: str) -> tuple[str, ...]:
   return tuple(name.strip() for name in spec.split(',') if name.strip())
 
 
-def check(names: tuple[str, ...], source: data.DataSource) -> None:
-  """Raises UserError for an evaluator that does not apply to the data."""
+def build(names: tuple[str, ...], config, source: data.DataSource) -> Scorer:
+  """One function: generated samples (float32, as `train.generate_samples`
+  returns them) -> the figures of every evaluator in `names`.
+
+  Raises:
+    UserError: an unknown evaluator, one that does not fit `source`, or a
+      missing classifier (the message says how to train it).
+  """
   for name in names:
-    if name not in EVALUATORS:
+    if name not in _BUILDERS:
       raise UserError(f'unknown evaluator {name!r} in eval.evaluators; valid:'
                       f' {", ".join(EVALUATORS)}')
-    if name == 'modes' and source.modes is None:
-      raise UserError(f'eval.evaluators=modes needs a mixture with known modes'
-                      f' (ring8, grid25), not data.name={source.name!r}')
+    valid = _VALID_DATA[name]
+    if source.name not in valid:
+      raise UserError(f'eval.evaluators={name} does not apply to data.name='
+                      f'{source.name!r}; it needs one of: {", ".join(valid)}')
+  scorers = [_BUILDERS[name](config, source) for name in names]
+
+  def score(samples: np.ndarray) -> dict[str, float]:
+    scores = {}
+    for scorer in scorers:
+      scores.update(scorer(samples))
+    return scores
+
+  return score
 
 
-def _modes(samples: np.ndarray, source: data.DataSource) -> dict[str, float]:
+# ----------------------------------------------------------------- modes
+
+
+def _modes(config, source: data.DataSource) -> Scorer:
   """PacGAN's protocol (Lin et al. 2018): modes captured, high-quality
   fraction (within 3 std of the nearest mode), reverse KL to uniform."""
-  scores = metrics.mode_coverage(samples, source.modes, source.mode_std)
-  return {'modes': int(scores['modes']),
-          'high_quality': float(scores['high_quality']),
-          'reverse_kl': float(scores['reverse_kl'])}
+  del config  # Unused.
+
+  def score(samples):
+    scores = metrics.mode_coverage(samples, source.modes, source.mode_std)
+    return {'modes': int(scores['modes']),
+            'high_quality': float(scores['high_quality']),
+            'reverse_kl': float(scores['reverse_kl'])}
+
+  return score
 
 
-_FUNCTIONS = {'modes': _modes}
+# ----------------------------------------------------------------- images
 
 
-def evaluate(names: tuple[str, ...], samples: np.ndarray,
-             source: data.DataSource) -> dict[str, float]:
-  """All figures of the evaluators `names` on `samples`, as one flat dict."""
-  scores = {}
-  for name in names:
-    scores.update(_FUNCTIONS[name](samples, source))
-  return scores
+def _classifier_directory(config, dataset_name: str) -> str:
+  return (config.eval.get('classifier_dir', '')
+          or classifier.default_directory(dataset_name))
+
+
+def image_figures(real_feats: np.ndarray, feats: np.ndarray,
+                  probs: np.ndarray) -> dict[str, float]:
+  """The classifier evaluator's figures of one feature set against the
+  reference features `real_feats` (same size)."""
+  kid_mean, kid_std = metrics.kernel_inception_distance(
+      real_feats, feats, jax.random.key(SUBSET_SEED))
+  return {
+      'fid_lenet': float(metrics.frechet_distance_from_features(real_feats, feats)),
+      'kid_lenet': float(kid_mean), 'kid_lenet_std': float(kid_std),
+      **{k: float(v) for k, v in metrics.precision_recall(real_feats, feats).items()},
+      **{k: float(v) for k, v in metrics.density_coverage(real_feats, feats).items()},
+      'score_lenet': float(metrics.classifier_score(probs)),
+  }
+
+
+def _subset(images: np.ndarray, size: int) -> np.ndarray:
+  """`size` images picked at random (fixed seed) without replacement."""
+  order = np.random.default_rng(SUBSET_SEED).permutation(len(images))
+  return images[np.sort(order[:size])]
+
+
+def _scaled(images: np.ndarray) -> np.ndarray:
+  return images.astype(np.float32) / 127.5 - 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Reference:
+  """Real features against which generated ones are compared."""
+  feats: np.ndarray  # [n, 128], n train images
+  floor: dict[str, float]  # held-out real images' figures (real_<name>)
+
+
+def _cached_floor(directory: str, key: str, compute: Callable[[], dict]) -> dict:
+  """compute() once per key, kept in directory/floors.json."""
+  path = os.path.join(directory, FLOORS_FILE)
+  floors = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      floors = json.load(f)
+  if key not in floors:
+    floors[key] = compute()
+    if jax.process_index() == 0:
+      with open(path + '.tmp', 'w') as f:
+        json.dump(floors, f, indent=2, sort_keys=True)
+      os.replace(path + '.tmp', path)
+  return floors[key]
+
+
+_REFERENCES = {}  # per process: (data, directory, num_samples) -> reference
+
+
+def _image_reference(config, directory: str):
+  """(classifier, n, _Reference) of config's labeled dataset; made once per
+  process and data/classifier/sample count."""
+  data_key = json.dumps({k: config.data[k] for k in (
+      'name', 'source', 'path', 'tfds_data_dir')}, sort_keys=True)
+  cache_key = (data_key, directory, config.eval.num_samples)
+  if cache_key not in _REFERENCES:
+    net = classifier.load(directory, config.data.name)
+    labeled = data.load_labeled(config.data)
+    n = min(config.eval.num_samples, len(labeled.train_images),
+            len(labeled.test_images))
+    real_feats, _ = net.features_and_probs(
+        _scaled(_subset(labeled.train_images, n)))
+
+    def floor():
+      feats, probs = net.features_and_probs(
+          _scaled(_subset(labeled.test_images, n)))
+      return image_figures(real_feats, feats, probs)
+
+    key = f'classifier | {labeled.description} | n={n}'
+    _REFERENCES[cache_key] = (
+        net, n, _Reference(real_feats, _cached_floor(directory, key, floor)))
+  return _REFERENCES[cache_key]
+
+
+def _classifier(config, source: data.DataSource) -> Scorer:
+  """Feature-space figures against `n` = min(eval.num_samples, train split,
+  test split) real training images; the first `n` generated samples count.
+  """
+  directory = _classifier_directory(config, source.name)
+  net, n, reference = _image_reference(config, directory)
+
+  def score(samples):
+    if len(samples) < n:
+      raise UserError(f'the classifier evaluator needs {n} samples, got'
+                      f' {len(samples)}; raise eval.num_samples')
+    feats, probs = net.features_and_probs(samples[:n])
+    return {**image_figures(reference.feats, feats, probs),
+            **{f'real_{k}': v for k, v in reference.floor.items()}}
+
+  return score
+
+
+# ----------------------------------------------------------------- stacked
+
+
+def stacked_digits(net: classifier.Classifier, images: np.ndarray) -> np.ndarray:
+  """[N, 28, 28, 3] images in [-1, 1] -> [N, 3] digits, one per channel."""
+  channels = np.moveaxis(np.asarray(images, np.float32), -1, 1)  # [N, 3, 28, 28]
+  _, probs = net.features_and_probs(channels.reshape(-1, 28, 28, 1))
+  return probs.argmax(-1).reshape(-1, 3)
+
+
+def _triples(net, images) -> dict[str, float]:
+  scores = metrics.stacked_mnist_modes(stacked_digits(net, images))
+  return {'modes': int(scores['modes']), 'reverse_kl': float(scores['kl'])}
+
+
+def _stacked_floor(source: data.DataSource, directory: str, num_samples: int):
+  """(classifier, floor figures) of `num_samples` real stacked digits."""
+  net = classifier.load(directory, 'mnist')
+
+  def floor():
+    keys = jax.random.split(jax.random.key(SUBSET_SEED), num_samples)
+    real = jax.jit(jax.vmap(source.sample_one, (None, 0)))(source.arrays, keys)
+    return _triples(net, np.asarray(real))
+
+  key = f'stacked_mnist | {source.description} | n={num_samples}'
+  return net, _cached_floor(directory, key, floor)
+
+
+def _stacked_mnist(config, source: data.DataSource) -> Scorer:
+  """VEEGAN/PacGAN's Stacked MNIST protocol (26,000 samples in their
+  papers: set eval.num_samples): each channel classified by the MNIST
+  classifier; distinct digit triples (modes, of 1,000) and
+  KL(triple histogram || uniform)."""
+  directory = _classifier_directory(config, 'mnist')
+  net, floor = _stacked_floor(source, directory, config.eval.num_samples)
+
+  def score(samples):
+    return {**_triples(net, samples),
+            **{f'real_{k}': v for k, v in floor.items()}}
+
+  return score
+
+
+_BUILDERS = {'modes': _modes, 'classifier': _classifier,
+             'stacked_mnist': _stacked_mnist}
+_VALID_DATA = {'modes': ('ring8', 'grid25'), 'classifier': data.LABELED_NAMES,
+               'stacked_mnist': ('stacked_mnist',)}

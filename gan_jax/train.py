@@ -359,7 +359,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   logging.info('data: %s', source.description)
   gan = build_gan(config, source.example_shape, source.sample_one)
   eval_names = evaluators.parse(config.eval.evaluators)
-  evaluators.check(eval_names, source)
+  score_samples = evaluators.build(eval_names, config, source)
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'),
                                   config.train.max_checkpoints)
   state = _restore_or_init(gan, config.seed, ckpts, mesh)
@@ -400,7 +400,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   def evaluate(state: GANState, step: int) -> dict[str, float]:
     samples = generate_samples(gan, state, config.eval.num_samples, config.seed)
-    scores = evaluators.evaluate(eval_names, samples, source)
+    scores = score_samples(samples)
     if is_main:
       writer.scalars(step, {f'eval/{k}': v for k, v in scores.items()})
       logging.info('eval step %d | %s', step,
