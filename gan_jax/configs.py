@@ -18,6 +18,9 @@ from gan_jax.errors import UserError
 DEFAULT_D_STEPS = {'wgan_gp': 5}
 
 
+SCHEDULES = ('constant', 'linear', 'cosine')  # optim.schedule
+
+
 def default_config() -> ml_collections.ConfigDict:
   """The full set of keys with defaults: the tutorial DCGAN on MNIST, trained
   with Radford et al. 2016's Adam settings and batch 64."""
@@ -46,6 +49,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.optim.d_lr = 2e-4  # discriminator Adam learning rate
   c.optim.b1 = 0.5  # Adam beta1, both players (Radford et al. 2016)
   c.optim.b2 = 0.999  # Adam beta2, both players
+  # Learning rates over the run: 'constant', or decayed to 0 by the last step
+  # ('linear', 'cosine'; SCHEDULES).
+  c.optim.schedule = 'constant'
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 64  # global batch, split evenly across all devices
@@ -108,6 +114,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check_choice('data.source', config.data.source, data.SOURCES)
   _check_choice('model.name', config.model.name, models.MODEL_NAMES)
   _check_choice('loss.name', config.loss.name, tuple(losses.LOSSES))
+  _check_choice('optim.schedule', config.optim.schedule, SCHEDULES)
   for key in ('optim.g_lr', 'optim.d_lr', 'train.batch_size',
               'train.num_steps', 'model.latent_dim',
               'model.width', 'model.depth', 'train.log_every',

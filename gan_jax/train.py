@@ -79,16 +79,35 @@ class GAN:
   sample_real: Callable[[dict, Array], Array]  # (data arrays, key) -> one example
 
 
+def learning_rate(schedule: str, peak: float, updates: int) -> optax.ScalarOrSchedule:
+  """`peak` throughout ('constant'), or decayed to 0 over `updates` Adam
+  updates: linearly (as the WGAN-GP CIFAR-10 code, Gulrajani et al. 2017) or
+  along a half cosine (Loshchilov & Hutter 2017)."""
+  if schedule == 'linear':
+    return optax.linear_schedule(peak, 0.0, updates)
+  if schedule == 'cosine':
+    return optax.cosine_decay_schedule(peak, updates)
+  if schedule == 'constant':
+    return peak
+  raise ValueError(f'unknown schedule {schedule!r}; valid: {configs.SCHEDULES}')
+
+
 def build_gan(config: ml_collections.ConfigDict,
               example_shape: tuple[int, ...],
               sample_real: Callable[[dict, Array], Array] | None = None) -> GAN:
   """The run's fixed parts from its (resolved) config; `sample_real` is only
   needed to train (`data.DataSource.sample_one`)."""
   generator, discriminator = models.build(config.model, example_shape)
-  adam = lambda lr: optax.adam(lr, b1=config.optim.b1, b2=config.optim.b2)  # noqa: E731
+  num_steps = config.train.num_steps
+
+  def adam(peak_lr: float, updates: int) -> optax.GradientTransformation:
+    lr = learning_rate(config.optim.schedule, peak_lr, updates)
+    return optax.adam(lr, b1=config.optim.b1, b2=config.optim.b2)
+
   return GAN(
       generator=generator, discriminator=discriminator,
-      g_optimizer=adam(config.optim.g_lr), d_optimizer=adam(config.optim.d_lr),
+      g_optimizer=adam(config.optim.g_lr, num_steps),
+      d_optimizer=adam(config.optim.d_lr, num_steps * config.train.d_steps),
       loss=losses.LOSSES[config.loss.name], gp_weight=config.loss.gp_weight,
       latent_dim=config.model.latent_dim,
       example_shape=tuple(example_shape),
