@@ -6,6 +6,9 @@
       --config.data.source=idx --config.data.path=../shared/data/mnist
   # another loss variant (wgan_gp trains 5 critic steps per generator step):
   python -m gan_jax.main --config=experiments/mnist.py --config.loss.name=wgan_gp
+  # with FID/KID/precision/recall in the feature space of the project's LeNet
+  # (train it once: python -m gan_jax.classifier --config=experiments/mnist.py):
+  python -m gan_jax.main --config=experiments/mnist.py --config.eval.evaluators=classifier
   # the tutorial's own optimiser and batch:
   python -m gan_jax.main --config=experiments/mnist.py --config.train.batch_size=256 \
       --config.optim.g_lr=1e-4 --config.optim.d_lr=1e-4 --config.optim.b1=0.9

@@ -4,6 +4,10 @@
   # offline, from local MNIST-format files:
   python -m gan_jax.main --config=experiments/stacked_mnist.py \
       --config.data.source=idx --config.data.path=../shared/data/mnist
+  # with the mode count (needs the MNIST classifier: python -m gan_jax.classifier
+  # --config=experiments/mnist.py, same data flags):
+  python -m gan_jax.main --config=experiments/stacked_mnist.py \
+      --config.eval.evaluators=stacked_mnist
 
 The mode-collapse benchmark of VEEGAN (Srivastava et al. 2017) and PacGAN
 (Lin et al. 2018): a generator that covers every digit triple has 1,000
@@ -20,4 +24,5 @@ def get_config():
   c.data.name = 'stacked_mnist'  # 28x28x3, each channel an independent digit
   c.data.source = 'tfds'  # MNIST's source; offline: 'idx' with data.path
   c.train.sample_every = 500
+  c.eval.num_samples = 26_000  # VEEGAN/PacGAN's count for the mode metric
   return c
