@@ -1,0 +1,336 @@
+"""python -m gan_jax.sweep: points, names, runs, resume, summary, commands."""
+
+import csv
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+import ml_collections
+import pytest
+
+from gan_jax import sweep
+from gan_jax import train
+from gan_jax.errors import UserError
+from tests.conftest import REPO
+
+RING8 = os.path.join(REPO, 'experiments', 'ring8.py')
+TINY = {'model.width': 32, 'model.depth': 2, 'train.batch_size': 16,
+        'train.num_steps': 4, 'train.log_every': 2, 'train.sample_every': 4,
+        'train.checkpoint_every': 2, 'eval.num_samples': 100}
+
+
+def ring8_config(overrides=TINY) -> ml_collections.ConfigDict:
+  """experiments/ring8.py with --config overrides, as the command loads it."""
+  config = sweep.load_config_module(RING8).get_config()
+  config.lock()
+  return sweep.point_config(config, overrides)
+
+
+def must_not_train(config, workdir):
+  raise AssertionError(f'trained {workdir}')
+
+
+def read_csv(path) -> list[dict[str, str]]:
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+def test_product_order_types_and_names():
+  config = ring8_config()
+  points = sweep.sweep_points(RING8, config, TINY, [
+      'loss.name=vanilla,wgan_gp', 'optim.g_lr=1e-3,0.0002,1', 'train.d_steps=1,5'])
+  assert points == [{'loss.name': loss, 'optim.g_lr': lr, 'train.d_steps': d}
+                    for loss in ('vanilla', 'wgan_gp') for lr in (1e-3, 2e-4, 1.0)
+                    for d in (1, 5)]
+  assert {type(p['optim.g_lr']) for p in points} == {float}
+  assert {type(p['train.d_steps']) for p in points} == {int}
+  names = [sweep.point_name(p) for p in points]
+  assert names[:3] == ['loss.name-vanilla_optim.g_lr-0.001_train.d_steps-1',
+                       'loss.name-vanilla_optim.g_lr-0.001_train.d_steps-5',
+                       'loss.name-vanilla_optim.g_lr-0.0002_train.d_steps-1']
+  assert names[5] == 'loss.name-vanilla_optim.g_lr-1.0_train.d_steps-5'
+  assert len(set(names)) == 12
+  # Stable: the same values, however written, name the same sub-workdir.
+  again = sweep.sweep_points(RING8, config, TINY, [
+      'loss.name=vanilla,wgan_gp', 'optim.g_lr=0.001,2e-4,1.0', 'train.d_steps=1,5'])
+  assert [sweep.point_name(p) for p in again] == names
+
+  assert sweep.parse_sweep(r'eval.evaluators=,modes\,x', config) == (
+      'eval.evaluators', ['', 'modes,x'])
+  assert sweep.point_name({'eval.evaluators': 'modes,x', 'data.path': '/a b'}) == (
+      'eval.evaluators-modes%2Cx_data.path-%2Fa%20b')
+  assert sweep.point_name({}) == 'base'
+  long = sweep.point_name({'data.path': 'x' * 300})
+  assert len(long) == sweep.MAX_NAME and long[-13] == '~'
+  assert long != sweep.point_name({'data.path': 'x' * 301})
+  flagged = ml_collections.ConfigDict({'a': {'flag': False}})
+  assert sweep.parse_sweep('a.flag=true,0', flagged) == ('a.flag', [True, False])
+
+
+def test_config_get_sweep_is_the_base_of_the_product(tmp_path):
+  config = ring8_config()
+  losses = ['vanilla', 'non_saturating', 'wgan_gp']
+  assert sweep.sweep_points(RING8, config, TINY, []) == [
+      {'loss.name': loss} for loss in losses]
+  assert sweep.sweep_points(RING8, config, TINY, ['optim.g_lr=1e-3,1e-4']) == [
+      {'loss.name': loss, 'optim.g_lr': lr} for loss in losses for lr in (1e-3, 1e-4)]
+  # The command line wins: a --sweep or --config of a get_sweep() key replaces it.
+  assert sweep.sweep_points(RING8, config, TINY, ['loss.name=wgan_gp']) == [
+      {'loss.name': 'wgan_gp'}]
+  with pytest.raises(UserError, match='nothing to sweep'):
+    sweep.sweep_points(RING8, config, {**TINY, 'loss.name': 'vanilla'}, [])
+
+  path = tmp_path / 'exp.py'
+  path.write_text(
+      'from gan_jax import configs\n'
+      'def get_config():\n  return configs.toy_config("ring8")\n'
+      'def get_sweep():\n'
+      '  return [{}, {"optim.g_lr": "1e-3", "train.d_steps": 2}]\n')
+  assert sweep.sweep_points(str(path), config, {}, []) == [
+      {}, {'optim.g_lr': 0.001, 'train.d_steps': 2}]
+  path.write_text(path.read_text().replace(': 2}', ': 2.5}'))
+  with pytest.raises(UserError, match=r'train.d_steps=2.5 \(from get_sweep\(\) of'):
+    sweep.sweep_points(str(path), config, {}, [])
+  path.write_text(path.read_text().replace('return [{}', 'return {}, [{}'))
+  with pytest.raises(UserError, match='must return a non-empty list of dicts'):
+    sweep.sweep_points(str(path), config, {}, [])
+
+
+BAD_SWEEPS = [
+    (['loss.nme=a'], {},
+     "unknown config key 'loss.nme'.*valid keys in loss: gp_weight, name"),
+    (['loss=vanilla'], {}, "'loss' .* is a section"),
+    (['train.num_steps=10,abc'], {}, "train.num_steps='abc' .* is not a valid int"),
+    (['optim.g_lr=fast'], {}, "optim.g_lr='fast' .* is not a valid float"),
+    (['loss.name'], {}, 'malformed --sweep=loss.name; expected --sweep=KEY=v1,v2'),
+    (['=vanilla'], {}, 'malformed --sweep==vanilla'),
+    (['loss.name='], {}, 'lists no values'),
+    (['loss.name=vanilla,vanilla'], {}, "lists 'vanilla' twice"),
+    (['loss.name=vanilla', 'loss.name=wgan_gp'], {}, 'sweep the same key'),
+    (['train.num_steps=8'], {'train.num_steps': 4}, 'both set train.num_steps'),
+    (['loss.name=vanilla,hinge'], {},
+     "sweep point loss.name-hinge: unknown loss.name='hinge'; valid: vanilla,"),
+    (['optim.b1=0.5,1.5'], {},  # get_sweep()'s losses times the b1 values
+     'sweep point loss.name-vanilla_optim.b1-1.5: optim.b1=1.5 is invalid'),
+]
+
+
+@pytest.mark.parametrize('flags,overrides,message', BAD_SWEEPS)
+def test_bad_input_is_a_user_error_before_anything_runs(flags, overrides, message,
+                                                        tmp_path):
+  with pytest.raises(UserError, match=message):
+    sweep.sweep(RING8, ring8_config({**TINY, **overrides}), {**TINY, **overrides},
+                flags, str(tmp_path / 'w'), train_fn=must_not_train)
+  assert not (tmp_path / 'w').exists()
+
+
+def test_sweep_runs_each_point_then_skips_finished_and_resumes_interrupted(tmp_path):
+  workdir = str(tmp_path / 'sweep')
+  trained = []
+
+  def train_fn(config, point_workdir):
+    trained.append(os.path.basename(point_workdir))
+    return train.train_and_evaluate(config, point_workdir)
+
+  # --config.loss.name pins the loss that ring8's get_sweep() would sweep.
+  pinned = {**TINY, 'loss.name': 'vanilla'}
+
+  def run_sweep(overrides=pinned):
+    trained.clear()
+    return sweep.sweep(RING8, ring8_config(overrides), overrides,
+                       ['seed=0,1'], workdir, train_fn=train_fn)
+
+  # Two seeds: the same programs, so the second run finds them compiled.
+  names = ['seed-0', 'seed-1']
+  run_sweep()
+  assert trained == names
+  results = []
+  for name in names:
+    with open(os.path.join(workdir, name, 'results.json')) as f:
+      results.append(json.load(f))
+    assert results[-1]['status'] == 'finished' and results[-1]['final_step'] == 4
+    assert set(results[-1]['metrics']) == {'modes', 'high_quality', 'reverse_kl'}
+    with open(os.path.join(workdir, name, 'config.json')) as f:
+      assert json.load(f)['seed'] == int(name[-1])
+  rows = read_csv(os.path.join(workdir, 'summary.csv'))
+  assert [row['seed'] for row in rows] == ['0', '1']
+  assert [row['point'] for row in rows] == names
+  for row, result in zip(rows, results, strict=True):
+    assert row['status'] == 'finished' and row['final_step'] == '4'
+    for metric, value in result['metrics'].items():
+      assert row[f'{metric}_mean'] == repr(float(value))
+      assert row[f'{metric}_std'] == row[f'{metric}_ci95_lo'] == ''
+    assert row['steps_per_s'] == repr(result['steps_per_s'])
+    assert row['wall_time_s'] == repr(result['wall_time_s'])
+  with open(os.path.join(workdir, 'summary.md')) as f:
+    markdown = f.read()
+  assert ('| seed | status | final_step | high_quality | modes | reverse_kl |'
+          in markdown)
+  metrics = results[1]['metrics']
+  assert (f'| 1 | finished | 4 | {metrics["high_quality"]:.4g} |'
+          f' {metrics["modes"]:.4g} |') in markdown
+
+  def mtimes():
+    return {n: os.stat(os.path.join(workdir, n, 'results.json')).st_mtime_ns
+            for n in names}
+
+  before = mtimes()
+  run_sweep()  # everything finished: nothing trains, nothing changes
+  assert trained == [] and mtimes() == before
+
+  # Interrupt the second point after its step-2 checkpoint: only it runs again.
+  second = os.path.join(workdir, names[1])
+  os.remove(os.path.join(second, 'results.json'))
+  shutil.rmtree(os.path.join(second, 'checkpoints', '4'))
+  run_sweep()
+  assert trained == [names[1]]
+  with open(os.path.join(second, 'results.json')) as f:
+    resumed = json.load(f)
+  assert resumed['resumed_from'] == 2 and resumed['final_step'] == 4
+  assert mtimes()[names[0]] == before[names[0]]
+
+  # Another config in the same sweep directory is refused before anything runs.
+  with pytest.raises(UserError,
+                     match=r'holds a run with another config \(optim.b1=0.5'):
+    run_sweep({**pinned, 'optim.b1': 0.0})
+  assert trained == []
+
+
+def test_a_diverged_point_is_a_result_and_a_user_error_stops_the_sweep(tmp_path):
+  workdir = str(tmp_path / 'sweep')
+  trained = []
+
+  def fake_train(config, point_workdir):
+    trained.append(config.loss.name)
+    os.makedirs(point_workdir)
+    if config.loss.name == 'vanilla':
+      train.write_json(os.path.join(point_workdir, 'results.json'), {
+          'status': 'diverged', 'nonfinite_step': 3, 'final_step': 4,
+          'last_checkpoint': 2})
+      raise train.TrainingDiverged('a loss became NaN or infinite at step 3')
+    train.write_json(os.path.join(point_workdir, 'results.json'), {
+        'status': 'finished', 'final_step': 4, 'metrics': {'modes': 8.0},
+        'steps_per_s': 10.0, 'wall_time_s': 2.0})
+
+  flags = ['loss.name=vanilla,wgan_gp']
+  sweep.sweep(RING8, ring8_config(), TINY, flags, workdir, train_fn=fake_train)
+  assert trained == ['vanilla', 'wgan_gp']
+  rows = read_csv(os.path.join(workdir, 'summary.csv'))
+  assert [(r['status'], r['final_step'], r['modes_mean']) for r in rows] == [
+      ('diverged', '4', ''), ('finished', '4', '8.0')]
+  trained.clear()
+  sweep.sweep(RING8, ring8_config(), TINY, flags, workdir, train_fn=fake_train)
+  assert trained == []  # a diverged point would diverge again: not retried
+
+  def failing_train(config, point_workdir):
+    trained.append(config.loss.name)
+    raise UserError('data.path does not exist')
+
+  with pytest.raises(UserError, match='data.path does not exist'):
+    sweep.sweep(RING8, ring8_config(), TINY, ['loss.name=non_saturating,wgan_gp'],
+                str(tmp_path / 'other'), train_fn=failing_train)
+  assert trained == ['non_saturating']
+
+
+def test_summary_uses_the_spread_over_seeds_when_results_have_it(tmp_path):
+  workdir = tmp_path / 'sweep'
+  seeds = workdir / 'loss.name-vanilla'
+  seeds.mkdir(parents=True)
+  (seeds / 'results.json').write_text(json.dumps({
+      'status': 'finished', 'final_step': 4, 'num_seeds': 3,
+      'metrics': {'modes': 7.0, 'reverse_kl': 0.25},
+      'metrics_per_seed': [{'modes': 6.5, 'reverse_kl': 0.2},
+                           {'modes': 7.0, 'reverse_kl': 0.25},
+                           {'modes': 7.5, 'reverse_kl': 0.3}],
+      'metrics_summary': {
+          'modes': {'mean': 7.0, 'std': 0.5, 'ci95': [5.7579, 8.2421]},
+          'reverse_kl': {'mean': 0.25, 'std': 0.05, 'ci95': [0.1258, 0.3742]}},
+      'steps_per_s': 12.5, 'wall_time_s': 30.0}))
+  single = workdir / 'loss.name-non_saturating'
+  single.mkdir()
+  (single / 'results.json').write_text(json.dumps({
+      'status': 'finished', 'final_step': 4, 'steps_per_s': 20.0,
+      'metrics': {'modes': 8.0, 'reverse_kl': float('nan')}, 'wall_time_s': 9.5}))
+
+  sweep.sweep(RING8, ring8_config(), TINY,
+              ['loss.name=vanilla,non_saturating,wgan_gp'], str(workdir),
+              summarize_only=True, train_fn=must_not_train)
+  rows = read_csv(workdir / 'summary.csv')
+  assert list(rows[0]) == [
+      'loss.name', 'status', 'final_step', 'num_seeds',
+      'modes_mean', 'modes_std', 'modes_ci95_lo', 'modes_ci95_hi',
+      'reverse_kl_mean', 'reverse_kl_std', 'reverse_kl_ci95_lo', 'reverse_kl_ci95_hi',
+      'steps_per_s', 'wall_time_s', 'point']
+  assert list(rows[0].values()) == [
+      'vanilla', 'finished', '4', '3', '7.0', '0.5', '5.7579', '8.2421',
+      '0.25', '0.05', '0.1258', '0.3742', '12.5', '30.0', 'loss.name-vanilla']
+  assert list(rows[1].values()) == [
+      'non_saturating', 'finished', '4', '1', '8.0', '', '', '', 'nan', '', '', '',
+      '20.0', '9.5', 'loss.name-non_saturating']
+  assert list(rows[2].values()) == ['wgan_gp', 'pending'] + [''] * 12 + [
+      'loss.name-wgan_gp']
+  markdown = (workdir / 'summary.md').read_text().splitlines()
+  assert 'mean ± std (ddof=1) over 1/3 seeds' in markdown[2]
+  assert markdown[4:] == [
+      '| loss.name | status | final_step | modes | reverse_kl | steps_per_s |'
+      ' wall_time_s |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+      '| vanilla | finished | 4 | 7 ± 0.5 | 0.25 ± 0.05 | 12.5 | 30 |',
+      '| non_saturating | finished | 4 | 8 | nan | 20 | 9.5 |',
+      '| wgan_gp | pending |  |  |  |  |  |']
+
+
+def test_print_commands_prints_one_exact_command_per_point(tmp_path, capsys):
+  overrides = {**TINY, 'data.path': '/my data/x'}
+  workdir = str(tmp_path / 'shared sweep')
+  extra = ['--coordinator_address=host0:1234', '--num_processes=2', '--process_id=1']
+  sweep.sweep(RING8, ring8_config(overrides), overrides,
+              ['loss.name=vanilla,wgan_gp', 'optim.g_lr=1e-3'], workdir,
+              print_commands=True, extra_flags=extra, train_fn=must_not_train)
+  lines = capsys.readouterr().out.splitlines()
+  tiny_flags = [f'--config.{k}={sweep.format_value(v)}' for k, v in TINY.items()]
+  assert [shlex.split(line) for line in lines] == [
+      ['python', '-m', 'gan_jax.main', f'--config={RING8}',
+       f'--workdir={workdir}/loss.name-{loss}_optim.g_lr-0.001', *tiny_flags,
+       '--config.data.path=/my data/x', f'--config.loss.name={loss}',
+       '--config.optim.g_lr=0.001', *extra]
+      for loss in ('vanilla', 'wgan_gp')]
+  assert not os.path.exists(workdir)
+
+
+def run_command(*args: str):
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu')
+  return subprocess.run([sys.executable, '-m', 'gan_jax.sweep', *args], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_command_prints_commands_with_the_multi_host_flags():
+  proc = run_command('--config=experiments/ring8.py', '--print_commands',
+                     '--sweep=optim.g_lr=1e-3', '--config.train.num_steps=4',
+                     '--coordinator_address=host0:1234', '--num_processes=2',
+                     '--process_id=1')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert [shlex.split(line) for line in proc.stdout.splitlines()] == [
+      ['python', '-m', 'gan_jax.main', '--config=experiments/ring8.py',
+       f'--workdir=runs/sweep_ring8/loss.name-{loss}_optim.g_lr-0.001',
+       '--config.train.num_steps=4', f'--config.loss.name={loss}',
+       '--config.optim.g_lr=0.001', '--coordinator_address=host0:1234',
+       '--num_processes=2', '--process_id=1']
+      for loss in ('vanilla', 'non_saturating', 'wgan_gp')]
+
+
+def test_bad_input_on_the_command_line_is_a_one_line_error(tmp_path):
+  # Bad values and malformed flags take the same path (UserError in main ->
+  # cli.run), tested in-process above; one process shows the command's end.
+  proc = run_command('--config=experiments/ring8.py', f'--workdir={tmp_path / "w"}',
+                     '--sweep=loss.nme=vanilla')
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+  errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+  assert errors == ["error: unknown config key 'loss.nme' (from"
+                    " --sweep=loss.nme=vanilla); valid keys in loss: gp_weight,"
+                    " name"], proc.stderr[-3000:]
+  assert not (tmp_path / 'w').exists()
