@@ -73,26 +73,32 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 def toy_config(dataset: str) -> ml_collections.ConfigDict:
-  """A 2-D mixture with the MLPs and Adam settings of the WGAN-GP toy code.
+  """A 2-D mixture: small ReLU MLPs, z in R^2, Adam decayed linearly to 0.
 
-  Gulrajani et al. 2017, gan_toy.py: 3 x 512 ReLU MLPs, z in R^2, batch 256,
-  Adam(1e-4, b1=0.5, b2=0.9).
+  Starts from the WGAN-GP toy code (Gulrajani et al. 2017, gan_toy.py: ReLU
+  MLPs of depth 3, z in R^2, Adam b1=0.5, b2=0.9) and was tuned on ring8 and
+  grid25 (docs/loss_comparison.md): 128 units instead of 512 (4x cheaper, no
+  worse), Adam 1e-3 instead of 1e-4 decayed linearly to 0 over 10,000 steps.
+  The decay is what brings the high-quality fraction (samples within 3 std
+  of a mode) from an oscillating ~0.6 to above 0.9.
   """
   c = default_config()
   c.data.name = dataset  # 'ring8', 'grid25' or 'swissroll'
   c.data.source = 'toy'  # sampled exactly from the mixture inside the step
   c.model.name = 'mlp'
-  c.model.latent_dim = 2  # z in R^2, as in gan_toy.py
-  c.model.width, c.model.depth = 512, 3
-  c.optim.g_lr = c.optim.d_lr = 1e-4
+  c.model.latent_dim = 2  # z in R^2, as in gan_toy.py and PacGAN
+  c.model.width, c.model.depth = 128, 3
+  c.optim.g_lr = c.optim.d_lr = 1e-3
   c.optim.b1, c.optim.b2 = 0.5, 0.9
+  c.optim.schedule = 'linear'
   c.train.batch_size = 256
-  c.train.num_steps = 5_000
-  c.train.log_every = 250
-  c.train.sample_every = 1000
-  c.train.checkpoint_every = 1000
+  c.train.num_steps = 10_000
+  c.train.log_every = 500
+  c.train.sample_every = 2000
+  c.train.checkpoint_every = 2000
   if dataset in ('ring8', 'grid25'):
     c.eval.evaluators = 'modes'  # PacGAN's modes / high-quality / reverse KL
+    c.train.eval_every = 1000
   return c
 
 
