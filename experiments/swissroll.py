@@ -10,6 +10,11 @@ from gan_jax import configs
 
 
 def get_config():
-  c = configs.toy_config('swissroll')  # WGAN-GP toy code's MLPs and Adam
+  c = configs.toy_config('swissroll')
   c.loss.name = 'wgan_gp'  # the paper's setting for this toy
+  # The WGAN-GP toy code's (gan_toy.py) MLPs and Adam, not the tuned ring/grid's.
+  c.model.width = 512
+  c.optim.g_lr = c.optim.d_lr = 1e-4
+  c.optim.schedule = 'constant'
+  c.train.num_steps = 5_000
   return c
