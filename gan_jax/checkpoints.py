@@ -64,10 +64,14 @@ class Checkpoints:
     """Starts saving `state` as checkpoint `step` (finished in the background)."""
     self._manager.save(step, args=ocp.args.StandardSave(_to_storable(state)))
 
+  def shapes(self, step: int) -> dict[str, tuple]:
+    """The shape of each leaf of checkpoint `step`, by path ('g_params/...')."""
+    return _leaf_paths(self._manager.item_metadata(step).tree)
+
   def check_fits(self, abstract_state, step: int) -> None:
     """Raises UserError unless checkpoint `step` has exactly the leaves and
     shapes of `abstract_state` (e.g. the config's model changed)."""
-    stored = _leaf_paths(self._manager.item_metadata(step).tree)
+    stored = self.shapes(step)
     wanted = _leaf_paths(_abstract_storable(abstract_state))
     hint = (f'; resume with the config this run was started with, or train'
             f' into a new --workdir (checkpoint: {self.directory}/{step})')

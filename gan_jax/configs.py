@@ -26,6 +26,9 @@ def default_config() -> ml_collections.ConfigDict:
   with Radford et al. 2016's Adam settings and batch 64."""
   c = ml_collections.ConfigDict()
   c.seed = 0  # base seed: parameters, noise, batches and dropout derive from it
+  # Independent GANs trained together in one compiled program: member i is the
+  # run with seed `seed + i` (results.json: mean, per seed, 95% interval).
+  c.num_seeds = 1
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'mnist'  # one of data.DATASET_NAMES
@@ -121,7 +124,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check_choice('model.name', config.model.name, models.MODEL_NAMES)
   _check_choice('loss.name', config.loss.name, tuple(losses.LOSSES))
   _check_choice('optim.schedule', config.optim.schedule, SCHEDULES)
-  for key in ('optim.g_lr', 'optim.d_lr', 'train.batch_size',
+  for key in ('num_seeds', 'optim.g_lr', 'optim.d_lr', 'train.batch_size',
               'train.num_steps', 'model.latent_dim',
               'model.width', 'model.depth', 'train.log_every',
               'train.sample_every', 'train.checkpoint_every',
@@ -151,6 +154,11 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if config.train.d_steps == 0:
     config.train.d_steps = DEFAULT_D_STEPS.get(config.loss.name, 1)
   return config
+
+
+def seeds(config: ml_collections.ConfigDict) -> list[int]:
+  """The seed of each member of the run: seed, seed + 1, ..., seed + num_seeds - 1."""
+  return [config.seed + i for i in range(config.num_seeds)]
 
 
 def _get(config: ml_collections.ConfigDict, dotted_key: str):

@@ -2,8 +2,11 @@
 
   python -m gan_jax.evaluate --workdir=runs/ring8 [--evaluators=modes] [--num_samples=2500]
 
-Prints the figures as JSON and records them in the workdir's results.json
-(`metrics`, with `metrics_step`, the checkpoint they come from).
+Scores every member of a run of several seeds (member i from its own seed,
+`config.seed + i`, as during training). Prints the figures as JSON and records
+them in the workdir's results.json: `metrics` (the mean over seeds),
+`metrics_per_seed`, `metrics_summary` and `metrics_step` (the checkpoint they
+come from).
 """
 
 import json
@@ -12,10 +15,11 @@ import os
 from absl import app
 from absl import flags
 
+from gan_jax import aggregate
 from gan_jax import cli
+from gan_jax import configs
 from gan_jax import data
 from gan_jax import evaluators
-from gan_jax import parallel
 from gan_jax import train
 from gan_jax.errors import UserError
 
@@ -30,7 +34,8 @@ flags.mark_flags_as_required(['workdir'])
 
 def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
                  num_samples: int | None = None) -> dict:
-  """Scores the latest checkpoint in `workdir`; updates its results.json."""
+  """Scores every member of the latest checkpoint in `workdir`; updates its
+  results.json."""
   config, gan, state = train.restore_run(workdir)
   names = evaluators.parse(config.eval.evaluators) if names is None else names
   if not names:
@@ -41,18 +46,19 @@ def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
     raise UserError(f'--num_samples={num_samples} is invalid; it must be > 0')
   config.eval.num_samples = num_samples
   score_samples = evaluators.build(names, config, data.load(config.data))
-  samples = train.generate_samples(gan, state, num_samples, config.seed)
-  scores = score_samples(samples)
-  step = int(parallel.fetch(state.step))
+  per_seed = train.score_members(gan, state, configs.seeds(config), num_samples,
+                                 score_samples)
+  figures = aggregate.results('metrics', per_seed)
+  step = train.current_step(state)
 
   path = os.path.join(workdir, 'results.json')
   results = {}
   if os.path.exists(path):
     with open(path) as f:
       results = json.load(f)
-  results.update(metrics=scores, metrics_step=step)
+  results.update(**figures, metrics_step=step)
   train.write_json(path, results)
-  return {'step': step, 'metrics': scores}
+  return {'step': step, **figures}
 
 
 def main(argv: list[str]) -> None:

@@ -3,7 +3,9 @@
   python -m gan_jax.sample --workdir=runs/mnist --num=2500 --out=samples.npy
 
 float32; images NHWC in [-1, 1], 2-D toys [N, 2] in data coordinates. The
-same --seed and checkpoint give the same samples.
+same --seed and checkpoint give the same samples. Of a run of several seeds
+(`config.num_seeds`) it samples member --seed_index, the run of seed
+`config.seed + seed_index`; --seed is the latent noise's, whichever the member.
 """
 
 import os
@@ -21,6 +23,9 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'A run directory of gan_jax.main
 _NUM = flags.DEFINE_integer('num', None, 'How many samples.')
 _OUT = flags.DEFINE_string('out', None, 'Output .npy file.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the latent noise.')
+_SEED_INDEX = flags.DEFINE_integer(
+    'seed_index', 0, 'Which member of a run of several seeds (config.num_seeds),'
+    ' 0 to num_seeds - 1.')
 flags.mark_flags_as_required(['workdir', 'num', 'out'])
 
 
@@ -31,12 +36,13 @@ def main(argv: list[str]) -> None:
     raise UserError(f'--num={_NUM.value} is invalid; it must be > 0')
   if not _OUT.value.endswith('.npy'):
     raise UserError(f'--out={_OUT.value} must name a .npy file')
-  _, gan, state = train.restore_run(_WORKDIR.value)
+  gan, state, seed = train.restore_member(_WORKDIR.value, _SEED_INDEX.value)
   samples = train.generate_samples(gan, state, _NUM.value, _SEED.value)
   os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
   np.save(_OUT.value, samples)
   print(f'wrote {samples.shape[0]} samples of shape {samples.shape[1:]} to'
-        f' {_OUT.value} (checkpoint step {int(parallel.fetch(state.step))})')
+        f' {_OUT.value} (checkpoint step {int(parallel.fetch(state.step))},'
+        f' member {_SEED_INDEX.value}: seed {seed})')
 
 
 if __name__ == '__main__':

@@ -3,9 +3,14 @@
 `train_step` is written for one device and is pure: it draws its slice of the
 global batch from (state.key, state.step) inside the compiled program, does
 `d_steps` discriminator updates and one generator update, and averages
-gradients and batch-norm statistics across the `data` axis. `parallel` wraps
-it once for all devices. `train_and_evaluate` is the loop: logging,
-TensorBoard, sample pictures, checkpoints, resume, results.
+gradients and batch-norm statistics across the `data` axis.
+
+A run trains `config.num_seeds` independent GANs (members) at once: every leaf
+of its GANState has a leading seed axis [K] (K = 1 included), member i starts
+from seed `config.seed + i` and is the run of that seed, and
+`train_step_seeds` vmaps `train_step` over the members. `parallel` wraps it
+once for all devices. `train_and_evaluate` is the loop: logging, TensorBoard,
+sample pictures, checkpoints, resume, results.
 """
 
 from collections.abc import Callable
@@ -25,6 +30,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from gan_jax import aggregate
 from gan_jax import checkpoints
 from gan_jax import configs
 from gan_jax import data
@@ -50,7 +56,11 @@ class TrainingDiverged(RuntimeError):
 
 @flax.struct.dataclass
 class GANState:
-  """Everything that changes during training, as one pytree."""
+  """Everything that changes during training, as one pytree.
+
+  The shapes are one member's; a run's state stacks its members on a leading
+  seed axis [K] of every leaf (`init_states`, `member`).
+  """
 
   step: Array  # int32 []: generator updates done
   g_params: PyTree
@@ -128,6 +138,31 @@ def init_state(gan: GAN, key: Array) -> GANState:
       g_opt_state=gan.g_optimizer.init(g_vars['params']),
       d_params=d_params, d_opt_state=gan.d_optimizer.init(d_params),
       key=train_key, nonfinite_step=jnp.full((), -1, jnp.int32))
+
+
+def init_states(gan: GAN, seeds: Array) -> GANState:
+  """One member per seed (int32 [K]), stacked on a leading axis of every leaf;
+  member i is `init_state(gan, jax.random.key(seeds[i]))`."""
+  return jax.vmap(lambda seed: init_state(gan, jax.random.key(seed)))(seeds)
+
+
+def member(state: GANState, i: int) -> GANState:
+  """Member `i` of a stacked state: its leaves without the seed axis."""
+  return jax.tree.map(lambda x: x[i], state)
+
+
+def current_step(state: GANState) -> int:
+  """Generator updates done by a stacked state (the same for every member)."""
+  return int(parallel.fetch(state.step)[0])
+
+
+def first_divergence(nonfinite_step_K: np.ndarray) -> tuple[int, int] | None:
+  """(member, step) of the earliest NaN/inf loss of any member, None if none."""
+  bad = [(int(step), i) for i, step in enumerate(nonfinite_step_K) if step >= 0]
+  if not bad:
+    return None
+  step, i = min(bad)
+  return i, step
 
 
 def _local_keys(key: Array, global_batch: int) -> Array:
@@ -255,6 +290,21 @@ def train_step(gan: GAN, state: GANState,
   return state.replace(step=state.step + 1, nonfinite_step=first_bad), metrics
 
 
+def train_step_seeds(gan: GAN, state: GANState,
+                     data_arrays: dict) -> tuple[GANState, dict[str, Array]]:
+  """`train_step` of every member of a stacked state, in one program.
+
+  Per device and pure like `train_step`; the metrics have the seed axis [K].
+  A lone member runs `train_step` unbatched: one-seed runs compute exactly
+  what they did before the seed axis existed (a batched matmul may round
+  differently).
+  """
+  step = functools.partial(train_step, gan)
+  if state.step.shape == (1,):
+    return jax.tree.map(lambda x: x[None], step(member(state, 0), data_arrays))
+  return jax.vmap(step, in_axes=(0, None))(state, data_arrays)
+
+
 def generate(gan: GAN, g_params, g_batch_stats, z: Array) -> Array:
   """G(z) in inference mode (BatchNorm running averages): samples to look at."""
   return gan.generator.apply({'params': g_params, 'batch_stats': g_batch_stats},
@@ -271,7 +321,8 @@ def generate_samples(gan: GAN, state: GANState, num: int, seed: int,
                      batch: int = 1000) -> np.ndarray:
   """`num` float32 samples in inference mode from z ~ N(0, I) drawn with `seed`.
 
-  The same seed and state give the same samples, whatever `batch` is.
+  `state` is one member's (`member(state, i)`). The same seed and state give
+  the same samples, whatever `batch` is.
   """
   z = jax.random.normal(jax.random.key(seed), (num, gan.latent_dim))
   generate_fn = _jitted_generate(gan)
@@ -279,6 +330,15 @@ def generate_samples(gan: GAN, state: GANState, num: int, seed: int,
             for i in range(0, num, batch)]
   return np.concatenate([np.asarray(parallel.fetch(c), np.float32)
                          for c in chunks])
+
+
+def score_members(gan: GAN, state: GANState, seeds: list[int], num: int,
+                  score_samples: evaluators.Scorer) -> list[dict]:
+  """Each member's figures on `num` samples whose z is drawn with its seed
+  (as a one-seed run of that seed draws them), with the seed under 'seed'."""
+  return [{'seed': seed, **score_samples(generate_samples(
+              gan, member(state, i), num, seed))}
+          for i, seed in enumerate(seeds)]
 
 
 def _format_duration(seconds: float) -> str:
@@ -296,45 +356,82 @@ def write_json(path: str, obj) -> None:
 
 
 class _SamplePictures:
-  """Pictures of G on a fixed z: an 8x8 grid for images, a scatter plot for toys."""
+  """Pictures of each member's G on a fixed z (drawn with the member's seed):
+  an 8x8 grid for images, a scatter plot for toys."""
 
-  def __init__(self, gan: GAN, source: data.DataSource, seed: int, mesh):
+  def __init__(self, gan: GAN, source: data.DataSource, seeds: list[int], mesh):
     self._source = source
-    z_key, real_key = jax.random.split(jax.random.fold_in(jax.random.key(seed), 1))
     count = NUM_GRID_SAMPLES if source.kind == 'images' else NUM_SCATTER_SAMPLES
-    z = jax.random.normal(z_key, (count, gan.latent_dim))
-    self._z = parallel.replicate(np.asarray(z), mesh)
-    self._generate = jax.jit(functools.partial(generate, gan),
+    keys = [jax.random.split(jax.random.fold_in(jax.random.key(seed), 1))
+            for seed in seeds]
+    z = np.stack([np.asarray(jax.random.normal(z_key, (count, gan.latent_dim)))
+                  for z_key, _ in keys])
+    self._z = parallel.replicate(z, mesh)
+    self._generate = jax.jit(jax.vmap(functools.partial(generate, gan)),
                              out_shardings=parallel.replicated(mesh))
     if source.kind == 'points':
       arrays = jax.tree.map(jnp.asarray, source.arrays)
       sample = jax.jit(jax.vmap(functools.partial(source.sample_one, arrays)))
-      self._real = np.asarray(sample(jax.random.split(real_key, count)))
+      self._real = [np.asarray(sample(jax.random.split(real_key, count)))
+                    for _, real_key in keys]
 
-  def __call__(self, state: GANState) -> np.ndarray:
-    """uint8 [H, W, C]. Every process must call it (it runs on all devices)."""
+  def __call__(self, state: GANState) -> list[np.ndarray]:
+    """uint8 [H, W, C] per member. Every process must call it (it runs on all
+    devices)."""
     fake = parallel.fetch(self._generate(state.g_params, state.g_batch_stats,
                                          self._z))
     if self._source.kind == 'images':
-      return visualize.image_grid(fake)
-    return visualize.scatter_plot(self._real, fake, modes_K2=self._source.modes)
+      return [visualize.image_grid(f) for f in fake]
+    return [visualize.scatter_plot(real, f, modes_K2=self._source.modes)
+            for real, f in zip(self._real, fake, strict=True)]
 
 
-def abstract_state(gan: GAN, mesh) -> GANState:
-  """The state's shapes, dtypes and (replicated) shardings, without computing it."""
+def _replicated_shapes(shapes: GANState, mesh) -> GANState:
   sharding = parallel.replicated(mesh)
   return jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
-      jax.eval_shape(functools.partial(init_state, gan), jax.random.key(0)))
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 
-def _restore_or_init(gan: GAN, seed: int, ckpts: checkpoints.Checkpoints, mesh):
+def abstract_state(gan: GAN, mesh, num_seeds: int) -> GANState:
+  """The stacked state's shapes, dtypes and (replicated) shardings, without
+  computing it."""
+  return _replicated_shapes(jax.eval_shape(
+      functools.partial(init_states, gan),
+      jax.ShapeDtypeStruct((num_seeds,), jnp.int32)), mesh)
+
+
+def _restore(gan: GAN, ckpts: checkpoints.Checkpoints, mesh, num_seeds: int,
+             step: int | None = None) -> GANState:
+  """Checkpoint `step` (default: the latest) as a state of `num_seeds` members.
+
+  A checkpoint from before `num_seeds` existed (no seed axis) restores as the
+  one member of a one-seed run.
+  """
+  step = ckpts.latest_step() if step is None else step
+  stored = ckpts.shapes(step).get('step')  # [K], or [] without a seed axis
+  stored_seeds = stored[0] if stored else 1
+  if stored is not None and stored_seeds != num_seeds:
+    seeds = f'{stored_seeds} seed' + 's' * (stored_seeds > 1)
+    raise UserError(
+        f'the checkpoint holds {seeds} but the config has num_seeds={num_seeds};'
+        f' resume with --config.num_seeds={stored_seeds}, or train into a new'
+        f' --workdir (checkpoint: {ckpts.directory}/{step})')
+  if stored == ():
+    single = ckpts.restore(_replicated_shapes(jax.eval_shape(
+        functools.partial(init_state, gan), jax.random.key(0)), mesh), step)
+    return jax.jit(lambda s: jax.tree.map(lambda x: x[None], s),
+                   out_shardings=parallel.replicated(mesh))(single)
+  return ckpts.restore(abstract_state(gan, mesh, num_seeds), step)
+
+
+def _restore_or_init(gan: GAN, seeds: list[int], ckpts: checkpoints.Checkpoints,
+                     mesh) -> GANState:
   latest = ckpts.latest_step()
   if latest is None:
-    init = jax.jit(functools.partial(init_state, gan),
+    init = jax.jit(functools.partial(init_states, gan),
                    out_shardings=parallel.replicated(mesh))
-    return init(jax.random.key(seed))
-  state = ckpts.restore(abstract_state(gan, mesh), latest)
+    return init(np.asarray(seeds, np.int32))
+  state = _restore(gan, ckpts, mesh, len(seeds), latest)
   logging.info('resumed from %s/%d', ckpts.directory, latest)
   return state
 
@@ -346,21 +443,38 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
     raise UserError(f'--workdir={workdir} holds no run (no config.json); pass'
                     ' the workdir of a gan_jax.main run')
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    config = ml_collections.ConfigDict(json.load(f))
+  if 'num_seeds' not in config:  # a run from before num_seeds existed
+    config.num_seeds = 1
+  return config
 
 
 def restore_run(workdir: str, mesh=None
                 ) -> tuple[ml_collections.ConfigDict, GAN, GANState]:
-  """The config, fixed parts and latest checkpointed state of the run in `workdir`."""
+  """The config, fixed parts and latest checkpointed (stacked) state of the
+  run in `workdir`."""
   config = load_run_config(workdir)
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'))
   if ckpts.latest_step() is None:
     raise UserError(f'--workdir={workdir} has no checkpoint yet (nothing in'
                     f' {ckpts.directory}); train first or wait for a checkpoint')
   gan = build_gan(config, data.example_shape(config.data.name))
-  state = ckpts.restore(abstract_state(gan, mesh or parallel.make_mesh()))
+  state = _restore(gan, ckpts, mesh or parallel.make_mesh(), config.num_seeds)
   ckpts.close()
   return config, gan, state
+
+
+def restore_member(workdir: str, seed_index: int, mesh=None
+                   ) -> tuple[GAN, GANState, int]:
+  """Member `seed_index` of the latest checkpoint of the run in `workdir`: the
+  fixed parts, the member's state (no seed axis) and its seed."""
+  config, gan, state = restore_run(workdir, mesh)
+  seeds = configs.seeds(config)
+  if not 0 <= seed_index < len(seeds):
+    valid = '0' if len(seeds) == 1 else f'0 to {len(seeds) - 1}'
+    raise UserError(f'--seed_index={seed_index} is out of range: the run in'
+                    f' {workdir} has num_seeds={len(seeds)}; valid: {valid}')
+  return gan, member(state, seed_index), seeds[seed_index]
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -381,8 +495,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   score_samples = evaluators.build(eval_names, config, source)
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'),
                                   config.train.max_checkpoints)
-  state = _restore_or_init(gan, config.seed, ckpts, mesh)
-  start = int(parallel.fetch(state.step))
+  seeds = configs.seeds(config)
+  state = _restore_or_init(gan, seeds, ckpts, mesh)
+  start = current_step(state)
   num_steps = config.train.num_steps
   is_main = jax.process_index() == 0
 
@@ -391,20 +506,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
       f.write(config.to_json_best_effort(indent=2, sort_keys=True))
   writer = summary_writer.SummaryWriter(workdir) if is_main else None
-  pictures = _SamplePictures(gan, source, config.seed, mesh)
+  pictures = _SamplePictures(gan, source, seeds, mesh)
   data_arrays = parallel.replicate(source.arrays, mesh)
 
   compile_start = time.time()
-  step_fn = parallel.shard_map_step(functools.partial(train_step, gan), mesh)
+  step_fn = parallel.shard_map_step(functools.partial(train_step_seeds, gan),
+                                    mesh)
   step_fn = step_fn.lower(state, data_arrays).compile()
   compile_s = time.time() - compile_start
   logging.info('compiled the train step in %.1fs; %d devices, global batch %d,'
-               ' loss %s, model %s', compile_s, mesh.size,
-               gan.batch_size, config.loss.name, config.model.name)
+               ' loss %s, model %s, seeds %s', compile_s, mesh.size,
+               gan.batch_size, config.loss.name, config.model.name,
+               ','.join(map(str, seeds)))
 
   def check_finite(state: GANState, step: int) -> None:
-    bad_step = int(parallel.fetch(state.nonfinite_step))
-    if bad_step >= 0:
+    nonfinite = parallel.fetch(state.nonfinite_step)
+    diverged = first_divergence(nonfinite)
+    if diverged is not None:
+      i, bad_step = diverged
       ckpts.wait()
       good = ckpts.latest_step()
       where = (f'the last good checkpoint is step {good} in {ckpts.directory}'
@@ -412,47 +531,53 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if is_main:
         write_json(os.path.join(workdir, 'results.json'), {
             'status': 'diverged', 'nonfinite_step': bad_step,
+            'nonfinite_seed': seeds[i],
+            'diverged_seeds': [s for s, n in zip(seeds, nonfinite, strict=True)
+                               if n >= 0],
             'final_step': step, 'last_checkpoint': good})
+      whose = f' in seed {seeds[i]} (member {i})' if len(seeds) > 1 else ''
       raise TrainingDiverged(
-          f'a loss became NaN or infinite at step {bad_step} (checked at step'
-          f' {step}); {where}')
+          f'a loss became NaN or infinite at step {bad_step}{whose} (checked at'
+          f' step {step}); {where}')
 
-  def evaluate(state: GANState, step: int) -> dict[str, float]:
-    samples = generate_samples(gan, state, config.eval.num_samples, config.seed)
-    scores = score_samples(samples)
+  def evaluate(state: GANState, step: int) -> list[dict]:
+    per_seed = score_members(gan, state, seeds, config.eval.num_samples,
+                             score_samples)
     if is_main:
-      writer.scalars(step, {f'eval/{k}': v for k, v in scores.items()})
-      logging.info('eval step %d | %s', step,
-                   ' '.join(f'{k} {v:.4g}' for k, v in scores.items()))
-    return scores
+      writer.scalars(step, aggregate.scalars(per_seed, 'eval/'))
+      logging.info('eval step %d | %s', step, aggregate.describe(per_seed, '.4g'))
+    return per_seed
 
-  metrics, scores = {}, {}
+  losses_per_seed, scores_per_seed = [], []
   train_start = last_time = time.time()
   last_step = start
   for step in range(start + 1, num_steps + 1):
     state, step_metrics = step_fn(state, data_arrays)
     last = step == num_steps
     if step % config.train.log_every == 0 or last:
-      metrics = {k: float(v) for k, v in parallel.fetch(step_metrics).items()}
+      losses_per_seed = aggregate.per_seed(parallel.fetch(step_metrics), seeds)
       check_finite(state, step)
       now = time.time()
       steps_per_s = (step - last_step) / (now - last_time)
       last_time, last_step = now, step
       if is_main:
-        writer.scalars(step, {**metrics, 'steps_per_s': steps_per_s})
+        writer.scalars(step, {**aggregate.scalars(losses_per_seed),
+                              'steps_per_s': steps_per_s})
         writer.flush()
         logging.info('step %d/%d | %s | %.2f steps/s | ETA %s', step, num_steps,
-                     ' '.join(f'{k} {v:.4f}' for k, v in sorted(metrics.items())),
-                     steps_per_s, _format_duration((num_steps - step) / steps_per_s))
+                     aggregate.describe(losses_per_seed), steps_per_s,
+                     _format_duration((num_steps - step) / steps_per_s))
     if step % config.train.sample_every == 0 or last:
-      picture = pictures(state)
+      member_pictures = pictures(state)
       if is_main:
-        path = os.path.join(workdir, 'samples', f'step_{step}.png')
-        summary_writer.to_pil(picture).save(path)
-        writer.image(step, 'samples', picture)
+        for i, picture in enumerate(member_pictures):
+          name = f'step_{step}_seed{i}' if len(seeds) > 1 else f'step_{step}'
+          summary_writer.to_pil(picture).save(
+              os.path.join(workdir, 'samples', f'{name}.png'))
+        writer.image(step, 'samples', member_pictures[0])
     eval_every = config.train.eval_every
     if eval_names and ((eval_every and step % eval_every == 0) or last):
-      scores = evaluate(state, step)
+      scores_per_seed = evaluate(state, step)
     if step % config.train.checkpoint_every == 0 or last:
       check_finite(state, step)
       ckpts.save(step, state)
@@ -462,7 +587,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   trained = num_steps - start
   results = {
       'status': 'finished', 'final_step': max(num_steps, start),
-      'resumed_from': start or None, 'losses': metrics, 'metrics': scores,
+      'resumed_from': start or None, 'num_seeds': len(seeds), 'seeds': seeds,
+      **aggregate.results('losses', losses_per_seed),
+      **aggregate.results('metrics', scores_per_seed),
       'wall_time_s': time.time() - wall_start, 'compile_s': compile_s,
       'steps_per_s': trained / (time.time() - train_start) if trained > 0 else None,
       'devices': mesh.size, 'processes': jax.process_count(),

@@ -77,6 +77,8 @@ def test_a_run_leaves_every_artifact(mnist_run):
     results = json.load(f)
   assert results['status'] == 'finished' and results['final_step'] == 4
   assert set(results['losses']) == {'d_loss', 'g_loss', 'd_real', 'd_fake'}
+  assert results['num_seeds'] == 1 and results['seeds'] == [0]
+  assert results['losses_per_seed'] == [{'seed': 0, **results['losses']}]
   assert results['wall_time_s'] > 0 and results['steps_per_s'] > 0
   [events] = [f for f in os.listdir(workdir) if f.startswith('events.out.tfevents')]
   scalars, images = read_events(os.path.join(workdir, events))
@@ -118,6 +120,10 @@ def test_toy_run_in_the_default_workdir_then_resume_and_sample(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   points = np.load(tmp_path / 's.npy')
   assert points.shape == (2500, 2) and points.dtype == np.float32
+  assert_one_line_error(
+      run('gan_jax.sample', f'--workdir={workdir}', '--num=5', '--seed_index=1',
+          f'--out={tmp_path / "x.npy"}'),
+      '--seed_index=1 is out of range', 'num_seeds=1; valid: 0')
 
 
 BAD_CONFIGS = [

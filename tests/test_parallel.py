@@ -1,4 +1,5 @@
-"""Data parallelism: 1 vs 4 devices, shard_map vs pmap, 1 vs 2 processes agree.
+"""Data parallelism: 1 vs 4 devices, shard_map vs pmap, 1 vs 2 processes agree,
+with one seed or several.
 
 JAX fixes its device count when it starts, so each check runs in a subprocess
 with `--xla_force_host_platform_device_count`.
@@ -16,8 +17,13 @@ import numpy as np
 from tests.conftest import REPO
 from tests.conftest import restored_state
 
-# Trains the tiny DCGAN (batch norm across devices, per-example dropout) for
-# 3 steps three ways in one process with 4 CPU devices and prints the results.
+# Trains the tiny DCGAN (batch norm across devices, per-example dropout) in
+# one process with 4 CPU devices: seed 0 for 3 steps on 1 device and on 4;
+# seeds 0 and 1 for 1 step alone on 1 device, and as one run of two seeds on 4
+# and under pmap. (One step: where Adam's first step, ~ lr * sign(g), flips
+# the sign of a round-off-sized gradient, later steps of a seed can differ by
+# % between programs, e.g. seed 1 between 1 and 4 devices alone.) Saves each
+# member's state as <run>_m<i>.npz (i: member index); prints the metrics.
 DEVICE_SCRIPT = r'''
 import functools, json, sys
 import jax, numpy as np
@@ -27,39 +33,42 @@ from tests.conftest import tiny_image_config
 config = configs.resolve(tiny_image_config(sys.argv[1]))
 source = data.load(config.data)
 gan = train.build_gan(config, source.example_shape, source.sample_one)
-step_fn = functools.partial(train.train_step, gan)
-init = functools.partial(train.init_state, gan, jax.random.key(0))
+step_fn = functools.partial(train.train_step_seeds, gan)
+init = functools.partial(train.init_states, gan)
+out = {}
 
-def flat(state, metrics):
+def save(name, state, metrics):
+  """Each member's leaves and metrics."""
   state = jax.device_get(state.replace(key=jax.random.key_data(state.key)))
-  leaves = {jax.tree_util.keystr(p): np.asarray(x)
-            for p, x in jax.tree_util.tree_flatten_with_path(state)[0]}
-  return leaves, {k: float(v) for k, v in metrics.items()}
+  for i in range(len(state.step)):
+    member = train.member(state, i)
+    np.savez(sys.argv[2] + f'/{name}_m{i}.npz', **{
+        jax.tree_util.keystr(p): np.asarray(x)
+        for p, x in jax.tree_util.tree_flatten_with_path(member)[0]})
+    out[f'{name}_m{i}'] = {k: float(v[i]) for k, v in metrics.items()}
 
-def run_shard_map(devices):
+def run_shard_map(devices, runs):
   mesh = parallel.make_mesh(devices)
-  state = jax.jit(init, out_shardings=parallel.replicated(mesh))()
   arrays = parallel.replicate(source.arrays, mesh)
   step = parallel.shard_map_step(step_fn, mesh)
-  for _ in range(3):
-    state, metrics = step(state, arrays)
-  return flat(state, metrics)
+  for name, (seeds, steps) in runs.items():
+    state = jax.jit(init, out_shardings=parallel.replicated(mesh))(
+        np.asarray(seeds, np.int32))
+    for _ in range(steps):
+      state, metrics = step(state, arrays)
+    save(name, state, metrics)
 
 def run_pmap():
-  state = parallel.replicate_for_pmap(jax.jit(init)())
+  state = parallel.replicate_for_pmap(jax.jit(init)(np.asarray([0, 1], np.int32)))
   arrays = parallel.replicate_for_pmap(source.arrays)
-  step = parallel.pmap_step(step_fn)
-  for _ in range(3):
-    state, metrics = step(state, arrays)
-  return flat(parallel.unreplicate(state), parallel.unreplicate(metrics))
+  state, metrics = parallel.pmap_step(step_fn)(state, arrays)
+  save('pmap', parallel.unreplicate(state), parallel.unreplicate(metrics))
 
 assert jax.device_count() == 4
-results = {'one': run_shard_map(jax.devices()[:1]), 'four': run_shard_map(jax.devices()),
-           'pmap': run_pmap()}
-out = {}
-for name, (leaves, metrics) in results.items():
-  np.savez(sys.argv[2] + f'/{name}.npz', **leaves)
-  out[name] = metrics
+run_shard_map(jax.devices()[:1], {'one': ([0], 3), 'seed0_step1': ([0], 1),
+                                  'seed1_step1': ([1], 1)})
+run_shard_map(jax.devices(), {'four': ([0], 3), 'four_two_seeds': ([0, 1], 1)})
+run_pmap()
 print(json.dumps(out))
 '''
 
@@ -91,21 +100,28 @@ def assert_state_leaf_close(path: str, actual, desired, steps: int = 3,
   np.testing.assert_allclose(actual, desired, rtol=1e-4, atol=atol, err_msg=path)
 
 
-def test_one_and_four_devices_and_pmap_agree(tmp_path, idx_dir):
+def test_one_and_four_devices_and_pmap_and_two_seeds_agree(tmp_path, idx_dir):
   proc = subprocess.run(
       [sys.executable, '-c', DEVICE_SCRIPT, idx_dir, str(tmp_path)],
       env=subprocess_env(4), cwd=REPO, capture_output=True, text=True,
       timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   metrics = json.loads(proc.stdout.strip().splitlines()[-1])
-  one, four, pmap = (np.load(tmp_path / f'{n}.npz') for n in ('one', 'four', 'pmap'))
-  assert len(one.files) > 40  # the whole DCGAN state: params, stats, Adam moments
-  for other in (four, pmap):
-    for path in one.files:
-      assert_state_leaf_close(path, other[path], one[path])
-  for name in ('four', 'pmap'):
-    for key, value in metrics['one'].items():
+  # Each run's member against the same seed trained alone on one device.
+  same = {'four_m0': ('one_m0', 3),
+          'four_two_seeds_m0': ('seed0_step1_m0', 1),
+          'four_two_seeds_m1': ('seed1_step1_m0', 1),
+          'pmap_m0': ('seed0_step1_m0', 1), 'pmap_m1': ('seed1_step1_m0', 1)}
+  for name, (reference, steps) in same.items():
+    actual, desired = (np.load(tmp_path / f'{n}.npz') for n in (name, reference))
+    assert len(desired.files) > 40  # the whole DCGAN state: params, stats, Adam moments
+    for path in desired.files:
+      assert_state_leaf_close(path, actual[path], desired[path], steps=steps)
+    for key, value in metrics[reference].items():
       np.testing.assert_allclose(metrics[name][key], value, rtol=1e-4, atol=1e-5)
+  seed0, seed1 = (np.load(tmp_path / f'four_two_seeds_m{i}.npz') for i in (0, 1))
+  assert not all(np.allclose(seed0[p], seed1[p]) for p in seed0.files
+                 if p.startswith('.g_params'))
 
 
 def free_port() -> int:
