@@ -377,8 +377,8 @@ def _number(value) -> float | None:
 
 def metric_spread(results: Mapping | None) -> dict[str, dict]:
   """{metric: {'mean', 'std', 'ci95_lo', 'ci95_hi'}} from results.json:
-  `metrics_summary` (several seeds) where present, else the single value of
-  `metrics` (std and CI None)."""
+  `metrics_summary` where it summarises two seeds or more, else the single
+  value of `metrics` (std and CI None: one seed has no spread)."""
   if not results:
     return {}
   spread = {}
@@ -386,6 +386,8 @@ def metric_spread(results: Mapping | None) -> dict[str, dict]:
     spread[name] = {'mean': _number(value), 'std': None, 'ci95_lo': None,
                     'ci95_hi': None}
   for name, summary in (results.get('metrics_summary') or {}).items():
+    if summary.get('n', 2) < 2:
+      continue
     lo, hi = [*(summary.get('ci95') or ()), None, None][:2]
     spread[name] = {'mean': _number(summary.get('mean')),
                     'std': _number(summary.get('std')),
