@@ -111,3 +111,35 @@ def test_a_nan_loss_stops_the_run_at_its_step_and_keeps_the_last_good_checkpoint
   with open(os.path.join(workdir, 'results.json')) as f:
     results = json.load(f)
   assert results['status'] == 'diverged' and results['nonfinite_step'] == 4
+
+
+def test_learning_rate_schedules_decay_to_zero_over_the_run():
+  assert train.learning_rate('constant', 1e-3, 10) == 1e-3
+  linear = train.learning_rate('linear', 1e-3, 10)
+  cosine = train.learning_rate('cosine', 1e-3, 10)
+  np.testing.assert_allclose([float(linear(s)) for s in (0, 5, 10, 20)],
+                             [1e-3, 5e-4, 0, 0], atol=1e-12)
+  np.testing.assert_allclose([float(cosine(s)) for s in (0, 5, 10)],
+                             [1e-3, 5e-4, 0], atol=1e-12)
+  # The discriminator's schedule counts its updates, d_steps (5) per step:
+  # halfway through them its learning rate is half the peak (Adam's update
+  # of a constant gradient is -lr), not 0 as a schedule over num_steps gives.
+  config = configs.resolve(tiny_toy_config('wgan_gp'))
+  gan = train.build_gan(config, (2,))
+  d_updates = config.train.num_steps * config.train.d_steps
+  assert config.train.d_steps == 5
+  params, grads = {'w': jnp.ones(())}, {'w': jnp.ones(())}
+  opt_state = gan.d_optimizer.init(params)
+  for _ in range(d_updates // 2):
+    _, opt_state = gan.d_optimizer.update(grads, opt_state, params)
+  updates, _ = gan.d_optimizer.update(grads, opt_state, params)
+  np.testing.assert_allclose(float(updates['w']), -0.5 * config.optim.d_lr, rtol=1e-3)
+
+
+def test_an_unknown_schedule_is_a_user_error():
+  config = tiny_toy_config()
+  config.optim.schedule = 'exponential'
+  with pytest.raises(configs.UserError,
+                     match="unknown optim.schedule='exponential'; valid: constant,"
+                     ' linear, cosine'):
+    configs.validate(config, 1)
