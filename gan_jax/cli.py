@@ -12,7 +12,6 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
-import ml_collections
 
 from gan_jax import configs
 from gan_jax.errors import UserError
@@ -30,16 +29,10 @@ def _unknown_config_key(argv: list[str]) -> str | None:
     if not arg.startswith('--config.'):
       continue
     dotted = arg[len('--config.'):].split('=', 1)[0]
-    node, seen = schema, []
-    for part in dotted.split('.'):
-      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-        where = '.'.join(seen) or 'the config'
-        valid = (', '.join(sorted(node.keys()))
-                 if isinstance(node, ml_collections.ConfigDict) else 'none')
-        return (f'unknown config key {dotted!r} (from {arg}); valid keys in'
-                f' {where}: {valid}')
-      node = node[part]
-      seen.append(part)
+    try:
+      configs.find(schema, dotted, arg)
+    except UserError as e:
+      return str(e)
   return None
 
 

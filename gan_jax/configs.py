@@ -161,6 +161,22 @@ def seeds(config: ml_collections.ConfigDict) -> list[int]:
   return [config.seed + i for i in range(config.num_seeds)]
 
 
+def find(config: ml_collections.ConfigDict, key: str, origin: str):
+  """The value or section at dotted `key`; UserError naming the valid keys
+  where the path leaves the config (`origin` says where `key` came from)."""
+  node, seen = config, []
+  for part in key.split('.'):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      where = '.'.join(seen) or 'the config'
+      valid = (', '.join(sorted(node.keys()))
+               if isinstance(node, ml_collections.ConfigDict) else 'none')
+      raise UserError(f'unknown config key {key!r} (from {origin}); valid keys'
+                      f' in {where}: {valid}')
+    node = node[part]
+    seen.append(part)
+  return node
+
+
 def _get(config: ml_collections.ConfigDict, dotted_key: str):
   value = config
   for part in dotted_key.split('.'):

@@ -78,16 +78,7 @@ def default_workdir(config_arg: str) -> str:
 
 def current_value(config: ml_collections.ConfigDict, key: str, origin: str):
   """The config's value at dotted `key`; UserError naming the valid keys."""
-  node, seen = config, []
-  for part in key.split('.'):
-    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-      where = '.'.join(seen) or 'the config'
-      valid = (', '.join(sorted(node.keys()))
-               if isinstance(node, ml_collections.ConfigDict) else 'none')
-      raise UserError(f'unknown config key {key!r} (from {origin}); valid keys'
-                      f' in {where}: {valid}')
-    node = node[part]
-    seen.append(part)
+  node = configs.find(config, key, origin)
   if isinstance(node, ml_collections.ConfigDict):
     raise UserError(f'{key!r} (from {origin}) is a section, not a value; its'
                     f' keys: {", ".join(sorted(node.keys()))}')
