@@ -129,6 +129,22 @@ def load(data_config) -> DataSource:
                     description=description)
 
 
+def synthetic(name: str, num_images: int = 1024, seed: int = 0) -> DataSource:
+  """Dataset `name` with no files: random uint8 images of its shape (the same
+  sampling as the real data), or the toy mixture itself. For benchmarks."""
+  _check_name(name)
+  if name in TOY_NAMES:
+    return _load_toy(name)
+  height, width, channels = IMAGE_SHAPES['mnist' if name == 'stacked_mnist'
+                                         else name]
+  images = np.random.default_rng(seed).integers(
+      0, 256, (num_images, height, width, channels), np.uint8)
+  sample_one = _sample_stacked_digits if name == 'stacked_mnist' else _sample_image
+  return DataSource(name=name, kind='images', example_shape=IMAGE_SHAPES[name],
+                    arrays={'images': images}, sample_one=sample_one,
+                    description=f'{name}: {num_images} random images (synthetic)')
+
+
 def _check_name(name: str) -> None:
   if name not in DATASET_NAMES:
     raise UserError(f'data.name={name!r} is not valid; valid: {", ".join(DATASET_NAMES)}')

@@ -1,0 +1,143 @@
+"""Times the training step: `python -m gan_jax.bench --config=experiments/X.py`.
+
+Builds the run's state and compiled step exactly as `gan_jax.main` does, on
+synthetic data of the dataset's shape (random images, or the toy mixture
+itself: no download, no files), compiles the step, runs --warmup steps, then
+times --steps steps. A step is one generator update with its `train.d_steps`
+discriminator updates, as in training. The last line printed is one JSON
+object:
+
+  steps_per_s     timed steps / their wall time (state blocked on at the end)
+  examples_per_s  steps_per_s x train.batch_size x num_seeds (generated
+                  examples in generator updates)
+  compile_s       tracing, lowering and compiling the first step
+  devices, backend, and the run's sizes
+
+  python -m gan_jax.bench --config=experiments/mnist.py --config.train.batch_size=256
+  # also the training loop (logging, the final sample picture and checkpoint)
+  # over the same steps, against the bare step: loop_steps_per_s, loop_overhead
+  python -m gan_jax.bench --config=experiments/ring8.py --config.model.width=8 --loop
+"""
+
+import functools
+import json
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+
+from gan_jax import cli
+from gan_jax import configs
+from gan_jax import data
+from gan_jax import parallel
+from gan_jax import train
+from gan_jax.errors import UserError
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config file, e.g. experiments/mnist.py.',
+    lock_config=True)
+_STEPS = flags.DEFINE_integer('steps', 50, 'Timed steps.')
+_WARMUP = flags.DEFINE_integer('warmup', 3, 'Untimed steps after compiling.')
+_LOOP = flags.DEFINE_bool(
+    'loop', False, 'Also time the training loop (gan_jax.main) over --steps'
+    ' steps in a temporary workdir: loop_steps_per_s and loop_overhead.')
+flags.mark_flags_as_required(['config'])
+
+
+class Stepper:
+  """The run's state and compiled step on synthetic data, ready to time.
+
+  `compile_s` is the time to trace, lower and compile the step; `run(n)`
+  does n steps and returns their wall time, the state blocked on at the end.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    mesh = parallel.make_mesh()
+    configs.validate(config, mesh.size)
+    self.config = configs.resolve(config)
+    self.devices = mesh.size
+    source = data.synthetic(self.config.data.name)
+    gan = train.build_gan(self.config, source.example_shape, source.sample_one)
+    seeds = configs.seeds(self.config)
+    self._state = jax.jit(functools.partial(train.init_states, gan),
+                          out_shardings=parallel.replicated(mesh))(
+                              np.asarray(seeds, np.int32))
+    self._data = parallel.replicate(source.arrays, mesh)
+    start = time.perf_counter()
+    step = parallel.shard_map_step(
+        functools.partial(train.train_step_seeds, gan), mesh)
+    self._step = step.lower(self._state, self._data).compile()
+    self.compile_s = time.perf_counter() - start
+
+  def run(self, steps: int) -> float:
+    jax.block_until_ready(self._state)
+    start = time.perf_counter()
+    state = self._state
+    for _ in range(steps):
+      state, metrics = self._step(state, self._data)
+    jax.block_until_ready((state, metrics))
+    self._state = state
+    return time.perf_counter() - start
+
+  def describe(self) -> dict:
+    """The sizes that say what a step is."""
+    c = self.config
+    return {'devices': self.devices, 'backend': jax.default_backend(),
+            'data': c.data.name, 'model': c.model.name, 'loss': c.loss.name,
+            'batch_size': c.train.batch_size, 'd_steps': c.train.d_steps,
+            'num_seeds': c.num_seeds}
+
+
+def time_step(config: ml_collections.ConfigDict, steps: int,
+              warmup: int) -> dict:
+  """Compiles the run's step on synthetic data and times `steps` of it."""
+  stepper = Stepper(config)
+  if warmup:
+    stepper.run(warmup)
+  seconds = stepper.run(steps)
+  steps_per_s = steps / seconds
+  c = stepper.config
+  return {
+      'steps_per_s': steps_per_s,
+      'examples_per_s': steps_per_s * c.train.batch_size * c.num_seeds,
+      'compile_s': stepper.compile_s, 'steps': steps, 'seconds': seconds,
+      **stepper.describe()}
+
+
+def time_loop(config: ml_collections.ConfigDict, steps: int) -> float:
+  """Steps/s of the training loop (`train.train_and_evaluate`) on synthetic
+  data: `steps` steps after compiling, logging every train.log_every steps,
+  one sample picture and one checkpoint at the end, no evaluators."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.train.num_steps = steps
+  config.train.sample_every = config.train.checkpoint_every = steps
+  config.eval.evaluators = ''
+  source = data.synthetic(config.data.name)
+  with tempfile.TemporaryDirectory() as workdir:
+    return train.train_and_evaluate(config, workdir, source)['steps_per_s']
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  if _STEPS.value <= 0 or _WARMUP.value < 0:
+    raise UserError(f'--steps={_STEPS.value} and --warmup={_WARMUP.value} are'
+                    ' invalid; --steps must be > 0 and --warmup >= 0')
+  result = time_step(_CONFIG.value, _STEPS.value, _WARMUP.value)
+  logging.info('bare step: %.2f steps/s, compile %.1fs', result['steps_per_s'],
+               result['compile_s'])
+  if _LOOP.value:
+    loop = time_loop(_CONFIG.value, _STEPS.value)
+    result['loop_steps_per_s'] = loop
+    result['loop_overhead'] = 1 - loop / result['steps_per_s']
+  print(json.dumps(result, sort_keys=True))
+
+
+if __name__ == '__main__':
+  cli.run(main)

@@ -1,0 +1,111 @@
+"""`python -m gan_jax.bench` as a user runs it, and the synthetic data it times."""
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import data
+from gan_jax.errors import UserError
+from tests.test_cli import assert_one_line_error
+from tests.test_cli import run
+
+TINY_BENCH = ['--config=experiments/ring8.py', '--config.model.width=8',
+              '--steps=5', '--warmup=1']
+
+
+@pytest.fixture(scope='module', autouse=True)
+def shared_compilation_cache(tmp_path_factory):
+  """The bench commands compile the same step (and --loop compiles it twice):
+  through a persistent cache, once."""
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setenv('JAX_COMPILATION_CACHE_DIR',
+                 str(tmp_path_factory.mktemp('bench_jax_cache')))
+    patch.setenv('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+    patch.setenv('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
+    yield
+
+
+def bench(*args: str) -> dict:
+  """The JSON object on the last line of a successful bench run's stdout."""
+  proc = run('gan_jax.bench', *TINY_BENCH, *args)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def assert_bare_step(result: dict) -> None:
+  assert result['steps_per_s'] > 0 and result['compile_s'] > 0
+  assert result['steps'] == 5 and result['seconds'] > 0
+  assert math.isclose(result['steps_per_s'], 5 / result['seconds'], rel_tol=1e-9)
+  # ring8: batch 256, one seed; a step is one generator update.
+  assert result['batch_size'] == 256 and result['num_seeds'] == 1
+  assert math.isclose(result['examples_per_s'], result['steps_per_s'] * 256,
+                      rel_tol=1e-9)
+  assert result['devices'] == 1 and result['backend'] == 'cpu'
+  assert result['d_steps'] == 1  # vanilla: the loss's default, resolved
+  assert (result['loss'], result['model'], result['data']) == ('vanilla', 'mlp',
+                                                               'ring8')
+
+
+def test_bench_prints_the_step_rate_as_json():
+  result = bench()
+  assert_bare_step(result)
+  assert 'loop_steps_per_s' not in result and 'loop_overhead' not in result
+
+
+def test_bench_loop_also_times_the_training_loop():
+  result = bench('--loop')
+  assert_bare_step(result)
+  assert result['loop_steps_per_s'] > 0
+  assert math.isclose(result['loop_overhead'],
+                      1 - result['loop_steps_per_s'] / result['steps_per_s'],
+                      rel_tol=1e-9)
+
+
+@pytest.mark.parametrize('args,fragments', [
+    (['--steps=0'], ['--steps=0', '> 0']),
+    (['--warmup=-1'], ['--warmup=-1', '>= 0']),
+    (['--config.model.widht=8'], ['unknown config key', 'width']),
+    (['--config.train.dtype=float16'], ['train.dtype', 'float32, bfloat16']),
+])
+def test_bad_input_is_a_one_line_error(args, fragments):
+  proc = run('gan_jax.bench', *TINY_BENCH, *args)
+  assert_one_line_error(proc, *fragments)
+  assert not proc.stdout.strip()  # no JSON line
+
+
+def test_synthetic_mnist_is_random_uint8_images_of_its_shape():
+  source = data.synthetic('mnist', num_images=16)
+  assert source.kind == 'images' and source.example_shape == (28, 28, 1)
+  images = source.arrays['images']
+  assert images.shape == (16, 28, 28, 1) and images.dtype == np.uint8
+  assert images.min() < 64 and images.max() > 192  # spread over [0, 255]
+  np.testing.assert_array_equal(images,
+                                data.synthetic('mnist', num_images=16).arrays['images'])
+  assert not np.array_equal(
+      images, data.synthetic('mnist', num_images=16, seed=1).arrays['images'])
+  example = source.sample_one(source.arrays, jax.random.key(0))
+  assert example.shape == (28, 28, 1) and example.dtype == np.float32
+  assert -1 <= float(example.min()) and float(example.max()) <= 1
+
+
+def test_synthetic_toy_is_the_mixture_itself():
+  source = data.synthetic('ring8')
+  assert source.kind == 'points' and source.example_shape == (2,)
+  assert source.modes.shape == (8, 2) and source.mode_std == data.RING8_STD
+  np.testing.assert_allclose(np.linalg.norm(source.modes, axis=1), 1, rtol=1e-6)
+  arrays = jax.tree.map(jnp.asarray, source.arrays)  # as the step has them
+  points = jax.vmap(lambda key: source.sample_one(arrays, key))(
+      jax.random.split(jax.random.key(0), 64))
+  assert points.shape == (64, 2)
+  # Every point lies within 5 std of a mode of the ring.
+  distances = np.linalg.norm(np.asarray(points)[:, None] - source.modes[None], axis=2)
+  assert np.all(distances.min(axis=1) < 5 * data.RING8_STD)
+
+
+def test_synthetic_unknown_dataset_is_a_user_error():
+  with pytest.raises(UserError, match="data.name='imagenet'.*valid: mnist"):
+    data.synthetic('imagenet')
