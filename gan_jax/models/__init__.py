@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 
 import flax.linen as nn
+import jax.numpy as jnp
 import ml_collections
 
 from gan_jax.errors import UserError
@@ -10,11 +11,23 @@ from gan_jax.models import dcgan
 from gan_jax.models import mlp
 
 MODEL_NAMES = ('dcgan', 'mlp')
+# model.transposed_conv: how the DCGAN generator computes its transposed
+# convolutions (layers.SubPixelConvTranspose, or Flax's nn.ConvTranspose).
+TRANSPOSED_CONVS = ('subpixel', 'flax')
+# train.dtype: the layers' compute dtype. Parameters, optimizer states and
+# BatchNorm statistics stay float32, and both models' outputs (images or
+# points, logits) are float32, so the losses are computed in float32.
+DTYPES = ('float32', 'bfloat16')
 
 
 def build(model_config: ml_collections.ConfigDict,
-          example_shape: Sequence[int]) -> tuple[nn.Module, nn.Module]:
-  """Returns (generator, discriminator) for examples of `example_shape`."""
+          example_shape: Sequence[int],
+          dtype: str = 'float32') -> tuple[nn.Module, nn.Module]:
+  """Returns (generator, discriminator) for examples of `example_shape`, whose
+  layers compute in `dtype` (one of DTYPES)."""
+  if dtype not in DTYPES:
+    raise UserError(f'unknown train.dtype={dtype!r}; valid: {", ".join(DTYPES)}')
+  compute_dtype = jnp.dtype(dtype)
   name = model_config.name
   if name == 'dcgan':
     if len(example_shape) != 3 or example_shape[0] % 4 or example_shape[1] % 4:
@@ -22,15 +35,20 @@ def build(model_config: ml_collections.ConfigDict,
           f'model.name=dcgan needs images with height and width divisible by 4,'
           f' got examples of shape {tuple(example_shape)}; use model.name=mlp'
           ' for 2-D points')
-    return (dcgan.Generator(tuple(example_shape)),
-            dcgan.Discriminator(model_config.get('dropout', 0.3)))
+    return (dcgan.Generator(tuple(example_shape),
+                            transposed_conv=model_config.get(
+                                'transposed_conv', 'subpixel'),
+                            dtype=compute_dtype),
+            dcgan.Discriminator(model_config.get('dropout', 0.3),
+                                dtype=compute_dtype))
   if name == 'mlp':
     if len(example_shape) != 1:
       raise UserError(
           f'model.name=mlp needs flat examples (2-D points), got shape'
           f' {tuple(example_shape)}; use model.name=dcgan for images')
     return (mlp.Generator(model_config.width, model_config.depth,
-                          example_shape[0]),
-            mlp.Discriminator(model_config.width, model_config.depth))
+                          example_shape[0], dtype=compute_dtype),
+            mlp.Discriminator(model_config.width, model_config.depth,
+                              dtype=compute_dtype))
   raise UserError(
       f'unknown model.name={name!r}; valid: {", ".join(MODEL_NAMES)}')

@@ -9,10 +9,13 @@ channels for MNIST by mistake): 28x28x1 for MNIST, 32x32x3 for CIFAR-10.
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from gan_jax.models import layers
 
 LEAKY_SLOPE = 0.3  # tf.keras.layers.LeakyReLU's default
 
@@ -26,23 +29,39 @@ class Generator(nn.Module):
 
   image_shape: Sequence[int]  # (H, W, C); H and W divisible by 4
   bn_axis_name: str | None = 'data'  # BatchNorm statistics averaged over this axis
+  # 'subpixel': layers.SubPixelConvTranspose (fast on CPU); 'flax':
+  # nn.ConvTranspose, the reference. The same parameters and function.
+  transposed_conv: str = 'subpixel'
+  # The layers' compute dtype (bfloat16: mixed precision); parameters and
+  # BatchNorm statistics stay float32, and the images come out float32.
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z_BL: jax.Array, train: bool) -> jax.Array:
     height, width, channels = self.image_shape
     batch_norm = lambda: nn.BatchNorm(  # noqa: E731
         use_running_average=not train, momentum=0.99, epsilon=1e-3,
-        axis_name=self.bn_axis_name if train else None)
+        axis_name=self.bn_axis_name if train else None, dtype=self.dtype)
     h, w = height // 4, width // 4
-    x = nn.Dense(h * w * 256, use_bias=False)(z_BL)
+    conv_transpose = (layers.SubPixelConvTranspose
+                      if self.transposed_conv == 'subpixel' else nn.ConvTranspose)
+
+    def deconv(index, features, stride):
+      # Named as Flax names nn.ConvTranspose: both kinds share checkpoints.
+      return conv_transpose(features, (5, 5), (stride, stride), use_bias=False,
+                            dtype=self.dtype, name=f'ConvTranspose_{index}',
+                            **({} if self.transposed_conv == 'subpixel'
+                               else {'padding': 'SAME'}))
+
+    x = nn.Dense(h * w * 256, use_bias=False, dtype=self.dtype)(z_BL)
     x = nn.leaky_relu(batch_norm()(x), LEAKY_SLOPE)
     x = x.reshape((x.shape[0], h, w, 256))
-    x = nn.ConvTranspose(128, (5, 5), (1, 1), padding='SAME', use_bias=False)(x)
+    x = deconv(0, 128, 1)(x)
     x = nn.leaky_relu(batch_norm()(x), LEAKY_SLOPE)
-    x = nn.ConvTranspose(64, (5, 5), (2, 2), padding='SAME', use_bias=False)(x)
+    x = deconv(1, 64, 2)(x)
     x = nn.leaky_relu(batch_norm()(x), LEAKY_SLOPE)
-    x = nn.ConvTranspose(channels, (5, 5), (2, 2), padding='SAME', use_bias=False)(x)
-    return jnp.tanh(x)
+    x = deconv(2, channels, 2)(x)
+    return jnp.tanh(x.astype(jnp.float32))
 
 
 class Discriminator(nn.Module):
@@ -53,14 +72,16 @@ class Discriminator(nn.Module):
   """
 
   dropout_rate: float = 0.3
+  # The layers' compute dtype; parameters stay float32, logits come out float32.
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x_BHWC: jax.Array, train: bool) -> jax.Array:
-    x = nn.Conv(64, (5, 5), (2, 2), padding='SAME')(x_BHWC)
+    x = nn.Conv(64, (5, 5), (2, 2), padding='SAME', dtype=self.dtype)(x_BHWC)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(
         nn.leaky_relu(x, LEAKY_SLOPE))
-    x = nn.Conv(128, (5, 5), (2, 2), padding='SAME')(x)
+    x = nn.Conv(128, (5, 5), (2, 2), padding='SAME', dtype=self.dtype)(x)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(
         nn.leaky_relu(x, LEAKY_SLOPE))
     x = x.reshape((x.shape[0], -1))
-    return nn.Dense(1)(x)[:, 0]
+    return nn.Dense(1, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)
