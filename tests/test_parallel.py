@@ -14,6 +14,7 @@ import sys
 import jax
 import numpy as np
 
+from gan_jax import configs
 from tests.conftest import REPO
 from tests.conftest import restored_state
 
@@ -81,8 +82,13 @@ def subprocess_env(devices: int) -> dict[str, str]:
   return env
 
 
+# The tiny DCGAN's learning rate (tiny_image_config keeps the default).
+TINY_LR = max(configs.default_config().optim.g_lr,
+              configs.default_config().optim.d_lr)
+
+
 def assert_state_leaf_close(path: str, actual, desired, steps: int = 3,
-                            lr: float = 1e-4) -> None:
+                            lr: float = TINY_LR) -> None:
   """Equal up to float32 summation order.
 
   Adam's moments and the batch-norm statistics are compared tightly against
