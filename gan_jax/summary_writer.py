@@ -1,10 +1,12 @@
-"""A TensorBoard event-file writer that does not import TensorFlow.
+"""A TensorBoard event-file writer (and reader) that does not import TensorFlow.
 
 TensorBoard's own writer pulls in TensorFlow (seconds of start-up and a second
 framework competing for accelerators). Event files are just TFRecords of
-`Event` protos, so this writes them directly with TensorBoard's protos.
+`Event` protos, so this writes them directly with TensorBoard's protos, and
+`read_events` reads them back the same way.
 """
 
+from collections.abc import Iterator
 import io
 import os
 import socket
@@ -94,3 +96,18 @@ class SummaryWriter:
 
   def close(self) -> None:
     self._file.close()
+
+
+def read_events(path: str) -> Iterator[event_pb2.Event]:
+  """The events of one event file, in order. Checksums are not verified; a
+  record cut short (a file still being written) ends the file."""
+  with open(path, 'rb') as f:
+    while True:
+      header = f.read(12)  # length (uint64) and its masked CRC
+      if len(header) < 12:
+        return
+      length, = struct.unpack('<Q', header[:8])
+      record = f.read(length)
+      if len(record) < length or len(f.read(4)) < 4:
+        return
+      yield event_pb2.Event.FromString(record)

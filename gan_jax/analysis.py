@@ -1,0 +1,337 @@
+"""Reading finished runs back for comparison: results, curves, samples, tables.
+
+What `notebooks/compare_losses.ipynb` needs beyond plotting, kept here so the
+notebook holds no library logic and so it is tested:
+
+  repo_root          the checkout, for paths relative to it wherever the notebook runs
+  experiment_config  an `experiments/*.py` config with {dotted key: value} overrides
+  train_once         train a run unless its workdir already holds it, finished
+  load_results       a run's results.json; `find_runs`: the runs matching a glob
+  latest_picture     a run's last sample picture (samples/step_<N>[_seed<i>].png)
+  read_scalars       a run's TensorBoard scalars; `curve`: one tag's mean and members
+  member_samples     each member's samples from the latest checkpoint
+  read_sweep         the points of a `gan_jax.sweep` directory, grouped by `group_runs`
+  comparison_rows    per group of runs: every seed's figures pooled, mean ± std
+  markdown_table     those rows as a markdown table (`Column`: which figures, how)
+  metrics_table      the final figures of single runs (e.g. MNIST) side by side
+
+Groups of runs are `{label tuple: [results.json dicts]}`, so runs of several
+seeds (`config.num_seeds`) and sweeps of one seed per point compare alike.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+import csv
+import dataclasses
+import glob
+import json
+import math
+import os
+import re
+
+import ml_collections
+import numpy as np
+
+from gan_jax import aggregate
+from gan_jax import configs
+from gan_jax import summary_writer
+from gan_jax import sweep
+from gan_jax import train
+from gan_jax.errors import UserError
+
+Results = dict  # the content of a run's results.json
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+  """A figure in a table: results.json's `key`, shown as `title`, its values
+  times `scale` formatted with `spec` (e.g. high_quality as 'HQ %', 100, '.1f'),
+  a single seed's with `seed_spec` (default `spec`)."""
+
+  key: str
+  title: str
+  scale: float = 1.0
+  spec: str = '.2f'
+  seed_spec: str | None = None
+
+
+# PacGAN's figures of the `modes` evaluator, as docs/loss_comparison.md shows them.
+TOY_COLUMNS = (Column('modes', 'modes', 1.0, '.1f', '.0f'),
+               Column('high_quality', 'HQ %', 100.0, '.1f'),
+               Column('reverse_kl', 'reverse KL', 1.0, '.2f'))
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+  """One scalar over training: the logged mean over members and, for a run of
+  several seeds, each member's values (`per_seed[i]`, at the same steps)."""
+
+  steps: np.ndarray  # int [T]
+  mean: np.ndarray  # float [T]
+  per_seed: list[np.ndarray]  # K arrays [T]; empty for a one-seed run
+
+
+# ------------------------------------------------------------------ runs
+
+def repo_root(start: str = '.') -> str:
+  """The gan_jax checkout holding `start` (the first ancestor with
+  pyproject.toml and experiments/), else the one this module is in."""
+  path = os.path.abspath(start)
+  while True:
+    if (os.path.exists(os.path.join(path, 'pyproject.toml'))
+        and os.path.isdir(os.path.join(path, 'experiments'))):
+      return path
+    parent = os.path.dirname(path)
+    if parent == path:
+      return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = parent
+
+
+def experiment_config(path: str, overrides: Mapping[str, object] = ()
+                      ) -> ml_collections.ConfigDict:
+  """`get_config()` of an experiment file with {dotted key: value} overrides,
+  as `--config=path --config.KEY=value` gives it."""
+  config = sweep.load_config_module(path).get_config()
+  return sweep.point_config(config, dict(overrides))
+
+
+def load_results(workdir: str) -> Results | None:
+  """results.json of the run in `workdir`, None if it has none (yet)."""
+  return sweep.read_results(workdir)
+
+
+def train_once(config: ml_collections.ConfigDict, workdir: str) -> Results:
+  """The results of `config`'s run in `workdir`, training it only if it is not
+  there already finished at `train.num_steps` (an interrupted run resumes).
+
+  Raises:
+    UserError: `workdir` holds a run of another config (the key that differs
+      is named); train it into another workdir.
+  """
+  results = load_results(workdir)
+  mismatch = sweep.config_mismatch(config, workdir)
+  if mismatch:
+    raise UserError(f'{workdir} holds a run with another config ({mismatch});'
+                    ' delete it or use another workdir')
+  if sweep.is_finished(results, config.train.num_steps):
+    return results
+  return train.train_and_evaluate(config, workdir)
+
+
+def find_runs(pattern: str) -> list[str]:
+  """The run directories (holding results.json) that match a glob, sorted."""
+  return sorted(d for d in glob.glob(pattern)
+                if os.path.exists(os.path.join(d, 'results.json')))
+
+
+def latest_picture(workdir: str, member: int = 0) -> str | None:
+  """The path of the run's last sample picture (`samples/step_<N>.png`, or
+  member i's `step_<N>_seed<i>.png`), None if it has none."""
+  pattern = re.compile(rf'step_(\d+)(_seed{member})?\.png$')
+  found = []
+  for path in glob.glob(os.path.join(workdir, 'samples', 'step_*.png')):
+    match = pattern.search(os.path.basename(path))
+    if match and (match.group(2) or member == 0):
+      found.append((int(match.group(1)), path))
+  return max(found)[1] if found else None
+
+
+# ---------------------------------------------------------------- curves
+
+def read_scalars(workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """Every scalar tag of the run's event files -> (steps, values), by step.
+
+  A resumed run has several event files and may log a step twice; the later
+  file's value wins. (Read with `summary_writer.read_events`: TensorBoard's
+  own loader would import TensorFlow.)
+  """
+  by_tag: dict[str, dict[int, float]] = {}
+  for path in sorted(glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))):
+    for event in summary_writer.read_events(path):
+      for value in event.summary.value:
+        if value.HasField('simple_value'):
+          by_tag.setdefault(value.tag, {})[event.step] = value.simple_value
+  return {tag: (np.asarray(sorted(values), np.int64),
+                np.asarray([values[s] for s in sorted(values)], np.float64))
+          for tag, values in by_tag.items()}
+
+
+def curve(scalars: Mapping[str, tuple[np.ndarray, np.ndarray]], tag: str) -> Curve:
+  """`tag` of `read_scalars`: the mean over members and member i's
+  `seed_<i>/<tag>` (none for a one-seed run). KeyError if it was not logged."""
+  steps, mean = scalars[tag]
+  per_seed, i = [], 0
+  while f'seed_{i}/{tag}' in scalars:
+    per_seed.append(scalars[f'seed_{i}/{tag}'][1])
+    i += 1
+  return Curve(steps=steps, mean=mean, per_seed=per_seed)
+
+
+# --------------------------------------------------------------- samples
+
+def member_samples(workdir: str, num: int | None = None
+                   ) -> list[tuple[int, np.ndarray]]:
+  """(seed, float32 samples [num, ...]) of every member of the run's latest
+  checkpoint. The noise is drawn with the member's seed, and `num` defaults to
+  `eval.num_samples`: the very samples its final evaluation scored."""
+  config, gan, state = train.restore_run(workdir)
+  num = num or config.eval.num_samples
+  return [(seed, train.generate_samples(gan, train.member(state, i), num, seed))
+          for i, seed in enumerate(configs.seeds(config))]
+
+
+# ---------------------------------------------------------------- sweeps
+
+def read_sweep(directory: str) -> list[dict]:
+  """The points of a `gan_jax.sweep` directory, in the sweep's order:
+  {'name', 'values' (swept key -> text), 'status' (finished, diverged,
+  incomplete, pending), 'config' (config.json's dict, None before the point
+  started), 'results' (None before it wrote results.json)}.
+
+  The points and their statuses come from summary.csv; sub-workdirs it does
+  not list yet (a sweep before its first summary) follow, by name.
+  """
+  points = []
+  summary = os.path.join(directory, 'summary.csv')
+  if os.path.exists(summary):
+    with open(summary, newline='') as f:
+      reader = csv.DictReader(f)
+      keys = reader.fieldnames[:reader.fieldnames.index('status')]
+      points = [{'name': row['point'], 'values': {k: row[k] for k in keys},
+                 'status': row['status']} for row in reader]
+  listed = {point['name'] for point in points}
+  for path in sorted(glob.glob(os.path.join(directory, '*', 'config.json'))):
+    name = os.path.basename(os.path.dirname(path))
+    if name not in listed:
+      points.append({'name': name, 'values': {}, 'status': None})
+  for point in points:
+    workdir = os.path.join(directory, point['name'])
+    point['config'] = _read_json(os.path.join(workdir, 'config.json'))
+    point['results'] = load_results(workdir)
+    if point['status'] is None:
+      point['status'] = (point['results'] or {}).get('status', 'incomplete')
+  return points
+
+
+def _read_json(path: str) -> dict | None:
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def _value(point: Mapping, key: str) -> str:
+  """A point's value of a config key: from the sweep's values, else its config."""
+  if key in point['values']:
+    return point['values'][key]
+  tree = point['config'] or {}
+  for part in key.split('.'):
+    tree = tree[part]
+  return sweep.format_value(tree)
+
+
+def group_runs(points: Iterable[dict], keys: Sequence[str]
+               ) -> dict[tuple[str, ...], list[Results]]:
+  """`read_sweep`'s points grouped by their values of `keys` (e.g.
+  ('loss.name',)), in order of appearance: each point's results.json with the
+  sweep's status (a point that has none yet: {'status', 'num_seeds'}), so
+  that tables count it."""
+  groups: dict[tuple[str, ...], list[Results]] = {}
+  for point in points:
+    num_seeds = (point['config'] or {}).get('num_seeds', 1)
+    results = {'num_seeds': num_seeds, **(point['results'] or {}),
+               'status': point['status']}
+    label = tuple(_value(point, key) for key in keys)
+    groups.setdefault(label, []).append(results)
+  return groups
+
+
+# ---------------------------------------------------------------- tables
+
+def per_seed_metrics(results: Results) -> list[dict]:
+  """A finished run's final figures, one dict per member with its 'seed'."""
+  if results.get('metrics_per_seed'):
+    return list(results['metrics_per_seed'])
+  seeds = results.get('seeds') or [None]
+  return [{'seed': seeds[0], **(results.get('metrics') or {})}]
+
+
+def comparison_rows(groups: Mapping[tuple, Sequence[Results]]) -> list[dict]:
+  """One row per group of runs: the per-seed figures of its finished runs
+  pooled ('per_seed'), their `aggregate.summarize` ('summary': mean, std,
+  ci95, n), 'expected' seeds (finished or not) and the count of each other
+  status ('other': e.g. {'pending': 3})."""
+  rows = []
+  for label, group in groups.items():
+    pooled, expected, other = [], 0, {}
+    for results in group:
+      expected += results.get('num_seeds') or 1
+      if results.get('status') == 'finished':
+        pooled += per_seed_metrics(results)
+      else:
+        status = results.get('status', 'unknown')
+        other[status] = other.get(status, 0) + 1
+    rows.append({'label': tuple(label), 'per_seed': pooled,
+                 'summary': aggregate.summarize(pooled), 'expected': expected,
+                 'other': other})
+  return rows
+
+
+def _number(value: float, column: Column, spec: str | None = None) -> str:
+  if value is None or math.isnan(value):
+    return 'n/a'
+  return f'{value * column.scale:{spec or column.spec}}'
+
+
+def spread_cell(summary: Mapping | None, column: Column, seeds: int = 0) -> str:
+  """'mean ± std' of one figure over seeds ('mean' for one value, 'n/a' for
+  none), with '(n of `seeds`)' when some seeds have no value (a NaN reverse
+  KL: no high-quality sample)."""
+  if not summary or not summary['n']:
+    return 'n/a'
+  text = _number(summary['mean'], column)
+  if summary['n'] > 1:
+    text += f' ± {_number(summary["std"], column)}'
+  if summary['n'] < seeds:
+    text += f' ({summary["n"]} of {seeds})'
+  return text
+
+
+def markdown_table(rows: Sequence[dict], label_titles: Sequence[str],
+                   columns: Sequence[Column] = TOY_COLUMNS,
+                   per_seed: Sequence[str] = ('modes', 'high_quality')) -> str:
+  """`comparison_rows` as markdown: the labels, 'seeds' ('n', or 'n of m'
+  while some runs are not finished), each column's mean ± std over seeds,
+  then every seed's value of the `per_seed` keys."""
+  listed = [c for key in per_seed for c in columns if c.key == key]
+  header = [*label_titles, 'seeds', *(c.title for c in columns),
+            *(f'{c.title} per seed' for c in listed)]
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]
+  for row in rows:
+    seeds = str(len(row['per_seed']))
+    if len(row['per_seed']) < row['expected']:
+      seeds += f' of {row["expected"]}'
+      seeds += ''.join(f', {n} {status}' for status, n in sorted(row['other'].items()))
+    cells = [*row['label'], seeds]
+    cells += [spread_cell(row['summary'].get(c.key), c, len(row['per_seed']))
+              for c in columns]
+    cells += [', '.join(_number(figures.get(c.key, math.nan), c, c.seed_spec)
+                        for figures in row['per_seed']) for c in listed]
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def metrics_table(runs: Mapping[str, Results], spec: str = '.4g') -> str:
+  """Single runs side by side (e.g. MNIST's), a column per run: its status,
+  final step, then a row per final figure of `metrics` (the union over runs;
+  empty where a run lacks it)."""
+  names = sorted({name for r in runs.values() for name in (r.get('metrics') or {})})
+  lines = ['| run | ' + ' | '.join(runs) + ' |', '|' + ' --- |' * (len(runs) + 1)]
+  lines.append('| status | ' + ' | '.join(
+      str(r.get('status', '')) for r in runs.values()) + ' |')
+  lines.append('| final step | ' + ' | '.join(
+      str(r.get('final_step', '')) for r in runs.values()) + ' |')
+  for name in names:
+    values = [(r.get('metrics') or {}).get(name) for r in runs.values()]
+    lines.append(f'| {name} | ' + ' | '.join(
+        f'{v:{spec}}' if isinstance(v, (int, float)) else '' for v in values) + ' |')
+  return '\n'.join(lines) + '\n'

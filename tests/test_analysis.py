@@ -1,0 +1,258 @@
+"""gan_jax.analysis: runs read back (results, curves, samples), sweeps grouped,
+tables of mean ± std over seeds."""
+
+import json
+import math
+import os
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from gan_jax import analysis
+from gan_jax import data
+from gan_jax import evaluators
+from gan_jax import summary_writer
+from gan_jax import train
+from gan_jax.errors import UserError
+from tests.conftest import REPO
+from tests.conftest import read_events
+
+RING8 = os.path.join(REPO, 'experiments', 'ring8.py')
+TINY = {'num_seeds': 2, 'model.width': 16, 'model.depth': 2,
+        'train.batch_size': 32, 'train.num_steps': 20, 'train.log_every': 5,
+        'train.eval_every': 10, 'train.sample_every': 20,
+        'train.checkpoint_every': 20, 'eval.num_samples': 300}
+
+
+def write_json(path, obj) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(obj, f)
+
+
+def toy_results(modes, high_quality, reverse_kl, seeds=(0,), status='finished'):
+  """A results.json of a finished toy run: one entry per seed."""
+  per_seed = [{'seed': s, 'modes': m, 'high_quality': h, 'reverse_kl': r}
+              for s, m, h, r in zip(seeds, modes, high_quality, reverse_kl,
+                                    strict=True)]
+  return {'status': status, 'final_step': 100, 'num_seeds': len(seeds),
+          'seeds': list(seeds), 'metrics': per_seed[0] if len(seeds) == 1 else {},
+          'metrics_per_seed': per_seed}
+
+
+def write_sweep(directory) -> None:
+  """A hand-made `gan_jax.sweep --sweep=seed=0,1` of ring8's three losses:
+  vanilla finished on both seeds (seed 1 without a high-quality sample: NaN
+  reverse KL), wgan_gp finished on seed 0 and pending on seed 1,
+  non_saturating seed 0 running (config.json, no results.json)."""
+  rows = [('vanilla', 0, 'finished'), ('vanilla', 1, 'finished'),
+          ('non_saturating', 0, 'incomplete'), ('non_saturating', 1, 'pending'),
+          ('wgan_gp', 0, 'finished'), ('wgan_gp', 1, 'pending')]
+  figures = {('vanilla', 0): (8, 0.9, 0.01), ('vanilla', 1): (6, 0.0, math.nan),
+             ('wgan_gp', 0): (3, 0.5, 1.0)}
+  lines = ['loss.name,seed,status,final_step,num_seeds,point']
+  for loss, seed, status in rows:
+    point = f'loss.name-{loss}_seed-{seed}'
+    lines.append(f'{loss},{seed},{status},,1,{point}')
+    if status == 'pending':
+      continue
+    config = {'loss': {'name': loss}, 'seed': seed, 'num_seeds': 1}
+    write_json(os.path.join(directory, point, 'config.json'), config)
+    if status == 'finished':
+      m, h, r = figures[loss, seed]
+      write_json(os.path.join(directory, point, 'results.json'),
+                 toy_results([m], [h], [r], seeds=[seed]))
+  with open(os.path.join(directory, 'summary.csv'), 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+
+
+def write_image_run(workdir, pictures, metrics=None) -> None:
+  """A hand-made image run: results.json and samples/<picture>.png files."""
+  write_json(os.path.join(workdir, 'results.json'),
+             {'status': 'finished', 'final_step': 300, 'metrics': metrics or {}})
+  os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
+  for name in pictures:
+    Image.new('L', (8, 8)).save(os.path.join(workdir, 'samples', name))
+
+
+@pytest.fixture(scope='module')
+def two_seeds(tmp_path_factory):
+  """A tiny ring8 run of 2 seeds, trained through analysis.train_once."""
+  workdir = str(tmp_path_factory.mktemp('analysis') / 'ring8')
+  config = analysis.experiment_config(RING8, {**TINY, 'loss.name': 'non_saturating'})
+  return config, workdir, analysis.train_once(config, workdir)
+
+
+def test_experiment_config_is_the_file_with_overrides():
+  config = analysis.experiment_config(RING8, {'loss.name': 'wgan_gp',
+                                              'train.num_steps': 7})
+  assert (config.loss.name, config.train.num_steps) == ('wgan_gp', 7)
+  assert config.data.name == 'ring8' and config.model.width == 128
+  assert analysis.experiment_config(RING8).loss.name == 'vanilla'
+
+
+def test_repo_root_from_inside_the_checkout_and_from_elsewhere(tmp_path):
+  assert analysis.repo_root(os.path.join(REPO, 'notebooks')) == REPO
+  assert analysis.repo_root(REPO) == REPO
+  assert analysis.repo_root(str(tmp_path)) == REPO  # the package's checkout
+
+
+def test_train_once_trains_then_loads_and_refuses_another_config(
+    two_seeds, monkeypatch):
+  config, workdir, results = two_seeds
+  assert results['status'] == 'finished' and results['num_seeds'] == 2
+  assert analysis.load_results(workdir) == json.loads(json.dumps(results))
+
+  def must_not_train(*args):
+    raise AssertionError('trained again')
+
+  monkeypatch.setattr(train, 'train_and_evaluate', must_not_train)
+  assert analysis.train_once(config, workdir) == analysis.load_results(workdir)
+  other = analysis.experiment_config(RING8, {**TINY, 'loss.name': 'vanilla'})
+  with pytest.raises(UserError, match="loss.name='non_saturating' there"):
+    analysis.train_once(other, workdir)
+
+
+def test_scalars_are_what_tensorboard_reads_and_curves_split_the_seeds(two_seeds):
+  _, workdir, results = two_seeds
+  scalars = analysis.read_scalars(workdir)
+  (events,) = [os.path.join(workdir, f) for f in os.listdir(workdir)
+               if f.startswith('events.out.tfevents.')]
+  expected, _ = read_events(events)  # TensorBoard's own loader
+  assert set(scalars) == set(expected)
+  for tag, pairs in expected.items():
+    np.testing.assert_array_equal(scalars[tag][0], [s for s, _ in pairs])
+    np.testing.assert_allclose(scalars[tag][1], [v for _, v in pairs],
+                               rtol=1e-6, equal_nan=True)
+
+  g_loss = analysis.curve(scalars, 'g_loss')
+  np.testing.assert_array_equal(g_loss.steps, [5, 10, 15, 20])
+  assert len(g_loss.per_seed) == 2
+  np.testing.assert_allclose(g_loss.mean, np.mean(g_loss.per_seed, axis=0),
+                             rtol=1e-5)
+  modes = analysis.curve(scalars, 'eval/modes')
+  np.testing.assert_array_equal(modes.steps, [10, 20])
+  assert [m[-1] for m in modes.per_seed] == [
+      f['modes'] for f in results['metrics_per_seed']]
+  assert analysis.curve({'x': scalars['g_loss']}, 'x').per_seed == []
+  with pytest.raises(KeyError):
+    analysis.curve(scalars, 'nope')
+
+
+def test_a_later_event_file_wins_and_a_cut_record_ends_a_file(tmp_path):
+  def write(name, pairs):
+    writer = summary_writer.SummaryWriter(str(tmp_path))
+    for step, value in pairs:
+      writer.scalars(step, {'loss': value})
+    writer.close()
+    os.rename(writer.path, str(tmp_path / name))
+
+  write('events.out.tfevents.1.host', [(1, 1.0), (2, 2.0), (3, 3.0)])
+  write('events.out.tfevents.2.host', [(3, 30.0), (4, 40.0)])  # resumed at 2
+  steps, values = analysis.read_scalars(str(tmp_path))['loss']
+  np.testing.assert_array_equal(steps, [1, 2, 3, 4])
+  np.testing.assert_array_equal(values, [1.0, 2.0, 30.0, 40.0])
+
+  path = str(tmp_path / 'events.out.tfevents.2.host')
+  with open(path, 'rb') as f:
+    content = f.read()
+  with open(path, 'wb') as f:
+    f.write(content[:-3])  # the last record is being written
+  assert [e.step for e in summary_writer.read_events(path)] == [0, 3]
+
+
+def test_member_samples_are_the_samples_the_final_evaluation_scored(two_seeds):
+  config, workdir, results = two_seeds
+  samples = analysis.member_samples(workdir)
+  assert [seed for seed, _ in samples] == [0, 1]
+  score = evaluators.build(('modes',), config, data.load(config.data))
+  for (_, points), figures in zip(samples, results['metrics_per_seed'], strict=True):
+    assert points.shape == (300, 2) and points.dtype == np.float32
+    assert {'seed': figures['seed'], **score(points)} == pytest.approx(
+        figures, nan_ok=True)
+  assert analysis.member_samples(workdir, num=10)[1][1].shape == (10, 2)
+
+
+def test_a_sweep_grouped_by_loss_pools_its_seeds_and_counts_the_rest(tmp_path):
+  write_sweep(str(tmp_path))
+  points = analysis.read_sweep(str(tmp_path))
+  assert [p['name'] for p in points] == [
+      f'loss.name-{loss}_seed-{seed}'
+      for loss in ('vanilla', 'non_saturating', 'wgan_gp') for seed in (0, 1)]
+  assert [p['status'] for p in points] == [
+      'finished', 'finished', 'incomplete', 'pending', 'finished', 'pending']
+  assert points[3]['config'] is None and points[2]['results'] is None
+
+  groups = analysis.group_runs(points, ('loss.name',))
+  assert list(groups) == [('vanilla',), ('non_saturating',), ('wgan_gp',)]
+  rows = analysis.comparison_rows(groups)
+  vanilla = rows[0]
+  modes = vanilla['summary']['modes']
+  assert (modes['mean'], modes['std'], modes['n']) == pytest.approx((7, math.sqrt(2), 2))
+  assert modes['ci95'] == pytest.approx([7 - 12.7062, 7 + 12.7062])  # t(0.975, 1)
+  assert vanilla['summary']['reverse_kl']['n'] == 1
+  assert (rows[1]['per_seed'], rows[1]['expected'], rows[1]['other']) == (
+      [], 2, {'incomplete': 1, 'pending': 1})
+
+  table = analysis.markdown_table(rows, ('loss',)).splitlines()
+  assert table[0] == ('| loss | seeds | modes | HQ % | reverse KL | modes per seed'
+                      ' | HQ % per seed |')
+  assert table[2] == ('| vanilla | 2 | 7.0 ± 1.4 | 45.0 ± 63.6 | 0.01 (1 of 2)'
+                      ' | 8, 6 | 90.0, 0.0 |')
+  assert table[3] == ('| non_saturating | 0 of 2, 1 incomplete, 1 pending | n/a'
+                      ' | n/a | n/a |  |  |')
+  assert table[4] == ('| wgan_gp | 1 of 2, 1 pending | 3.0 | 50.0 | 1.00 | 3 | 50.0 |')
+
+
+def test_a_sweep_without_its_summary_yet_is_read_from_its_configs(tmp_path):
+  write_sweep(str(tmp_path))
+  os.remove(tmp_path / 'summary.csv')
+  points = analysis.read_sweep(str(tmp_path))
+  assert [(p['name'], p['status']) for p in points] == [
+      ('loss.name-non_saturating_seed-0', 'incomplete'),
+      ('loss.name-vanilla_seed-0', 'finished'),
+      ('loss.name-vanilla_seed-1', 'finished'),
+      ('loss.name-wgan_gp_seed-0', 'finished')]
+  groups = analysis.group_runs(points, ('loss.name', 'seed'))
+  assert list(groups)[:2] == [('non_saturating', '0'), ('vanilla', '0')]
+
+
+def test_runs_of_several_seeds_pool_with_single_seed_runs():
+  rows = analysis.comparison_rows({
+      ('ring8', 'vanilla'): [toy_results([8, 7], [0.9, 0.8], [0.1, 0.2], seeds=[0, 1]),
+                             toy_results([6], [0.7], [0.3], seeds=[2])],
+      ('ring8', 'wgan_gp'): [{'status': 'diverged', 'num_seeds': 3}]})
+  assert [f['seed'] for f in rows[0]['per_seed']] == [0, 1, 2]
+  assert rows[0]['summary']['modes']['mean'] == pytest.approx(7.0)
+  table = analysis.markdown_table(rows, ('data', 'loss'), per_seed=()).splitlines()
+  assert table[0] == '| data | loss | seeds | modes | HQ % | reverse KL |'
+  assert table[2] == '| ring8 | vanilla | 3 | 7.0 ± 1.0 | 80.0 ± 10.0 | 0.20 ± 0.10 |'
+  assert table[3] == '| ring8 | wgan_gp | 0 of 3, 1 diverged | n/a | n/a | n/a |'
+
+
+def test_image_runs_their_last_pictures_and_their_metrics_table(tmp_path):
+  write_image_run(str(tmp_path / 'mnist_a'), ['step_100.png', 'step_300.png'],
+                  {'fid_lenet': 412.345, 'precision': 0.78})
+  write_image_run(str(tmp_path / 'mnist_b'),
+                  ['step_20_seed0.png', 'step_20_seed1.png', 'step_100_seed0.png'])
+  os.makedirs(tmp_path / 'mnist_c' / 'samples')  # no results.json: not a run
+  runs = analysis.find_runs(str(tmp_path / 'mnist*'))
+  assert runs == [str(tmp_path / 'mnist_a'), str(tmp_path / 'mnist_b')]
+
+  def picture(workdir, member=0):
+    path = analysis.latest_picture(str(tmp_path / workdir), member)
+    return path and os.path.basename(path)
+
+  assert picture('mnist_a') == 'step_300.png'
+  assert picture('mnist_a', 1) is None
+  assert picture('mnist_b') == 'step_100_seed0.png'
+  assert picture('mnist_b', 1) == 'step_20_seed1.png'
+  assert picture('mnist_c') is None
+
+  table = analysis.metrics_table(
+      {os.path.basename(w): analysis.load_results(w) for w in runs}).splitlines()
+  assert table == ['| run | mnist_a | mnist_b |', '| --- | --- | --- |',
+                   '| status | finished | finished |',
+                   '| final step | 300 | 300 |',
+                   '| fid_lenet | 412.3 |  |', '| precision | 0.78 |  |']

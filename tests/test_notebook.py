@@ -1,0 +1,103 @@
+"""notebooks/compare_losses.ipynb: it runs end to end on a tiny budget in this
+environment's kernel, and it is committed with the outputs of a real run."""
+
+import os
+import sys
+
+import nbclient
+import nbformat
+import pytest
+
+from tests.conftest import REPO
+from tests.test_analysis import write_image_run
+from tests.test_analysis import write_sweep
+
+NOTEBOOK = os.path.join(REPO, 'notebooks', 'compare_losses.ipynb')
+LOSSES = ('vanilla', 'non_saturating', 'wgan_gp')
+
+
+def tagged(notebook, tag: str):
+  """The one code cell with metadata tag `tag`."""
+  (cell,) = [c for c in notebook.cells if tag in c.metadata.get('tags', ())]
+  return cell
+
+
+def markdown(cell) -> str:
+  return '\n'.join(o['data']['text/markdown'] for o in cell.outputs
+                   if 'text/markdown' in o.get('data', {}))
+
+
+def text(cell) -> str:
+  return ''.join(o.get('text', '') for o in cell.outputs if o.output_type == 'stream')
+
+
+def images(cell) -> int:
+  return sum('image/png' in o.get('data', {}) for o in cell.outputs)
+
+
+@pytest.fixture(scope='module')
+def executed(tmp_path_factory):
+  """The notebook run by nbclient with 20 steps x 2 seeds per run, a
+  hand-made sweep and MNIST run to show, and one extra cell printing the
+  kernel's sys.prefix."""
+  root = tmp_path_factory.mktemp('notebook')
+  runs = root / 'runs'
+  write_sweep(str(runs / 'compare_ring8'))
+  write_image_run(str(runs / 'mnist_vanilla'), ['step_300.png'],
+                  {'fid_lenet': 518.0, 'precision': 0.78})
+  env = {'GAN_JAX_NOTEBOOK_STEPS': '20', 'GAN_JAX_NOTEBOOK_SEEDS': '2',
+         'GAN_JAX_NOTEBOOK_WORKDIR': str(root / 'notebook'),
+         'GAN_JAX_NOTEBOOK_RUNS': str(runs),
+         # Programs the six runs share (init, sampling, metrics) compile once.
+         'JAX_COMPILATION_CACHE_DIR': str(root / 'jax_cache'),
+         'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0',
+         'JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES': '0'}
+  notebook = nbformat.read(NOTEBOOK, as_version=4)
+  notebook.cells.append(nbformat.v4.new_code_cell(
+      'import sys\nprint(sys.prefix)', metadata={'tags': ['prefix']}))
+  # Kernel 'python3', the notebook's: this environment's ipykernel.
+  client = nbclient.NotebookClient(notebook, timeout=600, kernel_name='python3',
+                                   resources={'metadata': {'path': str(root)}})
+  client.execute(env={**os.environ, **env})
+  return notebook
+
+
+def test_the_notebook_runs_in_this_environment_and_shows_every_section(executed):
+  assert text(tagged(executed, 'prefix')).strip() == sys.prefix
+  assert text(tagged(executed, 'setup')).startswith('20 steps x 2 seeds per run')
+
+  training = markdown(tagged(executed, 'train'))
+  table = markdown(tagged(executed, 'table'))
+  for dataset in ('ring8', 'grid25'):
+    for loss in LOSSES:
+      assert f'| {dataset} | {loss} | 2 |' in training
+      assert f'| {dataset} | {loss} | 2 |' in table
+  assert table.startswith('| data | loss | seeds | modes | HQ % | reverse KL |')
+  assert images(tagged(executed, 'samples')) == 2  # one figure per dataset
+  assert images(tagged(executed, 'curves')) == 2
+
+  sweep = tagged(executed, 'sweep')
+  assert 'no sweep in' in text(sweep) and 'compare_grid25' in text(sweep)
+  assert '| ring8 | vanilla | 2 | 7.0 ± 1.4 |' in markdown(sweep)
+  assert '| ring8 | wgan_gp | 1 of 2, 1 pending |' in markdown(sweep)
+  mnist = tagged(executed, 'mnist')
+  assert '| fid_lenet | 518 |' in markdown(mnist) and images(mnist) == 1
+  assert 'the notebook ran in' in text(tagged(executed, 'end'))
+
+
+def test_the_committed_notebook_holds_the_outputs_of_a_real_run():
+  notebook = nbformat.read(NOTEBOOK, as_version=4)
+  nbformat.validate(notebook)
+  assert notebook.metadata.kernelspec.name == 'python3'
+  code = [c for c in notebook.cells if c.cell_type == 'code']
+  assert all(c.outputs and c.execution_count for c in code)
+  assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+  for cell in code:
+    for output in cell.outputs:
+      assert output.output_type != 'error', cell.source
+      assert output.get('name') != 'stderr', output.text  # no log noise
+  setup = text(tagged(notebook, 'setup'))
+  assert setup.startswith('1000 steps x 3 seeds per run')  # the default budget
+  table = markdown(tagged(notebook, 'table'))
+  assert all(f'| {d} | {loss} | 3 |' in table
+             for d in ('ring8', 'grid25') for loss in LOSSES)
