@@ -1,0 +1,173 @@
+"""The PyTorch peer of `gan_jax.bench`: the same two workloads, eager PyTorch.
+
+  pip install torch   # optional; never a dependency of gan_jax or its tests
+  python benchmarks/torch_peer.py --workload=dcgan --steps=20
+  python benchmarks/torch_peer.py --workload=wgan_gp_toy --steps=200
+
+Workloads (each step: d_steps discriminator updates, then one generator
+update, Adam for both, synthetic data drawn inside the timed step as
+gan_jax draws it):
+
+  dcgan        the TensorFlow DCGAN tutorial's generator and discriminator
+               on 28x28x1 images, non-saturating loss, batch 256, 1 D step
+               (gan_jax: experiments/mnist.py --config.train.batch_size=256)
+  wgan_gp_toy  3x512 ReLU MLPs on ring8 (z in R^2), WGAN-GP with
+               gp_weight 0.1, batch 256, 5 critic steps
+               (gan_jax: experiments/ring8.py --config.loss.name=wgan_gp
+               --config.model.width=512 --config.loss.gp_weight=0.1)
+
+The last line printed is one JSON object with steps_per_s, examples_per_s,
+threads and the sizes, like gan_jax.bench's.
+"""
+
+import argparse
+import json
+import math
+import time
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+LEAKY_SLOPE = 0.3  # tf.keras.layers.LeakyReLU's default
+
+
+class DCGANGenerator(nn.Module):
+  """Dense 7*7*256, BN, LReLU, ConvT 128 5x5 s1, BN, LReLU, ConvT 64 5x5 s2,
+  BN, LReLU, ConvT 1 5x5 s2, tanh; no biases (the tutorial's generator)."""
+
+  def __init__(self, latent_dim: int = 100, channels: int = 1):
+    super().__init__()
+    bn = dict(momentum=0.01, eps=1e-3)  # Keras momentum 0.99
+    self.dense = nn.Linear(latent_dim, 7 * 7 * 256, bias=False)
+    self.bn0 = nn.BatchNorm1d(7 * 7 * 256, **bn)
+    self.conv1 = nn.ConvTranspose2d(256, 128, 5, 1, padding=2, bias=False)
+    self.bn1 = nn.BatchNorm2d(128, **bn)
+    self.conv2 = nn.ConvTranspose2d(128, 64, 5, 2, padding=2, output_padding=1,
+                                    bias=False)
+    self.bn2 = nn.BatchNorm2d(64, **bn)
+    self.conv3 = nn.ConvTranspose2d(64, channels, 5, 2, padding=2,
+                                    output_padding=1, bias=False)
+
+  def forward(self, z):
+    x = F.leaky_relu(self.bn0(self.dense(z)), LEAKY_SLOPE)
+    x = x.view(-1, 256, 7, 7)
+    x = F.leaky_relu(self.bn1(self.conv1(x)), LEAKY_SLOPE)
+    x = F.leaky_relu(self.bn2(self.conv2(x)), LEAKY_SLOPE)
+    return torch.tanh(self.conv3(x))
+
+
+class DCGANDiscriminator(nn.Module):
+  """Conv 64 5x5 s2, LReLU, Dropout .3, Conv 128 5x5 s2, LReLU, Dropout .3,
+  Dense 1 (the tutorial's discriminator)."""
+
+  def __init__(self, channels: int = 1):
+    super().__init__()
+    self.conv1 = nn.Conv2d(channels, 64, 5, 2, padding=2)
+    self.conv2 = nn.Conv2d(64, 128, 5, 2, padding=2)
+    self.dense = nn.Linear(7 * 7 * 128, 1)
+
+  def forward(self, x):
+    x = F.dropout(F.leaky_relu(self.conv1(x), LEAKY_SLOPE), 0.3, self.training)
+    x = F.dropout(F.leaky_relu(self.conv2(x), LEAKY_SLOPE), 0.3, self.training)
+    return self.dense(x.flatten(1))[:, 0]
+
+
+def mlp(inputs: int, width: int, depth: int, outputs: int) -> nn.Module:
+  layers, size = [], inputs
+  for _ in range(depth):
+    layers += [nn.Linear(size, width), nn.ReLU()]
+    size = width
+  return nn.Sequential(*layers, nn.Linear(size, outputs))
+
+
+def ring8_batch(batch: int) -> torch.Tensor:
+  """8 Gaussians on the unit circle, std 0.01 (PacGAN's ring)."""
+  angles = 2 * math.pi * torch.randint(0, 8, (batch,)) / 8
+  centres = torch.stack([torch.cos(angles), torch.sin(angles)], 1)
+  return centres + 0.01 * torch.randn(batch, 2)
+
+
+def dcgan_step(g, d, g_opt, d_opt, images, batch: int, latent: int):
+  """One discriminator and one generator update, non-saturating loss."""
+  real = images[torch.randint(0, images.shape[0], (batch,))].float() / 127.5 - 1
+  with torch.no_grad():
+    fake = g(torch.randn(batch, latent))
+  d_loss = (F.softplus(-d(real)).mean() + F.softplus(d(fake)).mean())
+  d_opt.zero_grad(set_to_none=True)
+  d_loss.backward()
+  d_opt.step()
+  g_loss = F.softplus(-d(g(torch.randn(batch, latent)))).mean()
+  g_opt.zero_grad(set_to_none=True)
+  g_loss.backward()
+  g_opt.step()
+
+
+def wgan_gp_step(g, d, g_opt, d_opt, batch: int, d_steps: int,
+                 gp_weight: float):
+  """`d_steps` critic updates with gradient penalty, one generator update
+  (Gulrajani et al. 2017, Algorithm 1)."""
+  for _ in range(d_steps):
+    real = ring8_batch(batch)
+    with torch.no_grad():
+      fake = g(torch.randn(batch, 2))
+    eps = torch.rand(batch, 1)
+    mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    grads, = torch.autograd.grad(d(mixed).sum(), mixed, create_graph=True)
+    penalty = ((grads.norm(dim=1) - 1) ** 2).mean()
+    d_loss = d(fake).mean() - d(real).mean() + gp_weight * penalty
+    d_opt.zero_grad(set_to_none=True)
+    d_loss.backward()
+    d_opt.step()
+  g_loss = -d(g(torch.randn(batch, 2))).mean()
+  g_opt.zero_grad(set_to_none=True)
+  g_loss.backward()
+  g_opt.step()
+
+
+def build(workload: str, batch: int):
+  """The workload's step as a no-argument function."""
+  if workload == 'dcgan':
+    g, d = DCGANGenerator(), DCGANDiscriminator()
+    adam = dict(lr=2e-4, betas=(0.5, 0.999))
+    g_opt, d_opt = (torch.optim.Adam(g.parameters(), **adam),
+                    torch.optim.Adam(d.parameters(), **adam))
+    images = torch.randint(0, 256, (1024, 1, 28, 28), dtype=torch.uint8)
+    return lambda: dcgan_step(g, d, g_opt, d_opt, images, batch, 100)
+  g, d = mlp(2, 512, 3, 2), mlp(2, 512, 3, 1)
+  d_forward = d.forward
+  d.forward = lambda x: d_forward(x)[:, 0]
+  adam = dict(lr=1e-3, betas=(0.5, 0.9))
+  g_opt, d_opt = (torch.optim.Adam(g.parameters(), **adam),
+                  torch.optim.Adam(d.parameters(), **adam))
+  return lambda: wgan_gp_step(g, d, g_opt, d_opt, batch, 5, 0.1)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--workload', choices=('dcgan', 'wgan_gp_toy'),
+                      required=True)
+  parser.add_argument('--steps', type=int, default=20)
+  parser.add_argument('--warmup', type=int, default=3)
+  parser.add_argument('--batch_size', type=int, default=256)
+  parser.add_argument('--threads', type=int, default=2)
+  args = parser.parse_args()
+  torch.set_num_threads(args.threads)
+  torch.manual_seed(0)
+  step = build(args.workload, args.batch_size)
+  for _ in range(args.warmup):
+    step()
+  start = time.perf_counter()
+  for _ in range(args.steps):
+    step()
+  seconds = time.perf_counter() - start
+  print(json.dumps({
+      'workload': args.workload, 'steps_per_s': args.steps / seconds,
+      'examples_per_s': args.steps * args.batch_size / seconds,
+      'steps': args.steps, 'seconds': seconds, 'batch_size': args.batch_size,
+      'threads': torch.get_num_threads(), 'torch': torch.__version__,
+  }, sort_keys=True))
+
+
+if __name__ == '__main__':
+  main()
