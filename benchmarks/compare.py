@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 import torch_peer  # noqa: E402
 
+from gan_jax import analysis  # noqa: E402
 from gan_jax import bench  # noqa: E402
 from gan_jax import sweep  # noqa: E402
 
@@ -43,8 +44,8 @@ DEFAULT_STEPS = {'dcgan': 3, 'wgan_gp_toy': 40}  # per burst
 def jax_config(workload: str, variant: str | None):
   """The gan_jax config of `workload`, with a variant's KEY=VALUE,... applied."""
   path, overrides = WORKLOADS[workload]
-  config = sweep.load_config_module(os.path.join(REPO, path)).get_config()
-  point = dict(overrides)
+  config = analysis.experiment_config(os.path.join(REPO, path), overrides)
+  point = {}
   for item in (variant.split(',') if variant else []):
     key, _, text = item.partition('=')
     point[key] = sweep.parse_value(

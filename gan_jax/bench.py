@@ -19,7 +19,6 @@ object:
   python -m gan_jax.bench --config=experiments/ring8.py --config.model.width=8 --loop
 """
 
-import functools
 import json
 import tempfile
 import time
@@ -30,7 +29,6 @@ from absl import logging
 import jax
 import ml_collections
 from ml_collections import config_flags
-import numpy as np
 
 from gan_jax import cli
 from gan_jax import configs
@@ -64,15 +62,10 @@ class Stepper:
     self.devices = mesh.size
     source = data.synthetic(self.config.data.name)
     gan = train.build_gan(self.config, source.example_shape, source.sample_one)
-    seeds = configs.seeds(self.config)
-    self._state = jax.jit(functools.partial(train.init_states, gan),
-                          out_shardings=parallel.replicated(mesh))(
-                              np.asarray(seeds, np.int32))
+    self._state = train.fresh_states(gan, configs.seeds(self.config), mesh)
     self._data = parallel.replicate(source.arrays, mesh)
     start = time.perf_counter()
-    step = parallel.shard_map_step(
-        functools.partial(train.train_step_seeds, gan), mesh)
-    self._step = step.lower(self._state, self._data).compile()
+    self._step = train.compile_step(gan, self._state, self._data, mesh)
     self.compile_s = time.perf_counter() - start
 
   def run(self, steps: int) -> float:

@@ -439,13 +439,26 @@ def _restore(gan: GAN, ckpts: checkpoints.Checkpoints, mesh, num_seeds: int,
   return ckpts.restore(abstract_state(gan, mesh, num_seeds), step)
 
 
+def fresh_states(gan: GAN, seeds: list[int], mesh) -> GANState:
+  """A new run's stacked state (one member per seed), replicated over `mesh`."""
+  init = jax.jit(functools.partial(init_states, gan),
+                 out_shardings=parallel.replicated(mesh))
+  return init(np.asarray(seeds, np.int32))
+
+
+def compile_step(gan: GAN, state: GANState, data_arrays: dict, mesh):
+  """`train_step_seeds` over `mesh`, compiled for these (replicated) arguments:
+  the step that training and `gan_jax.bench` run."""
+  step_fn = parallel.shard_map_step(functools.partial(train_step_seeds, gan),
+                                    mesh)
+  return step_fn.lower(state, data_arrays).compile()
+
+
 def _restore_or_init(gan: GAN, seeds: list[int], ckpts: checkpoints.Checkpoints,
                      mesh) -> GANState:
   latest = ckpts.latest_step()
   if latest is None:
-    init = jax.jit(functools.partial(init_states, gan),
-                   out_shardings=parallel.replicated(mesh))
-    return init(np.asarray(seeds, np.int32))
+    return fresh_states(gan, seeds, mesh)
   state = _restore(gan, ckpts, mesh, len(seeds), latest)
   logging.info('resumed from %s/%d', ckpts.directory, latest)
   return state
@@ -529,9 +542,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   data_arrays = parallel.replicate(source.arrays, mesh)
 
   compile_start = time.time()
-  step_fn = parallel.shard_map_step(functools.partial(train_step_seeds, gan),
-                                    mesh)
-  step_fn = step_fn.lower(state, data_arrays).compile()
+  step_fn = compile_step(gan, state, data_arrays, mesh)
   compile_s = time.time() - compile_start
   logging.info('compiled the train step in %.1fs; %d devices, global batch %d,'
                ' loss %s, model %s, seeds %s', compile_s, mesh.size,
