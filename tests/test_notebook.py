@@ -64,7 +64,8 @@ def executed(tmp_path_factory):
 
 def test_the_notebook_runs_in_this_environment_and_shows_every_section(executed):
   assert text(tagged(executed, 'prefix')).strip() == sys.prefix
-  assert text(tagged(executed, 'setup')).startswith('20 steps x 2 seeds per run')
+  assert text(tagged(executed, 'setup')).startswith(
+      '2 seeds per run; ring8 20 steps, grid25 10 steps;')
 
   training = markdown(tagged(executed, 'train'))
   table = markdown(tagged(executed, 'table'))
@@ -97,7 +98,8 @@ def test_the_committed_notebook_holds_the_outputs_of_a_real_run():
       assert output.output_type != 'error', cell.source
       assert output.get('name') != 'stderr', output.text  # no log noise
   setup = text(tagged(notebook, 'setup'))
-  assert setup.startswith('1000 steps x 3 seeds per run')  # the default budget
+  # The default budget.
+  assert setup.startswith('3 seeds per run; ring8 1000 steps, grid25 500 steps;')
   table = markdown(tagged(notebook, 'table'))
   assert all(f'| {d} | {loss} | 3 |' in table
              for d in ('ring8', 'grid25') for loss in LOSSES)
