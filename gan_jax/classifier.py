@@ -92,11 +92,6 @@ def default_directory(dataset_name: str) -> str:
 # ----------------------------------------------------------------- training
 
 
-def _scale(images: Array) -> Array:
-  """uint8 images -> float32 in [-1, 1]."""
-  return images.astype(jnp.float32) / 127.5 - 1.0
-
-
 def _shifted(image: Array, key: Array) -> Array:
   """`image` [H, W, C] moved by up to SHIFT pixels each way (zero fill)."""
   height, width, _ = image.shape
@@ -112,7 +107,7 @@ def _batch(arrays: dict, key: Array, batch_size: int) -> tuple[Array, Array]:
                              arrays['images'].shape[0])
   images = jax.vmap(_shifted)(arrays['images'][index],
                               jax.random.split(shift_key, batch_size))
-  return _scale(images), arrays['labels'][index]
+  return data.scale_pixels(images), arrays['labels'][index]
 
 
 def train_step(optimizer: optax.GradientTransformation, batch_size: int,
@@ -162,7 +157,7 @@ def _apply_in_chunks(params: PyTree, images: np.ndarray) -> tuple[np.ndarray, np
 
 def accuracy(params: PyTree, images: np.ndarray, labels: np.ndarray) -> float:
   """Fraction of uint8 `images` whose most probable class is `labels`."""
-  _, probs = _apply_in_chunks(params, np.asarray(_scale(images)))
+  _, probs = _apply_in_chunks(params, np.asarray(data.scale_pixels(images)))
   return float((probs.argmax(-1) == labels).mean())
 
 

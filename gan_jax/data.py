@@ -157,12 +157,17 @@ def _check_source(name: str, source: str) -> None:
                     f' valid: {", ".join(valid)}')
 
 
+def scale_pixels(images):
+  """uint8 pixels (numpy or jax) -> float32 in [-1, 1], the range the models
+  and the classifier see."""
+  return images.astype(np.float32) / 127.5 - 1.0
+
+
 def _sample_image(arrays: dict, key: jax.Array) -> jax.Array:
   """A uniformly random image of arrays['images'] (uint8), scaled to [-1, 1]."""
   images = arrays['images']
   index = jax.random.randint(key, (), 0, images.shape[0])
-  image = jax.lax.dynamic_index_in_dim(images, index, keepdims=False)
-  return image.astype(jnp.float32) / 127.5 - 1.0
+  return scale_pixels(jax.lax.dynamic_index_in_dim(images, index, keepdims=False))
 
 
 def _sample_stacked_digits(arrays: dict, key: jax.Array) -> jax.Array:

@@ -120,10 +120,6 @@ def _subset(images: np.ndarray, size: int) -> np.ndarray:
   return images[np.sort(order[:size])]
 
 
-def _scaled(images: np.ndarray) -> np.ndarray:
-  return images.astype(np.float32) / 127.5 - 1.0
-
-
 @dataclasses.dataclass(frozen=True)
 class _Reference:
   """Real features against which generated ones are compared."""
@@ -162,11 +158,11 @@ def _image_reference(config, directory: str):
     n = min(config.eval.num_samples, len(labeled.train_images),
             len(labeled.test_images))
     real_feats, _ = net.features_and_probs(
-        _scaled(_subset(labeled.train_images, n)))
+        data.scale_pixels(_subset(labeled.train_images, n)))
 
     def floor():
       feats, probs = net.features_and_probs(
-          _scaled(_subset(labeled.test_images, n)))
+          data.scale_pixels(_subset(labeled.test_images, n)))
       return image_figures(real_feats, feats, probs)
 
     key = f'classifier | {labeled.description} | n={n}'
