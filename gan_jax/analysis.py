@@ -23,7 +23,6 @@ from collections.abc import Iterable, Mapping, Sequence
 import csv
 import dataclasses
 import glob
-import json
 import math
 import os
 import re
@@ -205,18 +204,11 @@ def read_sweep(directory: str) -> list[dict]:
       points.append({'name': name, 'values': {}, 'status': None})
   for point in points:
     workdir = os.path.join(directory, point['name'])
-    point['config'] = _read_json(os.path.join(workdir, 'config.json'))
+    point['config'] = sweep.read_json(os.path.join(workdir, 'config.json'))
     point['results'] = load_results(workdir)
     if point['status'] is None:
       point['status'] = (point['results'] or {}).get('status', 'incomplete')
   return points
-
-
-def _read_json(path: str) -> dict | None:
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
 
 
 def _value(point: Mapping, key: str) -> str:
