@@ -78,3 +78,8 @@ def test_mlp_shapes_and_parameter_counts():
 def test_bad_model_choices_raise_user_errors(name, shape, message):
   with pytest.raises(UserError, match=message):
     build(name, shape)
+
+
+def test_a_bad_transposed_conv_is_a_user_error_not_flax_silently():
+  with pytest.raises(UserError, match="model.transposed_conv='Flax'.*valid: subpixel, flax"):
+    build('dcgan', (28, 28, 1), transposed_conv='Flax')

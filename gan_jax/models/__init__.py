@@ -35,9 +35,12 @@ def build(model_config: ml_collections.ConfigDict,
           f'model.name=dcgan needs images with height and width divisible by 4,'
           f' got examples of shape {tuple(example_shape)}; use model.name=mlp'
           ' for 2-D points')
+    transposed_conv = model_config.get('transposed_conv', 'subpixel')
+    if transposed_conv not in TRANSPOSED_CONVS:
+      raise UserError(f'unknown model.transposed_conv={transposed_conv!r};'
+                      f' valid: {", ".join(TRANSPOSED_CONVS)}')
     return (dcgan.Generator(tuple(example_shape),
-                            transposed_conv=model_config.get(
-                                'transposed_conv', 'subpixel'),
+                            transposed_conv=transposed_conv,
                             dtype=compute_dtype),
             dcgan.Discriminator(model_config.get('dropout', 0.3),
                                 dtype=compute_dtype))
