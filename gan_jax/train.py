@@ -194,11 +194,13 @@ def _generate(gan: GAN, g_params, g_batch_stats, z: Array) -> tuple[Array, PyTre
 
 def _discriminate_examples(gan: GAN, d_params, x: Array,
                            example_keys: Array) -> Array:
-  """D's logits [N] in training mode, example i with dropout key i."""
-  def one(example, example_key):
-    return gan.discriminator.apply({'params': d_params}, example[None],
-                                   train=True, rngs={'dropout': example_key})[0]
-  return jax.vmap(one)(x, example_keys)
+  """D's logits [N] in training mode, example i with dropout key i.
+
+  D sees the whole batch at once (large matrix products and convolutions) and
+  draws each example's dropout masks from that example's key alone.
+  """
+  return gan.discriminator.apply({'params': d_params}, x, train=True,
+                                 example_keys_B=example_keys)
 
 
 def _discriminate(gan: GAN, d_params, x: Array, key: Array) -> Array:
@@ -226,7 +228,8 @@ def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
   fake = jax.lax.stop_gradient(fake)
 
   # Real and fake in one pass of D (larger matrix products, fewer ops): the
-  # same numbers as two passes, since D sees every example on its own.
+  # same numbers as two passes, since D treats every example on its own (no
+  # batch norm, per-example dropout keys).
   both = jnp.concatenate([real, fake])
   both_keys = jnp.concatenate([_local_keys(real_drop, gan.batch_size),
                                _local_keys(fake_drop, gan.batch_size)])

@@ -1,5 +1,6 @@
 """SubPixelConvTranspose is nn.ConvTranspose(padding='SAME'): parameters,
-outputs and gradients, for the DCGAN's layers and for other shapes."""
+outputs and gradients, for the DCGAN's layers and for other shapes; and
+example_dropout is dropout with one key per example."""
 
 import flax.linen as nn
 import jax
@@ -197,3 +198,24 @@ def test_dcgan_generator_is_the_same_function_with_either_layer():
         ref_vars, z)
   for a, b in zip(*map(jax.tree.leaves, outputs), strict=True):
     assert_close(a, b)
+
+
+def test_example_dropout_keeps_the_expected_share_and_scales_it():
+  x = jnp.ones((8, 16, 16, 32))
+  keys = jax.random.split(jax.random.key(0), 8)
+  y = np.asarray(layers.example_dropout(x, keys, 0.3, layer=0))
+  assert set(np.unique(y)) == {0.0, np.float32(1 / 0.7)}
+  kept = np.mean(y > 0)  # 65,536 units: std of the share is about 0.002
+  assert abs(kept - 0.7) < 0.01
+
+
+def test_example_dropout_masks_depend_on_the_example_key_and_layer_only():
+  x = jax.random.normal(jax.random.key(0), (4, 6, 6, 3))
+  keys = jax.random.split(jax.random.key(1), 4)
+  batch = layers.example_dropout(x, keys, 0.5, layer=0)
+  for i in range(4):  # each example alone, with its key: the same mask
+    np.testing.assert_array_equal(
+        batch[i:i + 1], layers.example_dropout(x[i:i + 1], keys[i:i + 1], 0.5, 0))
+  assert not np.array_equal(batch[0] != 0, batch[1] != 0)  # keys differ
+  other_layer = layers.example_dropout(x, keys, 0.5, layer=1)
+  assert not np.array_equal(batch != 0, other_layer != 0)

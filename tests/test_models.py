@@ -51,11 +51,31 @@ def test_dcgan_discriminator_dropout_is_active_only_in_training():
   _, d = build('dcgan', (28, 28, 1))
   x = jnp.ones((2, 28, 28, 1))
   params = d.init(jax.random.key(0), x, train=False)
-  a = d.apply(params, x, train=True, rngs={'dropout': jax.random.key(1)})
-  b = d.apply(params, x, train=True, rngs={'dropout': jax.random.key(2)})
+  a = d.apply(params, x, train=True,
+              example_keys_B=jax.random.split(jax.random.key(1), 2))
+  b = d.apply(params, x, train=True,
+              example_keys_B=jax.random.split(jax.random.key(2), 2))
   assert not np.allclose(a, b)
   np.testing.assert_array_equal(d.apply(params, x, train=False),
                                 d.apply(params, x, train=False))
+  with pytest.raises(ValueError, match='needs example_keys_B'):
+    d.apply(params, x, train=True)
+
+
+def test_dcgan_discriminator_gives_each_example_its_own_masks():
+  """A batch's logits are each example's logits on its own with its key: the
+  same numbers however a batch is split (across devices, or real and fake)."""
+  _, d = build('dcgan', (28, 28, 1))
+  x = jax.random.normal(jax.random.key(0), (4, 28, 28, 1))
+  params = d.init(jax.random.key(1), x, train=False)
+  keys = jax.random.split(jax.random.key(2), 4)
+  batch = d.apply(params, x, train=True, example_keys_B=keys)
+  alone = [d.apply(params, x[i:i + 1], train=True, example_keys_B=keys[i:i + 1])
+           for i in range(4)]
+  np.testing.assert_allclose(batch, np.concatenate(alone), rtol=1e-5, atol=1e-6)
+  # Swapping two examples' keys swaps their masks, hence changes the logits.
+  swapped = d.apply(params, x, train=True, example_keys_B=keys[jnp.array([1, 0, 2, 3])])
+  assert not np.allclose(batch[:2], swapped[:2])
 
 
 def test_mlp_shapes_and_parameter_counts():

@@ -68,7 +68,10 @@ class Discriminator(nn.Module):
   """images [B, H, W, C] -> logits [B].
 
   Conv 64 5x5 s2, LReLU, Dropout 0.3, Conv 128 5x5 s2, LReLU, Dropout 0.3,
-  Dense 1. No batch norm, so it also serves as the WGAN-GP critic.
+  Dense 1. No batch norm, so it also serves as the WGAN-GP critic. Dropout
+  draws example b's masks from `example_keys_B[b]` alone
+  (`layers.example_dropout`), so a batch gives every example the masks it
+  would get on its own.
   """
 
   dropout_rate: float = 0.3
@@ -76,12 +79,23 @@ class Discriminator(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x_BHWC: jax.Array, train: bool) -> jax.Array:
+  def __call__(self, x_BHWC: jax.Array, train: bool,
+               example_keys_B: jax.Array | None = None) -> jax.Array:
+    """`example_keys_B`: one PRNG key per example, needed in training when
+    dropout_rate > 0."""
+    use_dropout = train and self.dropout_rate > 0
+    if use_dropout and example_keys_B is None:
+      raise ValueError('the DCGAN discriminator needs example_keys_B (one PRNG'
+                       ' key per example) for dropout in training')
+
+    def dropout(x, layer):
+      if not use_dropout:
+        return x
+      return layers.example_dropout(x, example_keys_B, self.dropout_rate, layer)
+
     x = nn.Conv(64, (5, 5), (2, 2), padding='SAME', dtype=self.dtype)(x_BHWC)
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(
-        nn.leaky_relu(x, LEAKY_SLOPE))
+    x = dropout(nn.leaky_relu(x, LEAKY_SLOPE), 0)
     x = nn.Conv(128, (5, 5), (2, 2), padding='SAME', dtype=self.dtype)(x)
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(
-        nn.leaky_relu(x, LEAKY_SLOPE))
+    x = dropout(nn.leaky_relu(x, LEAKY_SLOPE), 1)
     x = x.reshape((x.shape[0], -1))
     return nn.Dense(1, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)

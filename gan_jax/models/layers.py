@@ -11,6 +11,10 @@ Efficient Sub-Pixel Convolutional Neural Network"; the equivalence is their
 section 2.2), so its forward and backward passes are all plain stride-1
 convolutions. It holds the same `kernel` parameter as `nn.ConvTranspose`, so
 a checkpoint of either loads into the other.
+
+`example_dropout` is dropout with one PRNG key per example, so that a model
+applied to a whole batch draws each example's mask from that example's key
+alone (the same numbers however the batch is split across devices).
 """
 
 from collections.abc import Sequence
@@ -126,3 +130,16 @@ class SubPixelConvTranspose(nn.Module):
       y = y + bias.astype(dtype)
     return y
 
+
+def example_dropout(x_B: jax.Array, example_keys_B: jax.Array, rate: float,
+                    layer: int) -> jax.Array:
+  """Inverted dropout (Srivastava et al. 2014) of a batch [B, ...] whose
+  example b keeps each unit with probability 1 - rate, drawn from
+  fold_in(example_keys_B[b], layer) alone; `layer` tells a model's dropout
+  layers apart. Kept units are scaled by 1 / (1 - rate), as nn.Dropout does."""
+  keep = 1.0 - rate
+  layer_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(example_keys_B,
+                                                               layer)
+  mask = jax.vmap(lambda key: jax.random.bernoulli(key, keep, x_B.shape[1:]))(
+      layer_keys)
+  return jnp.where(mask, x_B / keep, jnp.zeros_like(x_B))

@@ -38,8 +38,9 @@ class Discriminator(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x_BD: jax.Array, train: bool) -> jax.Array:
-    del train
+  def __call__(self, x_BD: jax.Array, train: bool,
+               example_keys_B: jax.Array | None = None) -> jax.Array:
+    del train, example_keys_B  # no dropout
     x = x_BD
     for _ in range(self.depth):
       x = nn.relu(nn.Dense(self.width, dtype=self.dtype)(x))
