@@ -42,10 +42,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.width = 512  # mlp: units per hidden layer
   c.model.depth = 3  # mlp: hidden layers in each player
   c.model.dropout = 0.3  # dcgan: dropout rate in the discriminator
-  # dcgan: the generator's transposed convolutions as one stride-1 convolution
-  # and a depth-to-space shuffle ('subpixel', several times faster on CPU), or
-  # Flax's nn.ConvTranspose ('flax', the reference); the same function and
-  # parameters (models.TRANSPOSED_CONVS).
+  # dcgan: transposed convolutions (the generator's layers, and the input
+  # gradients of the discriminator's strided convolutions) as one stride-1
+  # convolution and a depth-to-space shuffle ('subpixel', several times faster
+  # on CPU), or through Flax's nn.ConvTranspose and nn.Conv ('flax', the
+  # reference); the same function and parameters (models.TRANSPOSED_CONVS).
   c.model.transposed_conv = 'subpixel'
 
   c.loss = ml_collections.ConfigDict()

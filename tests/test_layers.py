@@ -1,6 +1,7 @@
-"""SubPixelConvTranspose is nn.ConvTranspose(padding='SAME'): parameters,
-outputs and gradients, for the DCGAN's layers and for other shapes; and
-example_dropout is dropout with one key per example."""
+"""SubPixelConvTranspose is nn.ConvTranspose(padding='SAME'), and
+SubPixelGradConv is nn.Conv(padding='SAME'): parameters, outputs and
+gradients (second order too for the convolution), for the DCGAN's layers and
+for other shapes; and example_dropout is dropout with one key per example."""
 
 import flax.linen as nn
 import jax
@@ -196,6 +197,95 @@ def test_dcgan_generator_is_the_same_function_with_either_layer():
   with jax.default_matmul_precision('float32'):
     outputs = jax.jit(lambda v, z: (apply(sub, v, z), apply(ref, v, z)))(
         ref_vars, z)
+  for a, b in zip(*map(jax.tree.leaves, outputs), strict=True):
+    assert_close(a, b)
+
+
+# SubPixelGradConv is nn.Conv(padding='SAME') with the input gradient
+# computed sub-pixel: (batch, height, width, in, out, kernel, strides, use_bias)
+CONV_CASES = [
+    # The DCGAN discriminator's two layers (MNIST).
+    (2, 28, 28, 1, 64, (5, 5), (2, 2), True),
+    (2, 14, 14, 64, 128, (5, 5), (2, 2), True),
+    # Odd and even kernels, strides 1 to 3, sizes the stride does not divide.
+    *[(2, 7, 6, 3, 4, (k, k), (s, s), (k + s) % 2 == 0)
+      for k in (3, 4, 5) for s in (1, 2, 3)],
+    (2, 9, 8, 3, 4, (5, 3), (2, 1), True),
+    (1, 5, 7, 2, 3, (4, 5), (3, 2), False),
+    # Kernels no larger than the stride.
+    (2, 6, 5, 3, 2, (1, 1), (2, 2), True),
+    (2, 7, 7, 3, 2, (2, 2), (3, 3), False),
+]
+
+
+@pytest.mark.parametrize('batch,height,width,cin,cout,kernel,strides,use_bias',
+                         CONV_CASES)
+def test_subpixel_grad_conv_equals_flax_conv(batch, height, width, cin, cout,
+                                             kernel, strides, use_bias):
+  ref = nn.Conv(cout, kernel, strides, padding='SAME', use_bias=use_bias)
+  sub = layers.SubPixelGradConv(cout, kernel, strides, use_bias=use_bias)
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((batch, height, width, cin), np.float32)
+  ref_shapes = jax.eval_shape(ref.init, jax.random.key(0), x)
+  assert jax.eval_shape(sub.init, jax.random.key(0), x) == ref_shapes
+  params = jax.tree.map(lambda s: rng.standard_normal(s.shape, np.float32),
+                        ref_shapes)
+  out_shape = jax.eval_shape(ref.apply, params, x).shape
+  cotangent = rng.standard_normal(out_shape, np.float32)
+
+  def first_and_second_order(params, x, cotangent):
+    def one(layer):
+      y, vjp = jax.vjp(layer.apply, params, x)
+
+      # A gradient penalty's path: the parameters' gradient of a function
+      # of the input gradient (WGAN-GP differentiates D twice).
+      def penalty(params):
+        grad_x = jax.grad(lambda x: jnp.vdot(layer.apply(params, x),
+                                             cotangent))(x)
+        return jnp.sum(grad_x ** 2)
+      return y, vjp(cotangent), jax.grad(penalty)(params)
+    return one(ref), one(sub)
+
+  with jax.default_matmul_precision('float32'):
+    ((y_ref, (ref_dp, ref_dx), ref_gp),
+     (y_sub, (sub_dp, sub_dx), sub_gp)) = jax.jit(first_and_second_order)(
+         params, x, cotangent)
+  assert_close(y_sub, y_ref)
+  assert_close(sub_dx, ref_dx)
+  for name in ref_dp['params']:
+    assert_close(sub_dp['params'][name], ref_dp['params'][name])
+  assert_close(sub_gp['params']['kernel'], ref_gp['params']['kernel'])
+
+
+def test_dcgan_discriminator_is_the_same_function_with_either_layer():
+  model_configs = []
+  for kind in ('subpixel', 'flax'):
+    model_config = configs.default_config().model
+    model_config.transposed_conv = kind
+    model_configs.append(models.build(model_config, (28, 28, 1))[1])
+  sub, ref = model_configs
+  assert sub.transposed_conv == 'subpixel' and ref.transposed_conv == 'flax'
+  x = jax.random.normal(jax.random.key(0), (4, 28, 28, 1))
+  sub_vars, ref_vars = jax.jit(lambda key: (
+      sub.init(key, x, train=False), ref.init(key, x, train=False)))(
+          jax.random.key(1))
+  assert jax.tree.structure(sub_vars) == jax.tree.structure(ref_vars)
+  for a, b in zip(jax.tree.leaves(sub_vars), jax.tree.leaves(ref_vars),
+                  strict=True):
+    np.testing.assert_array_equal(a, b)
+
+  # Training mode (dropout with the same keys), logits and the gradients with
+  # respect to the parameters and the images.
+  keys = jax.random.split(jax.random.key(2), 4)
+  def logits_and_grads(model, variables, x):
+    def f(variables, x):
+      return jnp.sum(model.apply(variables, x, train=True,
+                                 example_keys_B=keys) ** 2)
+    return f(variables, x), jax.grad(f, argnums=(0, 1))(variables, x)
+
+  with jax.default_matmul_precision('float32'):
+    outputs = jax.jit(lambda v, x: (logits_and_grads(sub, v, x),
+                                    logits_and_grads(ref, v, x)))(ref_vars, x)
   for a, b in zip(*map(jax.tree.leaves, outputs), strict=True):
     assert_close(a, b)
 

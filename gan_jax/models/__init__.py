@@ -11,8 +11,10 @@ from gan_jax.models import dcgan
 from gan_jax.models import mlp
 
 MODEL_NAMES = ('dcgan', 'mlp')
-# model.transposed_conv: how the DCGAN generator computes its transposed
-# convolutions (layers.SubPixelConvTranspose, or Flax's nn.ConvTranspose).
+# model.transposed_conv: how the DCGAN computes its transposed convolutions,
+# the generator's layers and the input gradients of the discriminator's
+# strided convolutions: sub-pixel (layers.SubPixelConvTranspose and
+# layers.SubPixelGradConv), or Flax's nn.ConvTranspose and nn.Conv.
 TRANSPOSED_CONVS = ('subpixel', 'flax')
 # train.dtype: the layers' compute dtype. Parameters, optimizer states and
 # BatchNorm statistics stay float32, and both models' outputs (images or
@@ -43,7 +45,8 @@ def build(model_config: ml_collections.ConfigDict,
                             transposed_conv=transposed_conv,
                             dtype=compute_dtype),
             dcgan.Discriminator(model_config.get('dropout', 0.3),
-                                dtype=compute_dtype))
+                                dtype=compute_dtype,
+                                transposed_conv=transposed_conv))
   if name == 'mlp':
     if len(example_shape) != 1:
       raise UserError(

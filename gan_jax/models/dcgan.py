@@ -77,6 +77,10 @@ class Discriminator(nn.Module):
   dropout_rate: float = 0.3
   # The layers' compute dtype; parameters stay float32, logits come out float32.
   dtype: Any = jnp.float32
+  # 'subpixel': layers.SubPixelGradConv, whose input gradient (a strided
+  # transposed convolution) is computed sub-pixel; 'flax': nn.Conv, the
+  # reference. The same parameters, outputs and gradients.
+  transposed_conv: str = 'subpixel'
 
   @nn.compact
   def __call__(self, x_BHWC: jax.Array, train: bool,
@@ -93,9 +97,17 @@ class Discriminator(nn.Module):
         return x
       return layers.example_dropout(x, example_keys_B, self.dropout_rate, layer)
 
-    x = nn.Conv(64, (5, 5), (2, 2), padding='SAME', dtype=self.dtype)(x_BHWC)
+    def conv(index, features):
+      # Named as Flax names nn.Conv: both kinds share checkpoints.
+      if self.transposed_conv == 'subpixel':
+        return layers.SubPixelGradConv(features, (5, 5), (2, 2),
+                                       dtype=self.dtype, name=f'Conv_{index}')
+      return nn.Conv(features, (5, 5), (2, 2), padding='SAME',
+                     dtype=self.dtype, name=f'Conv_{index}')
+
+    x = conv(0, 64)(x_BHWC)
     x = dropout(nn.leaky_relu(x, LEAKY_SLOPE), 0)
-    x = nn.Conv(128, (5, 5), (2, 2), padding='SAME', dtype=self.dtype)(x)
+    x = conv(1, 128)(x)
     x = dropout(nn.leaky_relu(x, LEAKY_SLOPE), 1)
     x = x.reshape((x.shape[0], -1))
     return nn.Dense(1, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)

@@ -18,6 +18,7 @@ alone (the same numbers however the batch is split across devices).
 """
 
 from collections.abc import Sequence
+import functools
 
 import flax.linen as nn
 import jax
@@ -32,16 +33,19 @@ def _same_transpose_padding(kernel: int, stride: int) -> int:
   return kernel - 1 if stride > kernel - 1 else -(-total // 2)
 
 
-def phase_taps(kernel: int, stride: int) -> tuple[np.ndarray, int, int]:
+def phase_taps(kernel: int, stride: int, pad: int | None = None
+               ) -> tuple[np.ndarray, int, int]:
   """Which kernel tap each output phase uses at each input offset, in 1-D.
 
-  Output o = stride * i + a of a SAME transposed convolution is
+  Output o = stride * i + a of a transposed convolution whose zero-dilated
+  input is padded by `pad` on the low side (default: SAME's) is
   sum_t w[t] * x[i + d] over the taps t with (a + t - pad) = stride * d. For
   each phase a and offset d in [d_min, d_max], returns the tap t (or `kernel`,
   an index past the end that selects a zero) as int [stride, d_max - d_min + 1],
   and d_min, d_max.
   """
-  pad = _same_transpose_padding(kernel, stride)
+  if pad is None:
+    pad = _same_transpose_padding(kernel, stride)
   offsets = {(a, t): (a + t - pad) // stride
              for a in range(stride) for t in range(kernel)
              if (a + t - pad) % stride == 0}
@@ -52,13 +56,15 @@ def phase_taps(kernel: int, stride: int) -> tuple[np.ndarray, int, int]:
   return taps, d_min, d_max
 
 
-def subpixel_kernel(kernel_HWIO: jax.Array, strides: Sequence[int]
+def subpixel_kernel(kernel_HWIO: jax.Array, strides: Sequence[int],
+                    pads: Sequence[int | None] = (None, None)
                     ) -> tuple[jax.Array, list[tuple[int, int]]]:
   """The stride-1 kernel [h', w', I, sh * sw * O] and the padding that compute
-  all sh * sw output phases of a SAME transposed convolution at once."""
+  all sh * sw output phases of a transposed convolution at once (low padding
+  of the dilated input `pads`, default SAME's)."""
   out, (sh, sw) = kernel_HWIO.shape[3], strides
-  taps_h, lo_h, hi_h = phase_taps(kernel_HWIO.shape[0], sh)
-  taps_w, lo_w, hi_w = phase_taps(kernel_HWIO.shape[1], sw)
+  taps_h, lo_h, hi_h = phase_taps(kernel_HWIO.shape[0], sh, pads[0])
+  taps_w, lo_w, hi_w = phase_taps(kernel_HWIO.shape[1], sw, pads[1])
   padded = jnp.pad(kernel_HWIO, ((0, 1), (0, 1), (0, 0), (0, 0)))  # zero taps
   gathered = padded[taps_h[:, :, None, None], taps_w[None, None, :, :]]
   # [a_h, j_h, a_w, j_w, I, O] -> [j_h, j_w, I, a_h, a_w, O]
@@ -124,6 +130,100 @@ class SubPixelConvTranspose(nn.Module):
     dtype = self.dtype or jnp.result_type(x_BHWC, kernel)
     y = subpixel_conv_transpose(x_BHWC.astype(dtype), kernel.astype(dtype),
                                 strides)
+    if self.use_bias:
+      bias = self.param('bias', self.bias_init, (self.features,),
+                        self.param_dtype)
+      y = y + bias.astype(dtype)
+    return y
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+  """(low, high) padding of a SAME convolution (`jax.lax.padtype_to_pads`)."""
+  total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+def _conv(x_BHWC: jax.Array, kernel_HWIO: jax.Array,
+          strides: Sequence[int]) -> jax.Array:
+  return jax.lax.conv_general_dilated(
+      x_BHWC, kernel_HWIO, strides, 'SAME',
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def conv_input_grad(dy_BHWO: jax.Array, kernel_HWIO: jax.Array,
+                    strides: Sequence[int], input_hw: Sequence[int]) -> jax.Array:
+  """The gradient with respect to x of <dy, conv(x, kernel, strides, SAME)>,
+  for x of spatial shape `input_hw`, computed sub-pixel.
+
+  It is the transposed convolution of dy with the flipped, in/out-swapped
+  kernel (what `jax.vjp` of the convolution computes, over a zero-dilated dy),
+  done as one stride-1 convolution and depth-to-space, then cropped.
+  """
+  kh, kw = kernel_HWIO.shape[:2]
+  pads = [k - 1 - _same_padding(size, k, s)[0]  # jax's vjp lhs padding
+          for size, k, s in zip(input_hw, (kh, kw), strides, strict=True)]
+  flipped = jnp.transpose(kernel_HWIO[::-1, ::-1], (0, 1, 3, 2))
+  kernel, padding = subpixel_kernel(flipped, strides, pads)
+  phases = jax.lax.conv_general_dilated(
+      dy_BHWO, kernel.astype(dy_BHWO.dtype), (1, 1), padding,
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  height, width = input_hw
+  return depth_to_space(phases, strides)[:, :height, :width]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def subpixel_grad_conv(x_BHWC: jax.Array, kernel_HWIO: jax.Array,
+                       strides: tuple[int, int]) -> jax.Array:
+  """`conv(x, kernel, strides, SAME)` whose input gradient is computed by
+  `conv_input_grad` (XLA:CPU's own runs a convolution over a zero-dilated dy,
+  mostly multiplying zeros). The kernel's gradient is JAX's own. The backward
+  pass is plain JAX code, so it has gradients too (a gradient penalty's)."""
+  return _conv(x_BHWC, kernel_HWIO, strides)
+
+
+def _subpixel_grad_conv_fwd(x_BHWC, kernel_HWIO, strides):
+  return _conv(x_BHWC, kernel_HWIO, strides), (x_BHWC, kernel_HWIO)
+
+
+def _subpixel_grad_conv_bwd(strides, residuals, dy_BHWO):
+  x_BHWC, kernel_HWIO = residuals
+  dx = conv_input_grad(dy_BHWO, kernel_HWIO, strides, x_BHWC.shape[1:3])
+  _, kernel_vjp = jax.vjp(lambda k: _conv(x_BHWC, k, strides), kernel_HWIO)
+  return dx.astype(x_BHWC.dtype), kernel_vjp(dy_BHWO)[0]
+
+
+subpixel_grad_conv.defvjp(_subpixel_grad_conv_fwd, _subpixel_grad_conv_bwd)
+
+
+class SubPixelGradConv(nn.Module):
+  """`nn.Conv(features, kernel_size, strides, padding='SAME')` (2-D) whose
+  input gradient is computed sub-pixel (`subpixel_grad_conv`): the same
+  `kernel` and `bias` parameters with the same initialisers, the same outputs
+  and gradients. The forward pass is the very convolution nn.Conv runs."""
+
+  features: int
+  kernel_size: Sequence[int]
+  strides: int | Sequence[int] = 1
+  use_bias: bool = True
+  dtype: jnp.dtype | None = None
+  param_dtype: jnp.dtype = jnp.float32
+  kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init
+  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+  @nn.compact
+  def __call__(self, x_BHWC: jax.Array) -> jax.Array:
+    strides = ((self.strides,) * 2 if isinstance(self.strides, int)
+               else tuple(self.strides))
+    if x_BHWC.ndim != 4 or len(self.kernel_size) != 2 or len(strides) != 2:
+      raise ValueError(
+          f'SubPixelGradConv is 2-D only: it needs inputs [B, H, W, C] and 2-D'
+          f' kernel_size and strides, got inputs of shape {x_BHWC.shape},'
+          f' kernel_size={self.kernel_size}, strides={self.strides}; use nn.Conv')
+    kernel = self.param('kernel', self.kernel_init,
+                        (*self.kernel_size, x_BHWC.shape[-1], self.features),
+                        self.param_dtype)
+    dtype = self.dtype or jnp.result_type(x_BHWC, kernel)
+    y = subpixel_grad_conv(x_BHWC.astype(dtype), kernel.astype(dtype), strides)
     if self.use_bias:
       bias = self.param('bias', self.bias_init, (self.features,),
                         self.param_dtype)
