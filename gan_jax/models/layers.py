@@ -85,14 +85,34 @@ def depth_to_space(x_BHWC: jax.Array, strides: Sequence[int]) -> jax.Array:
 
 
 def subpixel_conv_transpose(x_BHWC: jax.Array, kernel_HWIO: jax.Array,
-                            strides: Sequence[int]) -> jax.Array:
+                            strides: Sequence[int],
+                            pads: Sequence[int | None] = (None, None)
+                            ) -> jax.Array:
   """`jax.lax.conv_transpose(x, kernel, strides, 'SAME')` (no kernel flip, as
-  `nn.ConvTranspose` computes it) as a stride-1 convolution and depth-to-space."""
-  kernel, padding = subpixel_kernel(kernel_HWIO, strides)
+  `nn.ConvTranspose` computes it) as a stride-1 convolution and depth-to-space;
+  `pads`: another low padding of the dilated input (`subpixel_kernel`)."""
+  kernel, padding = subpixel_kernel(kernel_HWIO, strides, pads)
   phases = jax.lax.conv_general_dilated(
       x_BHWC, kernel.astype(x_BHWC.dtype), (1, 1), padding,
       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
   return depth_to_space(phases, strides)
+
+
+def _conv_layer(module: nn.Module, x_BHWC: jax.Array,
+                kernel_size: Sequence[int], conv) -> jax.Array:
+  """`conv(x, kernel)` plus bias, with `module`'s `kernel` (and `bias`)
+  parameters created and cast to its compute dtype as Flax's convolution
+  layers do; called from the module's compact `__call__`."""
+  kernel = module.param('kernel', module.kernel_init,
+                        (*kernel_size, x_BHWC.shape[-1], module.features),
+                        module.param_dtype)
+  dtype = module.dtype or jnp.result_type(x_BHWC, kernel)
+  y = conv(x_BHWC.astype(dtype), kernel.astype(dtype))
+  if module.use_bias:
+    bias = module.param('bias', module.bias_init, (module.features,),
+                        module.param_dtype)
+    y = y + bias.astype(dtype)
+  return y
 
 
 class SubPixelConvTranspose(nn.Module):
@@ -124,23 +144,9 @@ class SubPixelConvTranspose(nn.Module):
           f' 2-D kernel_size and strides, got inputs of shape {x_BHWC.shape},'
           f' kernel_size={self.kernel_size}, strides={self.strides}; use'
           ' nn.ConvTranspose')
-    kernel = self.param('kernel', self.kernel_init,
-                        (*kernel_size, x_BHWC.shape[-1], self.features),
-                        self.param_dtype)
-    dtype = self.dtype or jnp.result_type(x_BHWC, kernel)
-    y = subpixel_conv_transpose(x_BHWC.astype(dtype), kernel.astype(dtype),
-                                strides)
-    if self.use_bias:
-      bias = self.param('bias', self.bias_init, (self.features,),
-                        self.param_dtype)
-      y = y + bias.astype(dtype)
-    return y
-
-
-def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-  """(low, high) padding of a SAME convolution (`jax.lax.padtype_to_pads`)."""
-  total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
-  return total // 2, total - total // 2
+    return _conv_layer(
+        self, x_BHWC, kernel_size,
+        lambda x, kernel: subpixel_conv_transpose(x, kernel, strides))
 
 
 def _conv(x_BHWC: jax.Array, kernel_HWIO: jax.Array,
@@ -159,16 +165,14 @@ def conv_input_grad(dy_BHWO: jax.Array, kernel_HWIO: jax.Array,
   kernel (what `jax.vjp` of the convolution computes, over a zero-dilated dy),
   done as one stride-1 convolution and depth-to-space, then cropped.
   """
-  kh, kw = kernel_HWIO.shape[:2]
-  pads = [k - 1 - _same_padding(size, k, s)[0]  # jax's vjp lhs padding
-          for size, k, s in zip(input_hw, (kh, kw), strides, strict=True)]
+  kernel_hw = kernel_HWIO.shape[:2]
+  same_pads = jax.lax.padtype_to_pads(input_hw, kernel_hw, strides, 'SAME')
+  pads = [k - 1 - low  # jax's vjp lhs padding
+          for k, (low, _) in zip(kernel_hw, same_pads, strict=True)]
   flipped = jnp.transpose(kernel_HWIO[::-1, ::-1], (0, 1, 3, 2))
-  kernel, padding = subpixel_kernel(flipped, strides, pads)
-  phases = jax.lax.conv_general_dilated(
-      dy_BHWO, kernel.astype(dy_BHWO.dtype), (1, 1), padding,
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
   height, width = input_hw
-  return depth_to_space(phases, strides)[:, :height, :width]
+  return subpixel_conv_transpose(dy_BHWO, flipped, strides,
+                                 pads)[:, :height, :width]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -219,16 +223,9 @@ class SubPixelGradConv(nn.Module):
           f'SubPixelGradConv is 2-D only: it needs inputs [B, H, W, C] and 2-D'
           f' kernel_size and strides, got inputs of shape {x_BHWC.shape},'
           f' kernel_size={self.kernel_size}, strides={self.strides}; use nn.Conv')
-    kernel = self.param('kernel', self.kernel_init,
-                        (*self.kernel_size, x_BHWC.shape[-1], self.features),
-                        self.param_dtype)
-    dtype = self.dtype or jnp.result_type(x_BHWC, kernel)
-    y = subpixel_grad_conv(x_BHWC.astype(dtype), kernel.astype(dtype), strides)
-    if self.use_bias:
-      bias = self.param('bias', self.bias_init, (self.features,),
-                        self.param_dtype)
-      y = y + bias.astype(dtype)
-    return y
+    return _conv_layer(
+        self, x_BHWC, self.kernel_size,
+        lambda x, kernel: subpixel_grad_conv(x, kernel, strides))
 
 
 def example_dropout(x_B: jax.Array, example_keys_B: jax.Array, rate: float,
