@@ -38,6 +38,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from gan_jax import data
+from gan_jax import files
 from gan_jax.errors import UserError
 
 Array = jax.Array
@@ -251,9 +252,7 @@ def save(directory: str, params: PyTree, info: dict) -> None:
   checkpointer.wait_until_finished()
   checkpointer.close()
   info = {**info, 'feature_dim': FEATURE_DIM, 'num_classes': NUM_CLASSES}
-  with open(info_path + '.tmp', 'w') as f:
-    json.dump(info, f, indent=2, sort_keys=True)
-  os.replace(info_path + '.tmp', info_path)
+  files.write_json(info_path, info)
 
 
 def train_command(directory: str, dataset_name: str | None = None) -> str:

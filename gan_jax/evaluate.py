@@ -20,6 +20,7 @@ from gan_jax import cli
 from gan_jax import configs
 from gan_jax import data
 from gan_jax import evaluators
+from gan_jax import files
 from gan_jax import train
 from gan_jax.errors import UserError
 
@@ -57,7 +58,7 @@ def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
     with open(path) as f:
       results = json.load(f)
   results.update(**figures, metrics_step=step)
-  train.write_json(path, results)
+  files.write_json(path, results)
   return {'step': step, **figures}
 
 

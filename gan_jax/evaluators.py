@@ -32,6 +32,7 @@ import numpy as np
 
 from gan_jax import classifier
 from gan_jax import data
+from gan_jax import files
 from gan_jax import metrics
 from gan_jax.errors import UserError
 
@@ -137,9 +138,7 @@ def _cached_floor(directory: str, key: str, compute: Callable[[], dict]) -> dict
   if key not in floors:
     floors[key] = compute()
     if jax.process_index() == 0:
-      with open(path + '.tmp', 'w') as f:
-        json.dump(floors, f, indent=2, sort_keys=True)
-      os.replace(path + '.tmp', path)
+      files.write_json(path, floors)
   return floors[key]
 
 

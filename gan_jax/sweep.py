@@ -46,6 +46,7 @@ from absl import logging
 import ml_collections
 
 from gan_jax import configs
+from gan_jax import files
 from gan_jax import train
 from gan_jax.errors import UserError
 
@@ -488,20 +489,13 @@ def markdown_text(rows: Sequence[dict], title: str) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def _write_text(path: str, text: str) -> None:
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    f.write(text)
-  os.replace(tmp, path)  # atomic: a reader never sees half a file
-
-
 def write_summary(points: Sequence[SweepPoint], workdir: str, title: str) -> str:
   """Writes workdir/summary.csv and workdir/summary.md; returns the markdown."""
   rows = summary_rows(points)
   os.makedirs(workdir, exist_ok=True)
-  _write_text(os.path.join(workdir, 'summary.csv'), csv_text(rows))
+  files.write_text(os.path.join(workdir, 'summary.csv'), csv_text(rows))
   markdown = markdown_text(rows, title)
-  _write_text(os.path.join(workdir, 'summary.md'), markdown)
+  files.write_text(os.path.join(workdir, 'summary.md'), markdown)
   return markdown
 
 

@@ -35,6 +35,7 @@ from gan_jax import checkpoints
 from gan_jax import configs
 from gan_jax import data
 from gan_jax import evaluators
+from gan_jax import files
 from gan_jax import losses
 from gan_jax import models
 from gan_jax import parallel
@@ -366,13 +367,6 @@ def _format_duration(seconds: float) -> str:
           else f'{rest // 60}m{rest % 60:02d}s')
 
 
-def write_json(path: str, obj) -> None:
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)  # atomic: a reader never sees half a file
-
-
 class _SamplePictures:
   """Pictures of each member's G on a fixed z (drawn with the member's seed):
   an 8x8 grid for images, a scatter plot for toys."""
@@ -562,7 +556,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       where = (f'the last good checkpoint is step {good} in {ckpts.directory}'
                if good is not None else 'no checkpoint was saved')
       if is_main:
-        write_json(os.path.join(workdir, 'results.json'), {
+        files.write_json(os.path.join(workdir, 'results.json'), {
             'status': 'diverged', 'nonfinite_step': bad_step,
             'nonfinite_seed': seeds[i],
             'diverged_seeds': [s for s, n in zip(seeds, nonfinite, strict=True)
@@ -633,7 +627,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if is_main:
     writer.close()
     if trained > 0 or not os.path.exists(os.path.join(workdir, 'results.json')):
-      write_json(os.path.join(workdir, 'results.json'), results)
+      files.write_json(os.path.join(workdir, 'results.json'), results)
     logging.info('done: step %d, %s', results['final_step'],
                  os.path.join(workdir, 'results.json'))
   return results

@@ -11,6 +11,7 @@ import sys
 import ml_collections
 import pytest
 
+from gan_jax import files
 from gan_jax import sweep
 from gan_jax import train
 from gan_jax.errors import UserError
@@ -207,11 +208,11 @@ def test_a_diverged_point_is_a_result_and_a_user_error_stops_the_sweep(tmp_path)
     trained.append(config.loss.name)
     os.makedirs(point_workdir)
     if config.loss.name == 'vanilla':
-      train.write_json(os.path.join(point_workdir, 'results.json'), {
+      files.write_json(os.path.join(point_workdir, 'results.json'), {
           'status': 'diverged', 'nonfinite_step': 3, 'final_step': 4,
           'last_checkpoint': 2})
       raise train.TrainingDiverged('a loss became NaN or infinite at step 3')
-    train.write_json(os.path.join(point_workdir, 'results.json'), {
+    files.write_json(os.path.join(point_workdir, 'results.json'), {
         'status': 'finished', 'final_step': 4, 'metrics': {'modes': 8.0},
         'steps_per_s': 10.0, 'wall_time_s': 2.0})
 
