@@ -12,9 +12,15 @@ the mean). TensorBoard gets the mean under the old tag and, for several seeds,
 import math
 
 import numpy as np
-import scipy.stats
 
 Figures = dict[str, float]
+
+
+def _t_975(dof: int) -> float:
+  """Student's t 97.5% quantile; scipy is imported here, not by every
+  command (it takes a second, and one-seed runs never need it)."""
+  import scipy.stats  # noqa: PLC0415
+  return float(scipy.stats.t.ppf(0.975, dof))
 
 
 def per_seed(figures: dict[str, np.ndarray], seeds: list[int]) -> list[dict]:
@@ -42,8 +48,7 @@ def summarize(per_seed: list[dict]) -> dict[str, dict]:
     else:
       mean = float(np.mean(values))
       std = float(np.std(values, ddof=1)) if n > 1 else 0.0
-      half = (float(scipy.stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-              if n > 1 else 0.0)
+      half = (_t_975(n - 1) * std / math.sqrt(n) if n > 1 else 0.0)
     summary[name] = {'mean': mean, 'std': std, 'ci95': [mean - half, mean + half],
                      'n': n}
   return summary

@@ -15,11 +15,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope='session', autouse=True)
 def compilation_cache(tmp_path_factory):
-  """Identical programs (one model trained, resumed, trained again) compile once."""
-  jax.config.update('jax_compilation_cache_dir',
-                    str(tmp_path_factory.mktemp('jax_cache')))
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
-  jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+  """Identical programs (one model trained, resumed, trained again) compile
+  once, in this process and in the commands tests run as subprocesses (they
+  inherit the environment)."""
+  settings = {'jax_compilation_cache_dir': str(tmp_path_factory.mktemp('jax_cache')),
+              'jax_persistent_cache_min_compile_time_secs': 0.5,
+              'jax_persistent_cache_min_entry_size_bytes': 0}
+  for name, value in settings.items():
+    jax.config.update(name, value)
+    os.environ[name.upper()] = str(value)
 
 
 def write_idx_images(path: str, images: np.ndarray) -> None:
