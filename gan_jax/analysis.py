@@ -35,7 +35,7 @@ from gan_jax import configs
 from gan_jax import summary_writer
 from gan_jax import sweep
 from gan_jax import train
-from gan_jax.errors import UserError
+from gan_jax import workdir as workdir_lib
 
 Results = dict  # the content of a run's results.json
 
@@ -107,10 +107,7 @@ def train_once(config: ml_collections.ConfigDict, workdir: str) -> Results:
       is named); train it into another workdir.
   """
   results = load_results(workdir)
-  mismatch = sweep.config_mismatch(config, workdir)
-  if mismatch:
-    raise UserError(f'{workdir} holds a run with another config ({mismatch});'
-                    ' delete it or use another workdir')
+  workdir_lib.check_resume(config, workdir)
   if sweep.is_finished(results, config.train.num_steps):
     return results
   return train.train_and_evaluate(config, workdir)

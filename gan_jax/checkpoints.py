@@ -3,14 +3,82 @@
 Saves and restores every leaf of the state (parameters, batch statistics, both
 optimizer states, step, PRNG key), so a resumed run continues bit for bit.
 Typed PRNG keys are stored as their raw key data.
+
+Integrity: once a checkpoint is on disk, the SHA-256 of each of its files goes
+into `<step>/checksums.sha256` (the format of `sha256sum`, so
+`cd checkpoints/<step> && sha256sum -c checksums.sha256` checks it by hand).
+Restoring verifies them first (`damage`); a checkpoint saved without them (by
+an older gan_jax, or by a run killed in the moment between Orbax finishing the
+save and the checksums being written) is checked by restoring it.
 """
 
+from collections.abc import Callable
+import hashlib
 import os
+import shutil
 
+from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
 from gan_jax.errors import UserError
+
+CHECKSUMS = 'checksums.sha256'
+DAMAGED_DIR = 'damaged_checkpoints'  # beside checkpoints/, where training moves them
+
+
+def _files(step_dir: str) -> list[str]:
+  """Every file below `step_dir` but the checksums, relative, sorted."""
+  found = []
+  for root, _, names in os.walk(step_dir):
+    for name in names:
+      path = os.path.relpath(os.path.join(root, name), step_dir)
+      if path != CHECKSUMS:
+        found.append(path)
+  return sorted(found)
+
+
+def _sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def write_checksums(step_dir: str) -> None:
+  """Records the SHA-256 of every file of a finished checkpoint."""
+  lines = [f'{_sha256(os.path.join(step_dir, path))}  {path}\n'
+           for path in _files(step_dir)]
+  tmp = os.path.join(step_dir, CHECKSUMS + '.tmp')
+  with open(tmp, 'w') as f:
+    f.writelines(lines)
+  os.replace(tmp, os.path.join(step_dir, CHECKSUMS))
+
+
+def damage(step_dir: str) -> str | None:
+  """What is wrong with the checkpoint in `step_dir` by its checksums: None
+  if every file is there with its recorded SHA-256 (or if it has no
+  checksums: see the module docstring), else the first problem found."""
+  path = os.path.join(step_dir, CHECKSUMS)
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      recorded = dict(reversed(line.rstrip('\n').split('  ', 1))
+                      for line in f if line.strip())
+  except (OSError, ValueError, UnicodeDecodeError) as e:
+    return f'unreadable {CHECKSUMS} ({e})'
+  for name, digest in sorted(recorded.items()):
+    file_path = os.path.join(step_dir, name)
+    if not os.path.isfile(file_path):
+      return f'{name} is missing'
+    if _sha256(file_path) != digest:
+      return f'{name} does not match its checksum'
+  extra = sorted(set(_files(step_dir)) - set(recorded))
+  if extra:
+    return f'{extra[0]} was not part of it'
+  return None
 
 
 def _to_storable(state):
@@ -50,6 +118,7 @@ class Checkpoints:
 
   def __init__(self, directory: str, max_to_keep: int = 3):
     self.directory = os.path.abspath(directory)
+    self._unchecksummed = []  # steps saved in the background, not yet summed
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
@@ -60,9 +129,19 @@ class Checkpoints:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def steps(self) -> list[int]:
+    """The checkpoints' steps, newest first."""
+    return sorted(self._manager.all_steps(), reverse=True)
+
+  def step_dir(self, step: int) -> str:
+    return os.path.join(self.directory, str(step))
+
   def save(self, step: int, state) -> None:
-    """Starts saving `state` as checkpoint `step` (finished in the background)."""
+    """Starts saving `state` as checkpoint `step` (finished in the background);
+    the previous save is finished and checksummed first."""
+    self.wait()
     self._manager.save(step, args=ocp.args.StandardSave(_to_storable(state)))
+    self._unchecksummed.append(step)
 
   def shapes(self, step: int) -> dict[str, tuple]:
     """The shape of each leaf of checkpoint `step`, by path ('g_params/...')."""
@@ -98,9 +177,77 @@ class Checkpoints:
     return _from_storable(stored)
 
   def wait(self) -> None:
-    """Blocks until background saves are on disk."""
+    """Blocks until background saves are on disk, with their checksums."""
     self._manager.wait_until_finished()
+    if jax.process_index() == 0:
+      for step in self._unchecksummed:
+        if os.path.isdir(self.step_dir(step)):  # not already rotated out
+          write_checksums(self.step_dir(step))
+    self._unchecksummed = []
+
+  def restore_intact(self, restore_fn: Callable[[int], object],
+                     set_aside: bool) -> tuple[int, object] | None:
+    """The newest checkpoint that is intact: (step, restore_fn(step)), or None
+    if there is no checkpoint.
+
+    A damaged one (its files do not match its checksums, or, without
+    checksums, restoring it fails) is named in a one-line warning and skipped.
+    With `set_aside` (training, which will save that step again) the damaged
+    ones newer than the intact one are moved to DAMAGED_DIR beside the
+    checkpoints, never deleted. UserError (a checkpoint of another model)
+    passes through.
+
+    Raises:
+      UserError: there are checkpoints, and none of them is intact (nothing
+        is moved then).
+    """
+    damaged = []
+    for step in self.steps():
+      problem = damage(self.step_dir(step))
+      if problem is None:
+        try:
+          restored = restore_fn(step)
+        except UserError:
+          raise
+        except Exception as e:  # noqa: BLE001 (any failure to read is damage)
+          problem = f'cannot be read: {type(e).__name__}: {_first_line(e)}'
+        else:
+          if set_aside and damaged:
+            self._set_aside([bad for bad, _ in damaged])
+          return step, restored
+      logging.warning('checkpoint %d in %s is damaged (%s); trying the one'
+                      ' before it', step, self.directory, problem)
+      damaged.append((step, problem))
+    if damaged:
+      listed = '; '.join(f'{step}: {problem}' for step, problem in damaged)
+      raise UserError(f'no intact checkpoint in {self.directory} ({listed});'
+                      ' restore a copy, or train into a new --workdir')
+    return None
+
+  def _set_aside(self, steps: list[int]) -> None:
+    """Moves damaged checkpoints out of Orbax's sight, to DAMAGED_DIR."""
+    aside = os.path.join(os.path.dirname(self.directory), DAMAGED_DIR)
+    if jax.process_index() == 0:
+      os.makedirs(aside, exist_ok=True)
+      for step in steps:
+        target = os.path.join(aside, str(step))
+        suffix = 1
+        while os.path.exists(target):
+          target = os.path.join(aside, f'{step}.{suffix}')
+          suffix += 1
+        shutil.move(self.step_dir(step), target)
+        logging.warning('moved damaged checkpoint %d to %s', step, target)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # noqa: PLC0415
+      multihost_utils.sync_global_devices('gan_jax: damaged checkpoints moved')
+    self._manager.reload()
 
   def close(self) -> None:
+    self.wait()
     self._manager.close()
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0][:200] if text else ''
 

@@ -1,19 +1,25 @@
 """Shared command-line plumbing: user mistakes become one line, not a traceback.
 
-Bad flags (an unknown config key, a value of the wrong type, a missing config
-file), bad config values, missing data and the like print `error: ...` on
-stderr and exit with status 1. Anything else is a bug and keeps its traceback.
+Bad flags (an unknown config key, a value of the wrong type, a missing or
+broken config file), bad config values, missing data and the like print
+`error: ...` on stderr and exit with status 1. A run stopped by SIGTERM or
+SIGINT prints `stopped: ...` and exits with 143 or 130
+(`preemption.EXIT_CODES`). Anything else is a bug and keeps its traceback.
 """
 
 from collections.abc import Callable
 import logging as py_logging
+import os
+import signal
 import sys
+import traceback
 
 from absl import app
 from absl import flags
 from absl import logging
 
 from gan_jax import configs
+from gan_jax import preemption
 from gan_jax.errors import UserError
 
 
@@ -36,18 +42,54 @@ def _unknown_config_key(argv: list[str]) -> str | None:
   return None
 
 
+def config_file_error(error: BaseException, path: str) -> str | None:
+  """'path, line N: Type: message' when `error` (or an error it was raised
+  from) is a syntax error in the config file at `path` or was raised while
+  running its code; None otherwise."""
+  given, path = path, os.path.abspath(path)
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if (isinstance(error, SyntaxError) and error.filename
+        and os.path.abspath(error.filename) == path):
+      return f'{given}, line {error.lineno}: SyntaxError: {error.msg}'
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if os.path.abspath(frame.filename) == path]
+    if frames:
+      message = str(error).strip().splitlines()
+      return (f'{given}, line {frames[-1].lineno}: {type(error).__name__}'
+              + (f': {message[0]}' if message else ''))
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def _config_path(argv: list[str]) -> str | None:
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      return arg.split('=', 1)[1].split(':', 1)[0]
+    if arg == '--config' and i + 1 < len(argv):
+      return argv[i + 1].split(':', 1)[0]
+  return None
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with one-line errors instead of tracebacks."""
   try:
     rest = flags.FLAGS(argv)
     if 'config' in flags.FLAGS and flags.FLAGS['config'].present:
       flags.FLAGS.config.keys()  # loads the config file now, not mid-run
-  except flags.Error as e:
-    fail(f'{e}')
-  except (AttributeError, KeyError, TypeError, ValueError) as e:
-    fail(_unknown_config_key(argv) or f'bad flag: {str(e).splitlines()[0]}')
-  except OSError as e:
-    fail(f'cannot load the config file: {str(e).splitlines()[-1].strip()}')
+  except Exception as e:  # noqa: BLE001 (classified below; bugs are re-raised)
+    path = _config_path(argv)
+    in_file = path and config_file_error(e, path)
+    if in_file:
+      fail(f'the config file does not load: {in_file}')
+    if isinstance(e, flags.Error):
+      fail(f'{e}')
+    if isinstance(e, (AttributeError, KeyError, TypeError, ValueError)):
+      fail(_unknown_config_key(argv) or f'bad flag: {str(e).splitlines()[0]}')
+    if isinstance(e, OSError):
+      fail(f'cannot load the config file: {str(e).splitlines()[-1].strip()}')
+    raise
   return rest
 
 
@@ -68,5 +110,12 @@ def run(main: Callable[[list[str]], None]) -> None:
       main(argv)
     except (UserError, train.TrainingDiverged) as e:
       fail(str(e))
+    except preemption.Interrupted as e:
+      print(f'stopped: {e}', file=sys.stderr)
+      sys.exit(e.exit_code)
+    except KeyboardInterrupt:  # outside the training loop: nothing to save
+      print('stopped: SIGINT (nothing was being trained; nothing to save)',
+            file=sys.stderr)
+      sys.exit(preemption.EXIT_CODES[signal.SIGINT])
 
   app.run(guarded, flags_parser=parse_flags)

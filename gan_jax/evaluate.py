@@ -37,14 +37,14 @@ def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
                  num_samples: int | None = None) -> dict:
   """Scores every member of the latest checkpoint in `workdir`; updates its
   results.json."""
+  if num_samples is not None and num_samples <= 0:
+    raise UserError(f'--num_samples={num_samples} is invalid; it must be > 0')
   config, gan, state = train.restore_run(workdir)
   names = evaluators.parse(config.eval.evaluators) if names is None else names
   if not names:
     raise UserError(f'no evaluators: the run in {workdir} has eval.evaluators=""'
                     f'; pass --evaluators (valid: {", ".join(evaluators.EVALUATORS)})')
-  num_samples = num_samples or config.eval.num_samples
-  if num_samples <= 0:
-    raise UserError(f'--num_samples={num_samples} is invalid; it must be > 0')
+  num_samples = config.eval.num_samples if num_samples is None else num_samples
   config.eval.num_samples = num_samples
   score_samples = evaluators.build(names, config, data.load(config.data))
   per_seed = train.score_members(gan, state, configs.seeds(config), num_samples,

@@ -1,4 +1,4 @@
-"""Files every reader can trust: atomic writes and strict JSON.
+"""Files every reader can trust: atomic writes, strict JSON, checked output paths.
 
 A reader (the sweep summary, a notebook, `jq`, another host) never sees half
 a file: each writer fills `<path>.tmp` and renames it over `path`. JSON is
@@ -10,6 +10,30 @@ from collections.abc import Mapping
 import json
 import math
 import os
+
+from gan_jax.errors import UserError
+
+
+def existing_ancestor(path: str) -> str:
+  """The nearest directory-or-file above `path` that exists (absolute)."""
+  parent = os.path.dirname(os.path.abspath(path))
+  while not os.path.lexists(parent):
+    parent = os.path.dirname(parent)
+  return parent
+
+
+def check_writable_file(path: str, flag: str) -> None:
+  """UserError unless a file can be written at `path`: not a directory, and
+  the nearest existing parent is a writable directory."""
+  if os.path.isdir(path):
+    raise UserError(f'{flag}={path} is a directory; name a file in it')
+  parent = existing_ancestor(path)
+  if not os.path.isdir(parent):
+    raise UserError(f'{flag}={path} cannot be written: {parent} is a file, not'
+                    ' a directory')
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise UserError(f'{flag}={path} cannot be written: {parent} is not'
+                    ' writable')
 
 
 def write_text(path: str, text: str) -> None:

@@ -2,7 +2,10 @@
 
 Every config field can be overridden, e.g. `--config.loss.name=wgan_gp`.
 The workdir defaults to runs/<config file stem>; a workdir that holds a
-checkpoint is resumed. Multi-host: pass --coordinator_address,
+checkpoint is resumed (only with the config it was started with, up to
+intervals and length; --allow_config_change names other keys that may
+change). SIGTERM and SIGINT stop it with a checkpoint (exit 143 and 130).
+Multi-host: pass --coordinator_address,
 --num_processes and --process_id on every host, or nothing on a Cloud TPU pod
 (jax.distributed detects it).
 """
@@ -29,6 +32,10 @@ _NUM_PROCESSES = flags.DEFINE_integer(
     'num_processes', None, 'Multi-host: number of processes.')
 _PROCESS_ID = flags.DEFINE_integer(
     'process_id', None, 'Multi-host: this process, 0 .. num_processes-1.')
+_ALLOW_CONFIG_CHANGE = flags.DEFINE_list(
+    'allow_config_change', [], 'Config keys a resumed run may change although'
+    ' they change the math (e.g. optim.g_lr,optim.d_lr); the changes are'
+    ' recorded in the workdir\'s config_history.json.')
 flags.mark_flags_as_required(['config'])
 
 
@@ -46,7 +53,8 @@ def main(argv: list[str]) -> None:
   workdir = _WORKDIR.value or default_workdir(config_flags.get_config_filename(
       flags.FLAGS['config']))
   logging.info('workdir: %s', workdir)
-  train.train_and_evaluate(_CONFIG.value, workdir)
+  train.train_and_evaluate(_CONFIG.value, workdir,
+                           allow_config_change=tuple(_ALLOW_CONFIG_CHANGE.value))
 
 
 if __name__ == '__main__':

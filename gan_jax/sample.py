@@ -15,6 +15,7 @@ from absl import flags
 import numpy as np
 
 from gan_jax import cli
+from gan_jax import files
 from gan_jax import parallel
 from gan_jax import train
 from gan_jax.errors import UserError
@@ -34,12 +35,17 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   if _NUM.value <= 0:
     raise UserError(f'--num={_NUM.value} is invalid; it must be > 0')
-  if not _OUT.value.endswith('.npy'):
-    raise UserError(f'--out={_OUT.value} must name a .npy file')
+  out = _OUT.value
+  if not out.endswith('.npy'):
+    raise UserError(f'--out={out} must name a .npy file')
+  files.check_writable_file(out, '--out')
   gan, state, seed = train.restore_member(_WORKDIR.value, _SEED_INDEX.value)
   samples = train.generate_samples(gan, state, _NUM.value, _SEED.value)
-  os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-  np.save(_OUT.value, samples)
+  try:
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    np.save(out, samples)
+  except OSError as e:
+    raise UserError(f'cannot write --out={out}: {e.strerror}') from None
   print(f'wrote {samples.shape[0]} samples of shape {samples.shape[1:]} to'
         f' {_OUT.value} (checkpoint step {int(parallel.fetch(state.step))},'
         f' member {_SEED_INDEX.value}: seed {seed})')

@@ -11,11 +11,14 @@ its --config overrides and the point's values, in its own sub-workdir of
 --workdir (default runs/sweep_<config file stem>) named by `point_name`:
 `loss.name=wgan_gp, optim.g_lr=0.001` -> `loss.name-wgan_gp_optim.g_lr-0.001`.
 
-Every point's config is checked before anything runs. Points run one after
-another; a finished point (results.json: status finished at train.num_steps)
+Every point's config is checked before anything runs, and so is every
+sub-workdir that holds a run of another config (`workdir.check_resume`). The
+sweep holds the lock of its directory, and each point that of its
+sub-workdir. Points run one after another; a finished point (results.json: status finished at train.num_steps)
 or a diverged one is skipped when the sweep runs again, an interrupted one
 resumes from its checkpoint. A diverged point does not stop the sweep; a
-user mistake does, with a one-line error. summary.csv and summary.md
+user mistake does, with a one-line error, and so does SIGTERM or SIGINT
+(after the running point saves its checkpoint). summary.csv and summary.md
 (one row per point: its values, status, final metrics with their spread over
 seeds, steps/s, wall time) are rewritten after every point.
 
@@ -47,17 +50,15 @@ import ml_collections
 
 from gan_jax import configs
 from gan_jax import files
+from gan_jax import preemption
 from gan_jax import train
+from gan_jax import workdir as workdir_lib
 from gan_jax.errors import UserError
 
 Point = dict[str, Any]  # config key (dotted) -> value, in sweep order
 
 _SAFE = re.compile(r'[A-Za-z0-9._+-]')
 MAX_NAME = 200  # characters of a sub-workdir name (file systems allow 255 bytes)
-# Keys a re-run may change without making an earlier run of a point a
-# different experiment: the length (a longer run resumes) and data locations.
-NOT_COMPARED = ('train.num_steps', 'data.path', 'data.tfds_data_dir',
-                'eval.classifier_dir')
 _PARSERS = {bool: flags.BooleanParser(), int: flags.IntegerParser(),
             float: flags.FloatParser()}
 
@@ -279,32 +280,6 @@ def point_config(config: ml_collections.ConfigDict, point: Point
   return config
 
 
-def _flatten(tree: Mapping, prefix: str = '') -> dict[str, Any]:
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, Mapping):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
-    else:
-      flat[prefix + key] = value
-  return flat
-
-
-def config_mismatch(config: ml_collections.ConfigDict, workdir: str) -> str | None:
-  """How the run recorded in `workdir` (config.json) differs from `config`
-  (None if it does not, or if there is none). Keys in NOT_COMPARED and keys
-  that only one of them has are not compared."""
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    recorded = _flatten(json.load(f))
-  wanted = _flatten(configs.resolve(config).to_dict())
-  for key, value in wanted.items():
-    if key in recorded and key not in NOT_COMPARED and recorded[key] != value:
-      return f'{key}={recorded[key]!r} there, {value!r} here'
-  return None
-
-
 def plan(config: ml_collections.ConfigDict, points: Sequence[Point],
          workdir: str, num_devices: int) -> list[SweepPoint]:
   """Every point's config and sub-workdir, all checked before any runs."""
@@ -322,11 +297,10 @@ def plan(config: ml_collections.ConfigDict, points: Sequence[Point],
       configs.validate(point.config, num_devices)
     except UserError as e:
       raise UserError(f'sweep point {name}: {e}') from None
-    mismatch = config_mismatch(point.config, point.workdir)
-    if mismatch:
-      raise UserError(
-          f'sweep point {name}: {point.workdir} holds a run with another config'
-          f' ({mismatch}); use another --workdir or that run\'s settings')
+    try:
+      workdir_lib.check_resume(point.config, point.workdir)
+    except UserError as e:
+      raise UserError(f'sweep point {name}: {e}') from None
     planned.append(point)
   return planned
 
@@ -534,6 +508,9 @@ def run_points(points: Sequence[SweepPoint],
       train_fn(copy.deepcopy(point.config), point.workdir)
     except train.TrainingDiverged as e:
       logging.warning('sweep point %s diverged: %s; going on', point.name, e)
+    except preemption.Interrupted:
+      after_each()  # the summary shows the point as incomplete
+      raise
     after_each()
 
 
@@ -580,7 +557,9 @@ def sweep(config_arg: str, config: ml_collections.ConfigDict,
 
   if not summarize_only:
     logging.info('sweep of %d points in %s', len(points), workdir)
-    run_points(points, train_fn or train.train_and_evaluate, summarize)
+    workdir_lib.create(workdir)
+    with workdir_lib.run_lock(workdir):  # one sweep at a time in a directory
+      run_points(points, train_fn or train.train_and_evaluate, summarize)
   markdown = summarize()
   if is_main:
     logging.info('summary: %s, %s', os.path.join(workdir, 'summary.md'),

@@ -39,8 +39,10 @@ from gan_jax import files
 from gan_jax import losses
 from gan_jax import models
 from gan_jax import parallel
+from gan_jax import preemption
 from gan_jax import summary_writer
 from gan_jax import visualize
+from gan_jax import workdir as workdir_lib
 from gan_jax.errors import UserError
 from gan_jax.parallel import DATA_AXIS
 
@@ -453,11 +455,14 @@ def compile_step(gan: GAN, state: GANState, data_arrays: dict, mesh):
 
 def _restore_or_init(gan: GAN, seeds: list[int], ckpts: checkpoints.Checkpoints,
                      mesh) -> GANState:
-  latest = ckpts.latest_step()
-  if latest is None:
+  """The newest intact checkpoint (damaged newer ones are set aside), or a
+  fresh state when there is none."""
+  restored = ckpts.restore_intact(
+      lambda step: _restore(gan, ckpts, mesh, len(seeds), step), set_aside=True)
+  if restored is None:
     return fresh_states(gan, seeds, mesh)
-  state = _restore(gan, ckpts, mesh, len(seeds), latest)
-  logging.info('resumed from %s/%d', ckpts.directory, latest)
+  step, state = restored
+  logging.info('resumed from %s/%d', ckpts.directory, step)
   return state
 
 
@@ -484,7 +489,10 @@ def restore_run(workdir: str, mesh=None
     raise UserError(f'--workdir={workdir} has no checkpoint yet (nothing in'
                     f' {ckpts.directory}); train first or wait for a checkpoint')
   gan = build_gan(config, data.example_shape(config.data.name))
-  state = _restore(gan, ckpts, mesh or parallel.make_mesh(), config.num_seeds)
+  mesh = mesh or parallel.make_mesh()
+  _, state = ckpts.restore_intact(
+      lambda step: _restore(gan, ckpts, mesh, config.num_seeds, step),
+      set_aside=False)
   ckpts.close()
   return config, gan, state
 
@@ -503,25 +511,46 @@ def restore_member(workdir: str, seed_index: int, mesh=None
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       source: data.DataSource | None = None) -> dict:
+                       source: data.DataSource | None = None,
+                       allow_config_change: tuple[str, ...] = ()) -> dict:
   """Trains (or resumes) the run of `config` in `workdir`; returns results.json's content.
 
   `source` replaces the data `config.data` names (`gan_jax.bench` passes
-  synthetic data).
+  synthetic data). A workdir holding a run of another config is refused,
+  unless the keys that differ are workdir.FREE_KEYS or in
+  `allow_config_change`. The run holds the workdir's lock throughout.
 
   Raises:
-    UserError: a bad config, missing data, or a checkpoint that does not fit.
+    UserError: a bad config, missing data, a workdir in use or of another
+      run, or a checkpoint that does not fit.
     TrainingDiverged: a loss became NaN/inf (the last good checkpoint stays).
+    preemption.Interrupted: SIGTERM or SIGINT; a checkpoint of the step
+      reached was saved.
   """
   wall_start = time.time()
   mesh = parallel.make_mesh()
   configs.validate(config, mesh.size)
+  for key in allow_config_change:
+    configs.find(config, key, '--allow_config_change')
   config = configs.resolve(config)
+  changes = workdir_lib.check_resume(config, workdir, tuple(allow_config_change))
   source = source or data.load(config.data)
   logging.info('data: %s', source.description)
   gan = build_gan(config, source.example_shape, source.sample_one)
   eval_names = evaluators.parse(config.eval.evaluators)
   score_samples = evaluators.build(eval_names, config, source)
+  workdir_lib.create(workdir)
+  # A signal while restoring or compiling stops the run after its first step.
+  with workdir_lib.run_lock(workdir), preemption.StopSignals() as stop:
+    return _train(config, workdir, source, gan, eval_names, score_samples, mesh,
+                  changes, stop, wall_start)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str,
+           source: data.DataSource, gan: GAN, eval_names: tuple[str, ...],
+           score_samples: evaluators.Scorer, mesh, changes: dict,
+           stop: preemption.StopSignals, wall_start: float) -> dict:
+  """`train_and_evaluate` once the workdir is locked."""
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'),
                                   config.train.max_checkpoints)
   seeds = configs.seeds(config)
@@ -532,8 +561,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   if is_main:
     os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    if changes:
+      workdir_lib.record_changes(workdir, start, changes)
+      logging.warning('config changed since step %d: %s (recorded in %s)', start,
+                      workdir_lib.describe_changes(changes),
+                      workdir_lib.HISTORY_FILE)
+    files.write_text(os.path.join(workdir, 'config.json'),
+                     config.to_json_best_effort(indent=2, sort_keys=True))
   writer = summary_writer.SummaryWriter(workdir) if is_main else None
   pictures = _SamplePictures(gan, source, seeds, mesh)
   data_arrays = parallel.replicate(source.arrays, mesh)
@@ -546,6 +580,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                gan.batch_size, config.loss.name, config.model.name,
                ','.join(map(str, seeds)))
 
+  def write_results(results: dict) -> None:
+    if is_main:
+      files.write_json(os.path.join(workdir, 'results.json'), results)
+
   def check_finite(state: GANState, step: int) -> None:
     nonfinite = parallel.fetch(state.nonfinite_step)
     diverged = first_divergence(nonfinite)
@@ -555,13 +593,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       good = ckpts.latest_step()
       where = (f'the last good checkpoint is step {good} in {ckpts.directory}'
                if good is not None else 'no checkpoint was saved')
-      if is_main:
-        files.write_json(os.path.join(workdir, 'results.json'), {
-            'status': 'diverged', 'nonfinite_step': bad_step,
-            'nonfinite_seed': seeds[i],
-            'diverged_seeds': [s for s, n in zip(seeds, nonfinite, strict=True)
-                               if n >= 0],
-            'final_step': step, 'last_checkpoint': good})
+      write_results({
+          'status': 'diverged', 'nonfinite_step': bad_step,
+          'nonfinite_seed': seeds[i],
+          'diverged_seeds': [s for s, n in zip(seeds, nonfinite, strict=True)
+                             if n >= 0],
+          'final_step': step, 'last_checkpoint': good})
       whose = f' in seed {seeds[i]} (member {i})' if len(seeds) > 1 else ''
       raise TrainingDiverged(
           f'a loss became NaN or infinite at step {bad_step}{whose} (checked at'
@@ -575,15 +612,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       logging.info('eval step %d | %s', step, aggregate.describe(per_seed, '.4g'))
     return per_seed
 
+  def results(status: str, step: int, **extra) -> dict:
+    trained = step - start
+    return {
+        'status': status, 'final_step': max(step, start),
+        'resumed_from': start or None, 'num_seeds': len(seeds), 'seeds': seeds,
+        **aggregate.results('losses', losses_per_seed),
+        **aggregate.results('metrics', scores_per_seed),
+        'wall_time_s': time.time() - wall_start, 'compile_s': compile_s,
+        'steps_per_s': (trained / (time.time() - train_start) if trained > 0
+                        else None),
+        'devices': mesh.size, 'processes': jax.process_count(), **extra}
+
   losses_per_seed, scores_per_seed = [], []
   train_start = last_time = time.time()
-  last_step = start
+  last_step = saved_step = start
   # Plain ints: a ConfigDict lookup per step would cost the loop time.
   log_every, sample_every, eval_every, checkpoint_every = (
       config.train.log_every, config.train.sample_every,
       config.train.eval_every, config.train.checkpoint_every)
+  # Several CPU processes (loopback tests of multi-host runs) deadlocked in
+  # their collectives with ~100 steps queued; there each step is awaited.
+  await_each_step = jax.process_count() > 1 and jax.default_backend() == 'cpu'
   for step in range(start + 1, num_steps + 1):
     state, step_metrics = step_fn(state, data_arrays)
+    if await_each_step:
+      jax.block_until_ready(step_metrics)
     last = step == num_steps
     if step % log_every == 0 or last:
       losses_per_seed = aggregate.per_seed(parallel.fetch(step_metrics), seeds)
@@ -595,8 +649,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         writer.scalars(step, {**aggregate.scalars(losses_per_seed),
                               'steps_per_s': steps_per_s})
         writer.flush()
-        logging.info('step %d/%d | %s | %.2f steps/s | ETA %s', step, num_steps,
-                     aggregate.describe(losses_per_seed), steps_per_s,
+        logging.info('step %d/%d | %s | %.2f steps/s | ETA %s', step,
+                     num_steps, aggregate.describe(losses_per_seed),
+                     steps_per_s,
                      _format_duration((num_steps - step) / steps_per_s))
     if step % sample_every == 0 or last:
       member_pictures = pictures(state)
@@ -608,26 +663,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         writer.image(step, 'samples', member_pictures[0])
     if eval_names and ((eval_every and step % eval_every == 0) or last):
       scores_per_seed = evaluate(state, step)
-    if step % checkpoint_every == 0 or last:
+    stopping = stop.reached(step) and not last
+    if step % checkpoint_every == 0 or last or stopping:
       check_finite(state, step)
       ckpts.save(step, state)
+      saved_step = step
+    if stopping:
+      losses_per_seed = aggregate.per_seed(parallel.fetch(step_metrics), seeds)
+      ckpts.close()
+      write_results(results('interrupted', step, signal=stop.name(),
+                            last_checkpoint=saved_step))
+      if is_main:
+        writer.close()
+      raise preemption.Interrupted(
+          f'{stop.name()} at step {step}/{num_steps}: checkpoint'
+          f' {step} saved in {ckpts.directory}; run the same command to'
+          ' resume', stop.exit_code())
 
-  ckpts.wait()
   ckpts.close()
-  trained = num_steps - start
-  results = {
-      'status': 'finished', 'final_step': max(num_steps, start),
-      'resumed_from': start or None, 'num_seeds': len(seeds), 'seeds': seeds,
-      **aggregate.results('losses', losses_per_seed),
-      **aggregate.results('metrics', scores_per_seed),
-      'wall_time_s': time.time() - wall_start, 'compile_s': compile_s,
-      'steps_per_s': trained / (time.time() - train_start) if trained > 0 else None,
-      'devices': mesh.size, 'processes': jax.process_count(),
-  }
+  final = results('finished', num_steps)
   if is_main:
     writer.close()
-    if trained > 0 or not os.path.exists(os.path.join(workdir, 'results.json')):
-      files.write_json(os.path.join(workdir, 'results.json'), results)
-    logging.info('done: step %d, %s', results['final_step'],
+    if num_steps > start or not os.path.exists(
+        os.path.join(workdir, 'results.json')):
+      write_results(final)
+    logging.info('done: step %d, %s', final['final_step'],
                  os.path.join(workdir, 'results.json'))
-  return results
+  return final

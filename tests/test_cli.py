@@ -186,9 +186,11 @@ def test_a_checkpoint_that_does_not_fit_is_refused_and_left_alone(tmp_path):
              f'--workdir={workdir}', *TINY_TOY)
   assert proc.returncode == 0, proc.stderr[-3000:]
   before = snapshot(workdir)
+  # Allowed to differ from config.json (test_robustness: refused unless
+  # allowed), the model must still fit the checkpoint.
   proc = run('gan_jax.main', '--config=experiments/ring8.py',
              f'--workdir={workdir}', *TINY_TOY, '--config.model.width=64',
-             '--config.train.num_steps=8')
+             '--config.train.num_steps=8', '--allow_config_change=model.width')
   assert_one_line_error(proc, 'does not fit', 'shape', 'new --workdir')
   assert snapshot(workdir) == before
 

@@ -7,6 +7,7 @@ with `--xla_force_host_platform_device_count`.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -136,42 +137,54 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-TOY_FLAGS = ['--config=experiments/ring8.py', '--config.model.width=32',
-             '--config.model.depth=2', '--config.train.batch_size=16',
-             '--config.train.num_steps=6', '--config.train.log_every=3',
-             '--config.train.sample_every=3', '--config.train.checkpoint_every=3']
-
-
-def test_two_processes_agree_with_one(tmp_path):
-  single = str(tmp_path / 'single')
-  proc = subprocess.run(
-      [sys.executable, '-m', 'gan_jax.main', *TOY_FLAGS, f'--workdir={single}'],
-      env=subprocess_env(4), cwd=REPO, capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-
+def test_two_processes_agree_with_one_and_stop_together_on_a_signal(tmp_path):
+  """Two processes of 2 devices train as one of 4; a SIGINT to process 1
+  reaches process 0 through JAX's preemption service, and both stop after
+  the same step with one checkpoint (exit 130 where the signal came, 143 on
+  the other)."""
+  from tests.test_robustness import LONG_TOY  # noqa: PLC0415
+  from tests.test_robustness import finish  # noqa: PLC0415
+  from tests.test_robustness import wait_for  # noqa: PLC0415
   multi = str(tmp_path / 'multi')
   port = free_port()
+  logs = [None, open(tmp_path / 'process1.log', 'w')]
   workers = [subprocess.Popen(
-      [sys.executable, '-m', 'gan_jax.main', *TOY_FLAGS, f'--workdir={multi}',
-       f'--coordinator_address=localhost:{port}', '--num_processes=2',
-       f'--process_id={i}'],
-      env=subprocess_env(2), cwd=REPO, stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE, text=True) for i in range(2)]
+      [sys.executable, '-m', 'gan_jax.main', *LONG_TOY, f'--workdir={multi}',
+       '--config.train.log_every=10', f'--coordinator_address=localhost:{port}',
+       '--num_processes=2', f'--process_id={i}'],
+      env=subprocess_env(2), cwd=REPO, stderr=subprocess.PIPE if i == 0 else logs[1],
+      text=True) for i in range(2)]
   try:
-    outputs = [w.communicate(timeout=300) for w in workers]
+    wait_for(workers[0], 'step 20/')
+    workers[1].send_signal(signal.SIGINT)
+    rest = finish(workers[0])
+    workers[1].wait(timeout=120)
   finally:
     for w in workers:
       w.kill()
-  for w, (_, err) in zip(workers, outputs, strict=True):
-    assert w.returncode == 0, err[-3000:]
-  assert 'process 1 of 2; 2 local of 4 global devices' in outputs[1][1]
-
-  for a, b in zip(jax.tree.leaves(restored_state(single)),
-                  jax.tree.leaves(restored_state(multi)), strict=True):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    logs[1].close()
+  log1 = (tmp_path / 'process1.log').read_text()
+  assert workers[0].returncode == 143, rest[-3000:]
+  assert workers[1].returncode == 130, log1[-3000:]
+  assert 'process 1 of 2; 2 local of 4 global devices' in log1
+  with open(os.path.join(multi, 'results.json')) as f:
+    results = json.load(f)
+  step = results['final_step']
+  assert results['status'] == 'interrupted' and step >= 20
+  assert results['processes'] == 2 and results['devices'] == 4
+  for log in (rest, log1):
+    assert f'at step {step}/' in log and 'Traceback' not in log
+  assert os.listdir(os.path.join(multi, 'checkpoints')) == [str(step)]
   # Only process 0 writes logs, pictures and results.
   events = [f for f in os.listdir(multi) if f.startswith('events.out')]
   assert len(events) == 1
-  with open(os.path.join(multi, 'results.json')) as f:
-    results = json.load(f)
-  assert results['processes'] == 2 and results['devices'] == 4
+
+  single = str(tmp_path / 'single')
+  proc = subprocess.run(
+      [sys.executable, '-m', 'gan_jax.main', *LONG_TOY, f'--workdir={single}',
+       f'--config.train.num_steps={step}'],
+      env=subprocess_env(4), cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  for a, b in zip(jax.tree.leaves(restored_state(single)),
+                  jax.tree.leaves(restored_state(multi)), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -90,9 +90,13 @@ def test_a_resumed_run_of_two_seeds_equals_the_uninterrupted_one(tmp_path, two_s
 @pytest.mark.parametrize('num_seeds', [1, 3])
 def test_a_checkpoint_of_other_num_seeds_is_refused(two_seeds, num_seeds):
   workdir, _ = two_seeds
+  with pytest.raises(UserError, match=f'num_seeds=2 there, {num_seeds} here'):
+    train.train_and_evaluate(seeds_config(num_seeds, num_steps=6), workdir)
+  # Allowed to differ in config.json, the checkpoint still refuses it.
   with pytest.raises(UserError, match=f'holds 2 seeds but the config has num_seeds='
                      f'{num_seeds}; resume with --config.num_seeds=2'):
-    train.train_and_evaluate(seeds_config(num_seeds, num_steps=6), workdir)
+    train.train_and_evaluate(seeds_config(num_seeds, num_steps=6), workdir,
+                             allow_config_change=('num_seeds',))
 
 
 def test_results_tensorboard_and_pictures_per_seed_and_their_mean(two_seeds):

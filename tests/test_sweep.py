@@ -12,8 +12,10 @@ import ml_collections
 import pytest
 
 from gan_jax import files
+from gan_jax import preemption
 from gan_jax import sweep
 from gan_jax import train
+from gan_jax import workdir as workdir_lib
 from gan_jax.errors import UserError
 from tests.conftest import REPO
 
@@ -161,8 +163,8 @@ def test_sweep_runs_each_point_then_skips_finished_and_resumes_interrupted(tmp_p
   assert [row['point'] for row in rows] == names
   for row, result in zip(rows, results, strict=True):
     assert row['status'] == 'finished' and row['final_step'] == '4'
-    for metric, value in result['metrics'].items():
-      assert row[f'{metric}_mean'] == repr(float(value))
+    for metric, value in result['metrics'].items():  # NaN is null in results.json
+      assert row[f'{metric}_mean'] == ('' if value is None else repr(float(value)))
       assert row[f'{metric}_std'] == row[f'{metric}_ci95_lo'] == ''
     assert row['steps_per_s'] == repr(result['steps_per_s'])
     assert row['wall_time_s'] == repr(result['wall_time_s'])
@@ -234,6 +236,31 @@ def test_a_diverged_point_is_a_result_and_a_user_error_stops_the_sweep(tmp_path)
     sweep.sweep(RING8, ring8_config(), TINY, ['loss.name=non_saturating,wgan_gp'],
                 str(tmp_path / 'other'), train_fn=failing_train)
   assert trained == ['non_saturating']
+
+
+def test_a_busy_sweep_directory_is_refused_and_a_signal_stops_the_sweep(tmp_path):
+  workdir = str(tmp_path / 'sweep')
+  os.makedirs(workdir)
+  flags = ['loss.name=vanilla,wgan_gp']
+  with workdir_lib.lock(workdir):  # another sweep runs in this directory
+    with pytest.raises(UserError, match=f'--workdir={workdir} is in use by pid'):
+      sweep.sweep(RING8, ring8_config(), TINY, flags, workdir,
+                  train_fn=must_not_train)
+  trained = []
+
+  def interrupted_train(config, point_workdir):
+    trained.append(config.loss.name)
+    os.makedirs(point_workdir)
+    files.write_json(os.path.join(point_workdir, 'results.json'), {
+        'status': 'interrupted', 'signal': 'SIGTERM', 'final_step': 2})
+    raise preemption.Interrupted('SIGTERM at step 2/4', 143)
+
+  with pytest.raises(preemption.Interrupted):
+    sweep.sweep(RING8, ring8_config(), TINY, flags, workdir,
+                train_fn=interrupted_train)
+  assert trained == ['vanilla']  # the sweep stops; the summary says where
+  rows = read_csv(os.path.join(workdir, 'summary.csv'))
+  assert [r['status'] for r in rows] == ['incomplete', 'pending']
 
 
 def test_summary_uses_the_spread_over_seeds_when_results_have_it(tmp_path):

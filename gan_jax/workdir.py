@@ -1,0 +1,286 @@
+"""A run's directory: one run at a time in it, and only the run it holds.
+
+- `lock(workdir)`: a run holds `<workdir>/run.lock` while it works, so a
+  second run on the same directory stops with a one-line error naming the
+  holder. The lock is the kernel's (`flock`), released when its process ends
+  however it ends, so a crashed run never blocks the next one; the file
+  records pid, host and command for the message, and is removed on release.
+  Where the file system has no `flock` (some FUSE mounts), the record alone
+  decides: a holder on this host that is no longer alive is stale.
+- `check_resume(config, workdir)`: a run on a workdir whose config.json
+  differs from the new config in a key that changes the math stops with a
+  one-line error listing the differing keys. FREE_KEYS may change (intervals,
+  the length, data and classifier locations); other keys only when named.
+- `create(workdir)`: the directory, or a one-line error if it cannot be one.
+"""
+
+import contextlib
+import errno
+import fcntl
+import itertools
+import json
+import os
+import socket
+import sys
+import time
+
+from absl import logging
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from gan_jax import configs
+from gan_jax import files
+from gan_jax.errors import UserError
+
+LOCK_FILE = 'run.lock'
+HISTORY_FILE = 'config_history.json'
+
+# Keys a resumed run may change: they do not change what a step computes.
+# train.num_steps extends (or shortens) the run; with a decaying
+# optim.schedule the remaining steps then follow the schedule of the new length.
+FREE_KEYS = (
+    'train.num_steps', 'train.log_every', 'train.sample_every',
+    'train.checkpoint_every', 'train.eval_every', 'train.max_checkpoints',
+    'eval.evaluators', 'eval.num_samples', 'eval.classifier_dir',
+    'data.path', 'data.tfds_data_dir',
+)
+_NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
+
+
+def create(workdir: str) -> bool:
+  """Makes `workdir` (and its parents); returns whether it was created.
+
+  Raises:
+    UserError: it is a file, sits under one, or cannot be written.
+  """
+  if os.path.isdir(workdir):
+    if not os.access(workdir, os.W_OK | os.X_OK):
+      raise UserError(f'--workdir={workdir} is not writable; pass a directory'
+                      ' you can write to')
+    return False
+  if os.path.lexists(workdir):
+    raise UserError(f'--workdir={workdir} is a file, not a directory; pass a'
+                    ' directory (it is created if missing)')
+  try:
+    os.makedirs(workdir, exist_ok=True)  # exist_ok: the other hosts of a run
+  except OSError as e:
+    raise UserError(f'cannot create --workdir={workdir}: {e.strerror}'
+                    f'{_blocking_ancestor(workdir)}; pass a directory you can'
+                    ' write to') from None
+  return True
+
+
+def _blocking_ancestor(path: str) -> str:
+  """' (X is a file)' for the nearest existing ancestor of `path` that is not
+  a directory, else ''."""
+  parent = files.existing_ancestor(path)
+  return '' if os.path.isdir(parent) else f' ({parent} is a file)'
+
+
+def _record() -> dict:
+  return {'pid': os.getpid(), 'host': socket.gethostname(),
+          'since': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+          'command': ' '.join([os.path.basename(sys.executable), *sys.argv])}
+
+
+def _read_record(path: str) -> dict:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return {}
+
+
+def _describe(record: dict) -> str:
+  if not record:
+    return 'another process'
+  return (f'pid {record.get("pid")} on {record.get("host")} since'
+          f' {record.get("since")} ({record.get("command")})')
+
+
+def _alive_here(record: dict) -> bool:
+  """Whether the recorded holder may still run: True unless it is a process
+  of this host that no longer exists."""
+  if record.get('host') != socket.gethostname():
+    return True
+  try:
+    os.kill(int(record.get('pid', -1)), 0)
+  except ProcessLookupError:
+    return False
+  except (PermissionError, ValueError, TypeError):
+    return True
+  return True
+
+
+def _busy(workdir: str, record: dict) -> UserError:
+  return UserError(
+      f'--workdir={workdir} is in use by {_describe(record)}; wait for that run'
+      ' to end, or use another --workdir')
+
+
+def _write_record(fd: int) -> None:
+  os.ftruncate(fd, 0)
+  os.lseek(fd, 0, os.SEEK_SET)
+  os.write(fd, json.dumps(_record()).encode())
+  os.fsync(fd)
+
+
+def _acquire(workdir: str) -> int:
+  """The open, locked lock file's descriptor."""
+  path = os.path.join(workdir, LOCK_FILE)
+  while True:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      os.close(fd)
+      raise _busy(workdir, _read_record(path)) from None
+    except OSError as e:
+      if e.errno not in _NO_FLOCK:
+        os.close(fd)
+        raise
+      return _acquire_without_flock(workdir, path, fd)
+    try:  # the holder may have removed the file between our open and flock
+      same = os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+      same = False
+    if same:
+      break
+    os.close(fd)
+  stale = _read_record(path)
+  if stale:
+    logging.warning('taking over the lock of %s, which ended without'
+                    ' releasing it', _describe(stale))
+  _write_record(fd)
+  return fd
+
+
+def _acquire_without_flock(workdir: str, path: str, fd: int) -> int:
+  record = _read_record(path)
+  if record and record.get('pid') != os.getpid() and _alive_here(record):
+    os.close(fd)
+    raise UserError(
+        f'--workdir={workdir} is in use by {_describe(record)} (this file system'
+        f' has no locks: if that run is gone, delete {path}); or use another'
+        ' --workdir')
+  _write_record(fd)
+  return fd
+
+
+@contextlib.contextmanager
+def lock(workdir: str):
+  """Holds `<workdir>/run.lock` for the block; `workdir` must exist.
+
+  Raises:
+    UserError: another live run holds it (the message names pid and host).
+  """
+  fd = _acquire(workdir)
+  path = os.path.join(workdir, LOCK_FILE)
+  try:
+    yield
+  finally:
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(path)  # before closing: nobody can lock it while we hold it
+    os.close(fd)
+
+
+_lock_calls = itertools.count()  # the same sequence on every process of a run
+
+
+@contextlib.contextmanager
+def run_lock(workdir: str):
+  """`lock` for a run of one or many processes: process 0 takes the lock and
+  tells every process, through JAX's coordination service, whether it got it
+  (all raise the same UserError if not)."""
+  if jax.process_count() == 1:
+    with lock(workdir):
+      yield
+    return
+  client = ocp.multihost.get_jax_distributed_client()
+  key = f'gan_jax/run_lock/{next(_lock_calls)}'
+  with contextlib.ExitStack() as stack:
+    if jax.process_index() == 0:
+      message = ''
+      try:
+        stack.enter_context(lock(workdir))
+      except UserError as e:
+        message = str(e)
+      client.key_value_set(key, message)
+    else:
+      message = client.blocking_key_value_get(key, 600_000)
+    if message:
+      raise UserError(message)
+    yield
+
+
+# ------------------------------------------------------------------ configs
+
+def _flatten(tree, prefix: str = '') -> dict:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f'{prefix}{key}.'))
+    else:
+      flat[prefix + key] = value
+  return flat
+
+
+def recorded_config(workdir: str) -> dict | None:
+  """config.json of the run in `workdir`, flattened; None if it has none."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return _flatten(json.load(f))
+
+
+def config_changes(config: ml_collections.ConfigDict, workdir: str
+                   ) -> dict[str, tuple]:
+  """{key: (recorded value, new value)} for every key whose value differs
+  between the run recorded in `workdir` and `config` (resolved). Keys that
+  only one of them has (a run recorded before the key existed) are skipped."""
+  recorded = recorded_config(workdir)
+  if recorded is None:
+    return {}
+  wanted = _flatten(configs.resolve(config).to_dict())
+  return {key: (recorded[key], value) for key, value in wanted.items()
+          if key in recorded and recorded[key] != value}
+
+
+def describe_changes(changes: dict[str, tuple]) -> str:
+  return '; '.join(f'{key}={old!r} there, {new!r} here'
+                   for key, (old, new) in changes.items())
+
+
+def check_resume(config: ml_collections.ConfigDict, workdir: str,
+                 allowed: tuple[str, ...] = ()) -> dict[str, tuple]:
+  """The changes of `config` against the run in `workdir` (`config_changes`).
+
+  Raises:
+    UserError: a key outside FREE_KEYS and `allowed` differs; the message
+      lists those keys and how to go on.
+  """
+  changes = config_changes(config, workdir)
+  refused = {key: change for key, change in changes.items()
+             if key not in FREE_KEYS and key not in allowed}
+  if refused:
+    raise UserError(
+        f'{workdir} holds a run with another config ({describe_changes(refused)});'
+        ' train into a new --workdir, or continue this run with the new values'
+        f' by passing --allow_config_change={",".join(refused)}')
+  return changes
+
+
+def record_changes(workdir: str, step: int, changes: dict[str, tuple]) -> None:
+  """Appends the changes a resumed run made to `<workdir>/config_history.json`
+  (config.json then holds the new values)."""
+  path = os.path.join(workdir, HISTORY_FILE)
+  history = []
+  if os.path.exists(path):
+    with open(path) as f:
+      history = json.load(f)
+  history.append({'resumed_at_step': step,
+                  'changes': {key: {'before': old, 'after': new}
+                              for key, (old, new) in changes.items()}})
+  files.write_json(path, history)
