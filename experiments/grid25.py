@@ -1,7 +1,8 @@
 """Grid of 25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (PacGAN's protocol), 3x128 MLPs, batch 1024.
 
   python -m gan_jax.main --config=experiments/grid25.py
-  python -m gan_jax.main --config=experiments/grid25.py --config.loss.name=wgan_gp
+  python -m gan_jax.main --config=experiments/grid25.py --config.loss.name=wgan_gp \
+      --workdir=runs/grid25_wgan_gp
   python -m gan_jax.sweep --config=experiments/grid25.py   # the 3 losses, get_sweep()
 
 Expect: scatter plots in runs/grid25/samples/ and the modes evaluator every

@@ -5,13 +5,15 @@
   python -m gan_jax.main --config=experiments/mnist.py \
       --config.data.source=idx --config.data.path=../shared/data/mnist
   # another loss variant (wgan_gp trains 5 critic steps per generator step):
-  python -m gan_jax.main --config=experiments/mnist.py --config.loss.name=wgan_gp
+  python -m gan_jax.main --config=experiments/mnist.py --config.loss.name=wgan_gp \
+      --workdir=runs/mnist_wgan_gp
   # with FID/KID/precision/recall in the feature space of the project's LeNet
   # (train it once: python -m gan_jax.classifier --config=experiments/mnist.py):
   python -m gan_jax.main --config=experiments/mnist.py --config.eval.evaluators=classifier
   # the tutorial's own optimiser and batch:
   python -m gan_jax.main --config=experiments/mnist.py --config.train.batch_size=256 \
-      --config.optim.g_lr=1e-4 --config.optim.d_lr=1e-4 --config.optim.b1=0.9
+      --config.optim.g_lr=1e-4 --config.optim.d_lr=1e-4 --config.optim.b1=0.9 \
+      --workdir=runs/mnist_tutorial
 
 Measured on a 2-core CPU (offline t10k data): varied digit shapes in
 runs/mnist/samples/step_300.png after 300 steps (about 4 minutes at 1.1-1.4

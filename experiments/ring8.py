@@ -1,7 +1,8 @@
 """Ring of 8 Gaussians (PacGAN's protocol: unit circle, std 0.01), 3x128 MLPs.
 
   python -m gan_jax.main --config=experiments/ring8.py
-  python -m gan_jax.main --config=experiments/ring8.py --config.loss.name=wgan_gp
+  python -m gan_jax.main --config=experiments/ring8.py --config.loss.name=wgan_gp \
+      --workdir=runs/ring8_wgan_gp
   python -m gan_jax.sweep --config=experiments/ring8.py   # the 3 losses, get_sweep()
 
 Expect: scatter plots in runs/ring8/samples/ with the generated points (red)
