@@ -8,8 +8,10 @@ discriminator updates, as in training. The last line printed is one JSON
 object:
 
   steps_per_s     timed steps / their wall time (state blocked on at the end)
+  seed_steps_per_s  steps_per_s x num_seeds (member updates)
   examples_per_s  steps_per_s x train.batch_size x num_seeds (generated
                   examples in generator updates)
+  seed_batching   how the members share the program ('vmap' or 'loop')
   compile_s       tracing, lowering and compiling the first step
   devices, backend, and the run's sizes
 
@@ -62,6 +64,7 @@ class Stepper:
     self.devices = mesh.size
     source = data.synthetic(self.config.data.name)
     gan = train.build_gan(self.config, source.example_shape, source.sample_one)
+    self.seed_batching = gan.seed_batching
     self._state = train.fresh_states(gan, configs.seeds(self.config), mesh)
     self._data = parallel.replicate(source.arrays, mesh)
     start = time.perf_counter()
@@ -84,7 +87,7 @@ class Stepper:
     return {'devices': self.devices, 'backend': jax.default_backend(),
             'data': c.data.name, 'model': c.model.name, 'loss': c.loss.name,
             'batch_size': c.train.batch_size, 'd_steps': c.train.d_steps,
-            'num_seeds': c.num_seeds}
+            'num_seeds': c.num_seeds, 'seed_batching': self.seed_batching}
 
 
 def time_step(config: ml_collections.ConfigDict, steps: int,
@@ -98,6 +101,7 @@ def time_step(config: ml_collections.ConfigDict, steps: int,
   c = stepper.config
   return {
       'steps_per_s': steps_per_s,
+      'seed_steps_per_s': steps_per_s * c.num_seeds,
       'examples_per_s': steps_per_s * c.train.batch_size * c.num_seeds,
       'compile_s': stepper.compile_s, 'steps': steps, 'seconds': seconds,
       **stepper.describe()}

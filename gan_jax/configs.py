@@ -19,6 +19,7 @@ DEFAULT_D_STEPS = {'wgan_gp': 5}
 
 
 SCHEDULES = ('constant', 'linear', 'cosine')  # optim.schedule
+SEED_BATCHING = ('auto', 'vmap', 'loop')  # train.seed_batching
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -75,6 +76,13 @@ def default_config() -> ml_collections.ConfigDict:
   # precision for GPU/TPU users, with parameters, optimizer states and losses
   # kept in float32 (benchmarks/README.md: 1.38x on one H100 for the DCGAN).
   c.train.dtype = 'float32'
+  # How the members of a run of several seeds share one program: 'vmap' (one
+  # batched program; per-member weights make batched matrix products and
+  # grouped convolutions), 'loop' (lax.map: the members one after another,
+  # each at its own batch), or 'auto' (train.SEED_BATCHING: 'loop' for
+  # convolutional models on the CPU, where XLA runs grouped convolutions
+  # slowly, else 'vmap'). The same numbers up to float round-off.
+  c.train.seed_batching = 'auto'
 
   c.eval = ml_collections.ConfigDict()
   c.eval.evaluators = ''  # comma-separated evaluators.EVALUATORS ('' = none)
@@ -137,6 +145,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check_choice('model.transposed_conv', config.model.transposed_conv,
                 models.TRANSPOSED_CONVS)
   _check_choice('train.dtype', config.train.dtype, models.DTYPES)
+  _check_choice('train.seed_batching', config.train.seed_batching, SEED_BATCHING)
   for key in ('num_seeds', 'optim.g_lr', 'optim.d_lr', 'train.batch_size',
               'train.num_steps', 'model.latent_dim',
               'model.width', 'model.depth', 'train.log_every',

@@ -90,6 +90,7 @@ class GAN:
   batch_size: int  # global
   d_steps: int
   sample_real: Callable[[dict, Array], Array]  # (data arrays, key) -> one example
+  seed_batching: str = 'vmap'  # 'vmap' or 'loop': how members share a program
 
 
 def learning_rate(schedule: str, peak: float, updates: int) -> optax.ScalarOrSchedule:
@@ -127,7 +128,23 @@ def build_gan(config: ml_collections.ConfigDict,
       latent_dim=config.model.latent_dim,
       example_shape=tuple(example_shape),
       batch_size=config.train.batch_size, d_steps=config.train.d_steps,
-      sample_real=sample_real)
+      sample_real=sample_real,
+      seed_batching=seed_batching(config.train.get('seed_batching', 'auto'),
+                                  config.model.name, jax.default_backend()))
+
+
+def seed_batching(choice: str, model: str, backend: str) -> str:
+  """'vmap' or 'loop' for train.seed_batching=`choice` ('auto': the faster
+  one measured for this model and backend, benchmarks/README.md).
+
+  On the CPU a vmapped convolution with per-member kernels is a grouped
+  convolution, which XLA:CPU runs at a fraction of a plain one's speed, so
+  convolutional models loop over their members; the MLPs' batched matrix
+  products are faster than a loop. Elsewhere vmap (not yet measured).
+  """
+  if choice != 'auto':
+    return choice
+  return 'loop' if backend == 'cpu' and model != 'mlp' else 'vmap'
 
 
 def init_state(gan: GAN, key: Array) -> GANState:
@@ -313,7 +330,8 @@ def train_step(gan: GAN, state: GANState,
 
 def train_step_seeds(gan: GAN, state: GANState,
                      data_arrays: dict) -> tuple[GANState, dict[str, Array]]:
-  """`train_step` of every member of a stacked state, in one program.
+  """`train_step` of every member of a stacked state, in one program:
+  vmapped, or one member after another (`gan.seed_batching`).
 
   Per device and pure like `train_step`; the metrics have the seed axis [K].
   A lone member runs `train_step` unbatched: one-seed runs compute exactly
@@ -323,6 +341,12 @@ def train_step_seeds(gan: GAN, state: GANState,
   step = functools.partial(train_step, gan)
   if state.step.shape == (1,):
     return jax.tree.map(lambda x: x[None], step(member(state, 0), data_arrays))
+  if gan.seed_batching == 'loop':
+    # Unrolled: as an XLA while loop (lax.map) the DCGAN step ran 30x slower
+    # on the CPU. The program (and its compile time) grows with K.
+    _, out = jax.lax.scan(lambda _, one: (None, step(one, data_arrays)), None,
+                          state, unroll=True)
+    return out
   return jax.vmap(step, in_axes=(0, None))(state, data_arrays)
 
 

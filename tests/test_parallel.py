@@ -22,12 +22,13 @@ from tests.conftest import restored_state
 # Trains the tiny DCGAN (batch norm across devices, per-example dropout) in
 # one process with 4 CPU devices: seed 0 for 3 steps on 1 device and on 4;
 # seeds 0 and 1 for 1 step alone on 1 device, and as one run of two seeds on 4
-# and under pmap. (One step: where Adam's first step, ~ lr * sign(g), flips
+# -- with the members one after another ('loop', what 'auto' picks for the
+# DCGAN on the CPU) and vmapped -- and under pmap. (One step: where Adam's first step, ~ lr * sign(g), flips
 # the sign of a round-off-sized gradient, later steps of a seed can differ by
 # % between programs, e.g. seed 1 between 1 and 4 devices alone.) Saves each
 # member's state as <run>_m<i>.npz (i: member index); prints the metrics.
 DEVICE_SCRIPT = r'''
-import functools, json, sys
+import dataclasses, functools, json, sys
 import jax, numpy as np
 from gan_jax import configs, data, parallel, train
 from tests.conftest import tiny_image_config
@@ -35,7 +36,10 @@ from tests.conftest import tiny_image_config
 config = configs.resolve(tiny_image_config(sys.argv[1]))
 source = data.load(config.data)
 gan = train.build_gan(config, source.example_shape, source.sample_one)
+assert gan.seed_batching == 'loop', gan.seed_batching  # 'auto' on the CPU
 step_fn = functools.partial(train.train_step_seeds, gan)
+vmap_step_fn = functools.partial(train.train_step_seeds,
+                                 dataclasses.replace(gan, seed_batching='vmap'))
 init = functools.partial(train.init_states, gan)
 out = {}
 
@@ -49,7 +53,7 @@ def save(name, state, metrics):
         for p, x in jax.tree_util.tree_flatten_with_path(member)[0]})
     out[f'{name}_m{i}'] = {k: float(v[i]) for k, v in metrics.items()}
 
-def run_shard_map(devices, runs):
+def run_shard_map(devices, runs, step_fn=step_fn):
   mesh = parallel.make_mesh(devices)
   arrays = parallel.replicate(source.arrays, mesh)
   step = parallel.shard_map_step(step_fn, mesh)
@@ -70,6 +74,7 @@ assert jax.device_count() == 4
 run_shard_map(jax.devices()[:1], {'one': ([0], 3), 'seed0_step1': ([0], 1),
                                   'seed1_step1': ([1], 1)})
 run_shard_map(jax.devices(), {'four': ([0], 3), 'four_two_seeds': ([0, 1], 1)})
+run_shard_map(jax.devices(), {'four_two_seeds_vmap': ([0, 1], 1)}, vmap_step_fn)
 run_pmap()
 print(json.dumps(out))
 '''
@@ -118,6 +123,8 @@ def test_one_and_four_devices_and_pmap_and_two_seeds_agree(tmp_path, idx_dir):
   same = {'four_m0': ('one_m0', 3),
           'four_two_seeds_m0': ('seed0_step1_m0', 1),
           'four_two_seeds_m1': ('seed1_step1_m0', 1),
+          'four_two_seeds_vmap_m0': ('seed0_step1_m0', 1),
+          'four_two_seeds_vmap_m1': ('seed1_step1_m0', 1),
           'pmap_m0': ('seed0_step1_m0', 1), 'pmap_m1': ('seed1_step1_m0', 1)}
   for name, (reference, steps) in same.items():
     actual, desired = (np.load(tmp_path / f'{n}.npz') for n in (name, reference))

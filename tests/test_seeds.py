@@ -15,6 +15,7 @@ import pytest
 from gan_jax import aggregate
 from gan_jax import checkpoints
 from gan_jax import configs
+from gan_jax import data
 from gan_jax import evaluate
 from gan_jax import parallel
 from gan_jax import train
@@ -211,3 +212,37 @@ def test_a_checkpoint_without_the_seed_axis_restores_as_one_seed(tmp_path):
   for a, b in zip(leaves(host(train.member(restored, 0))), leaves(host(state)),
                   strict=True):
     np.testing.assert_array_equal(a, b)
+
+
+def test_auto_seed_batching_loops_over_conv_members_on_the_cpu_only():
+  assert train.seed_batching('auto', 'dcgan', 'cpu') == 'loop'
+  assert train.seed_batching('auto', 'mlp', 'cpu') == 'vmap'
+  assert train.seed_batching('auto', 'dcgan', 'gpu') == 'vmap'
+  assert train.seed_batching('vmap', 'dcgan', 'cpu') == 'vmap'
+  config = seeds_config(2)
+  config.train.seed_batching = 'scan'
+  with pytest.raises(UserError, match="train.seed_batching='scan'; valid: auto,"
+                     ' vmap, loop'):
+    configs.validate(config, 1)
+
+
+def test_looped_and_vmapped_members_take_the_same_step():
+  """'loop' and 'vmap' compute the same members (the DCGAN's, against the
+  one-seed runs, on 1 and 4 devices: test_parallel)."""
+  config = configs.resolve(seeds_config(3))
+  source = data.load(config.data)
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  arrays = parallel.replicate(source.arrays, mesh)
+  out = {}
+  for way in ('loop', 'vmap'):
+    config.train.seed_batching = way
+    gan = train.build_gan(config, source.example_shape, source.sample_one)
+    assert gan.seed_batching == way
+    state = train.fresh_states(gan, configs.seeds(config), mesh)
+    step = train.compile_step(gan, state, arrays, mesh)
+    for _ in range(2):
+      state, metrics = step(state, arrays)
+    out[way] = jax.device_get((state.replace(key=jax.random.key_data(state.key)),
+                               metrics))
+  for a, b in zip(leaves(out['loop']), leaves(out['vmap']), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
