@@ -14,9 +14,9 @@ its --config overrides and the point's values, in its own sub-workdir of
 Every point's config is checked before anything runs, and so is every
 sub-workdir that holds a run of another config (`workdir.check_resume`). The
 sweep holds the lock of its directory, and each point that of its
-sub-workdir. Points run one after another; a finished point (results.json: status finished at train.num_steps)
-or a diverged one is skipped when the sweep runs again, an interrupted one
-resumes from its checkpoint. A diverged point does not stop the sweep; a
+sub-workdir. Points run one after another; a finished point (results.json:
+status finished at train.num_steps) or a diverged one is skipped when the
+sweep runs again, an interrupted one resumes from its checkpoint. A diverged point does not stop the sweep; a
 user mistake does, with a one-line error, and so does SIGTERM or SIGINT
 (after the running point saves its checkpoint). summary.csv and summary.md
 (one row per point: its values, status, final metrics with their spread over
