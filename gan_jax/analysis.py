@@ -32,6 +32,7 @@ import numpy as np
 
 from gan_jax import aggregate
 from gan_jax import configs
+from gan_jax import files
 from gan_jax import summary_writer
 from gan_jax import sweep
 from gan_jax import train
@@ -201,7 +202,7 @@ def read_sweep(directory: str) -> list[dict]:
       points.append({'name': name, 'values': {}, 'status': None})
   for point in points:
     workdir = os.path.join(directory, point['name'])
-    point['config'] = sweep.read_json(os.path.join(workdir, 'config.json'))
+    point['config'] = files.read_json(os.path.join(workdir, 'config.json'))
     point['results'] = load_results(workdir)
     if point['status'] is None:
       point['status'] = (point['results'] or {}).get('status', 'incomplete')

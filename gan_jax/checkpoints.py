@@ -21,13 +21,14 @@ from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
+from gan_jax import files
 from gan_jax.errors import UserError
 
 CHECKSUMS = 'checksums.sha256'
 DAMAGED_DIR = 'damaged_checkpoints'  # beside checkpoints/, where training moves them
 
 
-def _files(step_dir: str) -> list[str]:
+def _checkpoint_files(step_dir: str) -> list[str]:
   """Every file below `step_dir` but the checksums, relative, sorted."""
   found = []
   for root, _, names in os.walk(step_dir):
@@ -48,12 +49,9 @@ def _sha256(path: str) -> str:
 
 def write_checksums(step_dir: str) -> None:
   """Records the SHA-256 of every file of a finished checkpoint."""
-  lines = [f'{_sha256(os.path.join(step_dir, path))}  {path}\n'
-           for path in _files(step_dir)]
-  tmp = os.path.join(step_dir, CHECKSUMS + '.tmp')
-  with open(tmp, 'w') as f:
-    f.writelines(lines)
-  os.replace(tmp, os.path.join(step_dir, CHECKSUMS))
+  files.write_text(os.path.join(step_dir, CHECKSUMS), ''.join(
+      f'{_sha256(os.path.join(step_dir, path))}  {path}\n'
+      for path in _checkpoint_files(step_dir)))
 
 
 def damage(step_dir: str) -> str | None:
@@ -75,7 +73,7 @@ def damage(step_dir: str) -> str | None:
       return f'{name} is missing'
     if _sha256(file_path) != digest:
       return f'{name} does not match its checksum'
-  extra = sorted(set(_files(step_dir)) - set(recorded))
+  extra = sorted(set(_checkpoint_files(step_dir)) - set(recorded))
   if extra:
     return f'{extra[0]} was not part of it'
   return None

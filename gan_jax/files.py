@@ -44,6 +44,14 @@ def write_text(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
+def read_json(path: str):
+  """The JSON file at `path`, None if there is none (yet)."""
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def strict(obj):
   """`obj` with every NaN or infinite float replaced by None (JSON null)."""
   if isinstance(obj, float):

@@ -36,7 +36,6 @@ import importlib.machinery
 import importlib.util
 import io
 import itertools
-import json
 import math
 import os
 import re
@@ -307,16 +306,8 @@ def plan(config: ml_collections.ConfigDict, points: Sequence[Point],
 
 # ------------------------------------------------------------------ results
 
-def read_json(path: str) -> dict | None:
-  """The JSON file at `path`, None if there is none (yet)."""
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
-
-
 def read_results(workdir: str) -> dict | None:
-  return read_json(os.path.join(workdir, 'results.json'))
+  return files.read_json(os.path.join(workdir, 'results.json'))
 
 
 def is_finished(results: Mapping | None, num_steps: int) -> bool:

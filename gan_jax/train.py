@@ -650,7 +650,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
 
   losses_per_seed, scores_per_seed = [], []
   train_start = last_time = time.time()
-  last_step = saved_step = start
+  last_step = start
   # Plain ints: a ConfigDict lookup per step would cost the loop time.
   log_every, sample_every, eval_every, checkpoint_every = (
       config.train.log_every, config.train.sample_every,
@@ -691,12 +691,11 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     if step % checkpoint_every == 0 or last or stopping:
       check_finite(state, step)
       ckpts.save(step, state)
-      saved_step = step
     if stopping:
       losses_per_seed = aggregate.per_seed(parallel.fetch(step_metrics), seeds)
       ckpts.close()
       write_results(results('interrupted', step, signal=stop.name(),
-                            last_checkpoint=saved_step))
+                            last_checkpoint=step))
       if is_main:
         writer.close()
       raise preemption.Interrupted(

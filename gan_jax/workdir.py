@@ -228,11 +228,8 @@ def _flatten(tree, prefix: str = '') -> dict:
 
 def recorded_config(workdir: str) -> dict | None:
   """config.json of the run in `workdir`, flattened; None if it has none."""
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return _flatten(json.load(f))
+  recorded = files.read_json(os.path.join(workdir, 'config.json'))
+  return None if recorded is None else _flatten(recorded)
 
 
 def config_changes(config: ml_collections.ConfigDict, workdir: str
@@ -276,10 +273,7 @@ def record_changes(workdir: str, step: int, changes: dict[str, tuple]) -> None:
   """Appends the changes a resumed run made to `<workdir>/config_history.json`
   (config.json then holds the new values)."""
   path = os.path.join(workdir, HISTORY_FILE)
-  history = []
-  if os.path.exists(path):
-    with open(path) as f:
-      history = json.load(f)
+  history = files.read_json(path) or []
   history.append({'resumed_at_step': step,
                   'changes': {key: {'before': old, 'after': new}
                               for key, (old, new) in changes.items()}})
