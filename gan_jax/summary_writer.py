@@ -1,48 +1,30 @@
-"""A TensorBoard event-file writer (and reader) that does not import TensorFlow.
+"""TensorBoard event files written and read without TensorFlow.
 
-TensorBoard's own writer pulls in TensorFlow (seconds of start-up and a second
-framework competing for accelerators). Event files are just TFRecords of
-`Event` protos, so this writes them directly with TensorBoard's protos, and
-`read_events` reads them back the same way.
+Importing TensorFlow costs seconds of start-up and brings a second framework
+that grabs accelerators. TensorBoard's `EventFileWriter` and `EventFileLoader`
+import it whenever it is installed (TFDS needs it here), through the lazy
+`tensorboard.compat.tf`, so this uses the TensorFlow-free parts they are built
+on: `RecordWriter` frames the records, synchronously with no thread, and the
+`tensorflow_stub` record reader reads them back, checksums verified. The
+`Event` and `Summary` protos are TensorBoard's.
 """
 
 from collections.abc import Iterator
 import io
+import itertools
 import os
 import socket
-import struct
 import time
 
 import numpy as np
 from PIL import Image
 from tensorboard.compat.proto import event_pb2
 from tensorboard.compat.proto import summary_pb2
+from tensorboard.compat.tensorflow_stub import errors
+from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
+from tensorboard.summary.writer import record_writer
 
-
-def _make_crc32c_table() -> list[int]:
-  table = []
-  for byte in range(256):
-    crc = byte
-    for _ in range(8):
-      crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    table.append(crc)
-  return table
-
-
-_CRC32C_TABLE = _make_crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-  """CRC-32C (Castagnoli), the checksum TFRecord files use."""
-  crc = 0xFFFFFFFF
-  for byte in data:
-    crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-  return crc ^ 0xFFFFFFFF
-
-
-def _masked_crc(data: bytes) -> int:
-  crc = crc32c(data)
-  return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+_writer_ids = itertools.count()
 
 
 def to_pil(image_HWC: np.ndarray) -> Image.Image:
@@ -57,27 +39,33 @@ def encode_png(image_HWC: np.ndarray) -> bytes:
   return buffer.getvalue()
 
 
+def _file_name() -> str:
+  """`EventFileWriter`'s naming: time, host, process, writer in the process."""
+  return (f'events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}'
+          f'.{os.getpid()}.{next(_writer_ids)}')
+
+
 class SummaryWriter:
-  """Writes scalars and images to `<logdir>/events.out.tfevents.*`."""
+  """Writes scalars and images to `<logdir>/events.out.tfevents.*`.
+
+  Writes go to a buffered file in the calling thread: `flush` makes them
+  visible to TensorBoard, `close` flushes and closes.
+  """
 
   def __init__(self, logdir: str):
     os.makedirs(logdir, exist_ok=True)
-    name = f'events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}'
-    self.path = os.path.join(logdir, name)
-    self._file = open(self.path, 'ab')  # noqa: SIM115 (closed in close())
-    self._write_event(event_pb2.Event(wall_time=time.time(),
-                                      file_version='brain.Event:2'))
+    self.path = os.path.join(logdir, _file_name())
+    self._records = record_writer.RecordWriter(open(self.path, 'ab'))  # noqa: SIM115 (closed in close())
+    self._write(event_pb2.Event(
+        file_version='brain.Event:2',
+        source_metadata=event_pb2.SourceMetadata(writer=__name__)))
 
-  def _write_event(self, event: event_pb2.Event) -> None:
-    record = event.SerializeToString()
-    header = struct.pack('<Q', len(record))
-    self._file.write(header + struct.pack('<I', _masked_crc(header)) + record
-                     + struct.pack('<I', _masked_crc(record)))
+  def _write(self, event: event_pb2.Event, step: int = 0) -> None:
+    event.wall_time, event.step = time.time(), int(step)
+    self._records.write(event.SerializeToString())
 
   def _write_values(self, step: int, values: list[summary_pb2.Summary.Value]):
-    self._write_event(event_pb2.Event(
-        wall_time=time.time(), step=int(step),
-        summary=summary_pb2.Summary(value=values)))
+    self._write(event_pb2.Event(summary=summary_pb2.Summary(value=values)), step)
 
   def scalars(self, step: int, scalars: dict[str, float]) -> None:
     self._write_values(step, [
@@ -85,6 +73,7 @@ class SummaryWriter:
         for tag, value in scalars.items()])
 
   def image(self, step: int, tag: str, image_HWC: np.ndarray) -> None:
+    """A uint8 [H, W, C] image (C = 1, 3 or 4), stored as PNG."""
     height, width, channels = image_HWC.shape
     self._write_values(step, [summary_pb2.Summary.Value(
         tag=tag, image=summary_pb2.Summary.Image(
@@ -92,22 +81,20 @@ class SummaryWriter:
             encoded_image_string=encode_png(image_HWC)))])
 
   def flush(self) -> None:
-    self._file.flush()
+    self._records.flush()
 
   def close(self) -> None:
-    self._file.close()
+    self._records.close()
 
 
 def read_events(path: str) -> Iterator[event_pb2.Event]:
-  """The events of one event file, in order. Checksums are not verified; a
-  record cut short (a file still being written) ends the file."""
-  with open(path, 'rb') as f:
-    while True:
-      header = f.read(12)  # length (uint64) and its masked CRC
-      if len(header) < 12:
-        return
-      length, = struct.unpack('<Q', header[:8])
-      record = f.read(length)
-      if len(record) < length or len(f.read(4)) < 4:
-        return
-      yield event_pb2.Event.FromString(record)
+  """The events of one event file, in order, as written (no migration to
+  tensor summaries). A record cut short (a file still being written) or
+  failing its checksum ends the file."""
+  reader = pywrap_tensorflow.PyRecordReader_New(path)
+  while True:
+    try:
+      reader.GetNext()
+    except (errors.OutOfRangeError, errors.DataLossError):
+      return
+    yield event_pb2.Event.FromString(reader.record())

@@ -140,7 +140,7 @@ def test_scalars_are_what_tensorboard_reads_and_curves_split_the_seeds(two_seeds
     analysis.curve(scalars, 'nope')
 
 
-def test_a_later_event_file_wins_and_a_cut_record_ends_a_file(tmp_path):
+def test_a_later_event_file_wins(tmp_path):
   def write(name, pairs):
     writer = summary_writer.SummaryWriter(str(tmp_path))
     for step, value in pairs:
@@ -153,13 +153,6 @@ def test_a_later_event_file_wins_and_a_cut_record_ends_a_file(tmp_path):
   steps, values = analysis.read_scalars(str(tmp_path))['loss']
   np.testing.assert_array_equal(steps, [1, 2, 3, 4])
   np.testing.assert_array_equal(values, [1.0, 2.0, 30.0, 40.0])
-
-  path = str(tmp_path / 'events.out.tfevents.2.host')
-  with open(path, 'rb') as f:
-    content = f.read()
-  with open(path, 'wb') as f:
-    f.write(content[:-3])  # the last record is being written
-  assert [e.step for e in summary_writer.read_events(path)] == [0, 3]
 
 
 def test_member_samples_are_the_samples_the_final_evaluation_scored(two_seeds):
