@@ -24,6 +24,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from gan_jax import runtime  # noqa: E402
+
+runtime.setup()  # the XLA flag and Threefry lowering the commands use
+
 import torch  # noqa: E402
 import torch_peer  # noqa: E402
 

@@ -25,6 +25,10 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from gan_jax import runtime  # noqa: E402
+
+runtime.setup()  # the XLA flag and Threefry lowering the commands use
+
 from gan_jax import analysis  # noqa: E402
 from gan_jax import bench  # noqa: E402
 

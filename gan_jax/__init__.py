@@ -1,11 +1,8 @@
-"""gan_jax: GANs in JAX/Flax with pure, compiled, data-parallel training steps."""
+"""gan_jax: GANs in JAX/Flax with pure, compiled, data-parallel training steps.
 
-from gan_jax import xla_flags as _xla_flags
-
-_xla_flags.set_cpu_flags()  # before JAX starts: see gan_jax/xla_flags.py
-
-from gan_jax import threefry as _threefry  # noqa: E402  (imports JAX)
-
-_threefry.use_unrolled_lowering()  # the same random bits, faster on the CPU
+Importing gan_jax or any of its modules has no global side effects; the
+process-wide settings (XLA flags, the fast CPU Threefry lowering) are applied
+by `gan_jax.runtime.setup()`, which every command calls first.
+"""
 
 __version__ = "0.1.0"

@@ -5,6 +5,11 @@ broken config file), bad config values, missing data and the like print
 `error: ...` on stderr and exit with status 1. A run stopped by SIGTERM or
 SIGINT prints `stopped: ...` and exits with 143 or 130
 (`preemption.EXIT_CODES`). Anything else is a bug and keeps its traceback.
+
+`run` is every command's entry point (main, sweep, bench, evaluate, sample,
+classifier), and the one place that calls `runtime.setup()`: first, before
+absl parses flags and before the command touches JAX (main.py's
+`parallel.initialize_distributed` included).
 """
 
 from collections.abc import Callable
@@ -20,6 +25,8 @@ from absl import logging
 
 from gan_jax import configs
 from gan_jax import preemption
+from gan_jax import runtime
+from gan_jax.errors import TrainingDiverged
 from gan_jax.errors import UserError
 
 
@@ -101,14 +108,15 @@ class _QuietLibraries(py_logging.Filter):
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-  """`absl.app.run(main)` with one-line errors for user mistakes."""
-  from gan_jax import train  # noqa: PLC0415 (not needed to parse flags)
+  """`runtime.setup()`, then `absl.app.run(main)` with one-line errors for
+  user mistakes."""
+  runtime.setup()
 
   def guarded(argv: list[str]) -> None:
     logging.get_absl_handler().addFilter(_QuietLibraries())
     try:
       main(argv)
-    except (UserError, train.TrainingDiverged) as e:
+    except (UserError, TrainingDiverged) as e:
       fail(str(e))
     except preemption.Interrupted as e:
       print(f'stopped: {e}', file=sys.stderr)

@@ -7,3 +7,8 @@ traceback; everything else is a bug and keeps its traceback.
 
 class UserError(Exception):
   """A mistake in the user's input: the message says what is wrong and what is valid."""
+
+
+class TrainingDiverged(RuntimeError):
+  """A loss became NaN or infinite (the message names the step and the last
+  good checkpoint)."""

@@ -12,6 +12,7 @@ draws a step at batch 256) took about 4x longer with the loop.
 `use_unrolled_lowering` registers the unrolled rounds as the CPU lowering of
 JAX's Threefry primitive (`jax.extend.random.threefry2x32_p`), so every draw
 in the process gives the same bits as before, through fewer, fused passes.
+Importing this module changes nothing; `runtime.setup()` calls it.
 """
 
 from jax.extend.random import threefry2x32_p

@@ -1,4 +1,4 @@
-"""XLA:CPU flags the project sets before JAX starts (`gan_jax/__init__.py`).
+"""XLA:CPU flags gan_jax sets before JAX starts (through `runtime.setup()`).
 
 jaxlib 0.10 hands convolutions to YNNPACK by default. On this project's CPU
 benchmark (benchmarks/README.md) that path made the DCGAN step about 1.4x
@@ -39,8 +39,11 @@ def with_cpu_flags(xla_flags: str, jaxlib_version: tuple[int, int] | None
   return xla_flags
 
 
-def set_cpu_flags() -> None:
+def set_cpu_flags() -> list[str]:
   """Adds CPU_FLAGS to the XLA_FLAGS environment variable (effective if JAX's
-  backends have not started yet)."""
-  os.environ['XLA_FLAGS'] = with_cpu_flags(os.environ.get('XLA_FLAGS', ''),
-                                           _jaxlib_version())
+  backends have not started yet); returns the flags it added."""
+  before = os.environ.get('XLA_FLAGS', '')
+  after = with_cpu_flags(before, _jaxlib_version())
+  if after != before:
+    os.environ['XLA_FLAGS'] = after
+  return after[len(before):].split()  # with_cpu_flags only appends

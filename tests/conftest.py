@@ -9,6 +9,11 @@ import numpy as np
 import pytest
 
 from gan_jax import configs
+from gan_jax import runtime
+
+# Before any test touches JAX: the XLA flags and the Threefry lowering the
+# commands run with (cli.run calls it for them).
+runtime.setup()
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,4 +1,4 @@
-"""The XLA:CPU flags gan_jax sets before JAX starts."""
+"""The XLA:CPU flags runtime.setup() sets before JAX starts."""
 
 import os
 import subprocess
@@ -30,7 +30,7 @@ def test_unknown_jaxlib_gets_no_flag():
 
 @pytest.mark.skipif(xla_flags._jaxlib_version() not in xla_flags.KNOWN_JAXLIB,
                     reason='flag not set for this jaxlib')
-def test_importing_gan_jax_takes_convolutions_off_ynnpack():
+def test_runtime_setup_takes_convolutions_off_ynnpack():
   """Compiled in a fresh process: the convolution is no YNNPACK fusion."""
   code = ('{}import jax, jax.numpy as jnp\n'
           'conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME",'
@@ -46,4 +46,5 @@ def test_importing_gan_jax_takes_convolutions_off_ynnpack():
                           check=True).stdout.strip()
 
   assert uses_ynnpack('') == 'True'  # jaxlib's default, without gan_jax
-  assert uses_ynnpack('import gan_jax\n') == 'False'
+  assert uses_ynnpack('import gan_jax\n') == 'True'  # importing changes nothing
+  assert uses_ynnpack('from gan_jax import runtime\nruntime.setup()\n') == 'False'

@@ -1,5 +1,8 @@
 """A small MNIST classifier whose penultimate features replace Inception's.
 
+The library: LeNet, its training, `save` and `load`. The command that trains
+and saves one is `gan_jax/classifier/__main__.py`:
+
   python -m gan_jax.classifier --config=experiments/mnist.py
   # offline, from local MNIST-format files (here: only the 10k test split):
   python -m gan_jax.classifier --config=experiments/mnist.py \
@@ -26,13 +29,10 @@ import os
 import time
 from typing import Any
 
-from absl import app
-from absl import flags
 from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from ml_collections import config_flags
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
@@ -292,45 +292,3 @@ def load(directory: str, dataset_name: str | None = None) -> Classifier:
   finally:
     checkpointer.close()
   return Classifier(params=params, info=info)
-
-
-# ----------------------------------------------------------------- command
-
-def _define_flags() -> None:
-  """The command's flags; only when run as a command, so that importing this
-  module next to another command's --config defines nothing."""
-  config_flags.DEFINE_config_file(
-      'config', None, 'Experiment config file, e.g. experiments/mnist.py; its'
-      ' data section picks the dataset.', lock_config=True)
-  flags.DEFINE_string(
-      'out', None, 'Output directory (default: classifiers/<config.data.name>).')
-  flags.DEFINE_integer('steps', DEFAULT_STEPS, 'Adam updates.')
-  flags.DEFINE_integer('batch_size', DEFAULT_BATCH_SIZE, 'Images per update.')
-  flags.DEFINE_integer('seed', DEFAULT_SEED, 'Seed of everything random.')
-  flags.DEFINE_float('lr', DEFAULT_LR, 'Peak Adam learning rate (cosine decay).')
-  flags.mark_flags_as_required(['config'])
-
-
-def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  f = flags.FLAGS
-  out = f.out or default_directory(f.config.data.name)
-  labeled = data.load_labeled(f.config.data)
-  logging.info('data: %s', labeled.description)
-  params, metrics = train_classifier(labeled, f.steps, f.batch_size, f.seed, f.lr)
-  save(out, params, {
-      'dataset': f.config.data.name, 'description': labeled.description,
-      'steps': f.steps, 'batch_size': f.batch_size, 'lr': f.lr, 'seed': f.seed,
-      **metrics})
-  print(f'test accuracy {metrics["test_accuracy"]:.4f} on {metrics["test_size"]}'
-        f' images (trained on {metrics["train_size"]} in'
-        f' {metrics["train_seconds"]:.0f}s); saved to {out}')
-
-
-if __name__ == '__main__':
-  # Only the command needs cli; importing it at the top would make
-  # cli -> configs -> evaluators -> classifier a cycle once evaluators use us.
-  from gan_jax import cli  # noqa: PLC0415
-  _define_flags()
-  cli.run(main)
