@@ -3,7 +3,7 @@
   python -m gan_jax.main --config=experiments/grid25.py
   python -m gan_jax.main --config=experiments/grid25.py --config.loss.name=wgan_gp \
       --workdir=runs/grid25_wgan_gp
-  python -m gan_jax.sweep --config=experiments/grid25.py   # the 3 losses, get_sweep()
+  python -m gan_jax.sweep --config=experiments/grid25.py   # every loss, get_sweep()
 
 Expect: scatter plots in runs/grid25/samples/ and the modes evaluator every
 1,000 steps. The grid is harder than the ring: a batch of 256 lost modes
@@ -21,6 +21,8 @@ def get_config():
 
 
 def get_sweep():
-  """The loss variants side by side: `python -m gan_jax.sweep` runs one point
-  per dict (runs/sweep_grid25/loss.name-<loss>/, then summary.md)."""
-  return [{'loss.name': name} for name in ('vanilla', 'non_saturating', 'wgan_gp')]
+  """Every loss of the registry (losses.LOSSES) side by side: `python -m
+  gan_jax.sweep` runs one point per dict (runs/sweep_grid25/loss.name-<loss>/,
+  then summary.md)."""
+  from gan_jax import losses  # noqa: PLC0415 (only sweeps need the registry)
+  return [{'loss.name': name} for name in losses.LOSSES]

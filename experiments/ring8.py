@@ -3,7 +3,7 @@
   python -m gan_jax.main --config=experiments/ring8.py
   python -m gan_jax.main --config=experiments/ring8.py --config.loss.name=wgan_gp \
       --workdir=runs/ring8_wgan_gp
-  python -m gan_jax.sweep --config=experiments/ring8.py   # the 3 losses, get_sweep()
+  python -m gan_jax.sweep --config=experiments/ring8.py   # every loss, get_sweep()
 
 Expect: scatter plots in runs/ring8/samples/ with the generated points (red)
 on the 8 modes (blue circles), and the modes evaluator every 1,000 steps; see
@@ -20,6 +20,8 @@ def get_config():
 
 
 def get_sweep():
-  """The loss variants side by side: `python -m gan_jax.sweep` runs one point
-  per dict (runs/sweep_ring8/loss.name-<loss>/, then summary.md)."""
-  return [{'loss.name': name} for name in ('vanilla', 'non_saturating', 'wgan_gp')]
+  """Every loss of the registry (losses.LOSSES) side by side: `python -m
+  gan_jax.sweep` runs one point per dict (runs/sweep_ring8/loss.name-<loss>/,
+  then summary.md)."""
+  from gan_jax import losses  # noqa: PLC0415 (only sweeps need the registry)
+  return [{'loss.name': name} for name in losses.LOSSES]

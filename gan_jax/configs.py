@@ -3,22 +3,22 @@
 Experiment files (`experiments/*.py`) start from `default_config()` and change
 what their experiment needs, so every run has the same keys and any key can be
 overridden on the command line (`--config.train.num_steps=100`).
+
+
+A leaf module: it imports no component module at import time. The keys of
+components (a model's width, a penalty's weight) and the valid names come
+from their registries (`gan_jax.registry`), read when a config is built or
+validated.
 """
 
 import ml_collections
 
-from gan_jax import data
-from gan_jax import evaluators
-from gan_jax import losses
-from gan_jax import models
+from gan_jax import registry
 from gan_jax.errors import UserError
+from gan_jax.registry import FRACTION
+from gan_jax.registry import NON_NEGATIVE
+from gan_jax.registry import POSITIVE
 
-# Discriminator updates per generator update when train.d_steps = 0:
-# Gulrajani et al. 2017 (Algorithm 1) use n_critic = 5.
-DEFAULT_D_STEPS = {'wgan_gp': 5}
-
-
-SCHEDULES = ('constant', 'linear', 'cosine')  # optim.schedule
 SEED_BATCHING = ('auto', 'vmap', 'loop')  # train.seed_batching
 
 
@@ -32,27 +32,24 @@ def default_config() -> ml_collections.ConfigDict:
   c.num_seeds = 1
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = 'mnist'  # one of data.DATASET_NAMES
+  c.data.name = 'mnist'  # one of data.DATASETS
   c.data.source = 'tfds'  # 'tfds', 'idx' (MNIST-format files) or 'toy'
   c.data.path = ''  # directory of *-images-idx3-ubyte[.gz] files, for source=idx
   c.data.tfds_data_dir = ''  # TFDS data_dir ('' = TFDS's default ~/tensorflow_datasets)
 
   c.model = ml_collections.ConfigDict()
-  c.model.name = 'dcgan'  # 'dcgan' (images) or 'mlp' (2-D toys)
+  c.model.name = 'dcgan'  # one of models.MODELS: 'dcgan' (images), 'mlp' (2-D toys)
   c.model.latent_dim = 100  # size of z ~ N(0, I)
-  c.model.width = 512  # mlp: units per hidden layer
-  c.model.depth = 3  # mlp: hidden layers in each player
-  c.model.dropout = 0.3  # dcgan: dropout rate in the discriminator
-  # dcgan: transposed convolutions (the generator's layers, and the input
-  # gradients of the discriminator's strided convolutions) as one stride-1
-  # convolution and a depth-to-space shuffle ('subpixel', several times faster
-  # on CPU), or through Flax's nn.ConvTranspose and nn.Conv ('flax', the
-  # reference); the same function and parameters (models.TRANSPOSED_CONVS).
-  c.model.transposed_conv = 'subpixel'
+  # Every model's own keys (models.MODELS[name].fields), e.g. the mlp's width
+  # and depth, the dcgan's dropout and transposed_conv.
+  for key, field in model_fields().items():
+    c.model[key] = field.default
 
   c.loss = ml_collections.ConfigDict()
-  c.loss.name = 'non_saturating'  # 'vanilla', 'non_saturating' or 'wgan_gp'
-  c.loss.gp_weight = 10.0  # wgan_gp: lambda of the gradient penalty
+  c.loss.name = 'non_saturating'  # one of losses.LOSSES
+  # Every penalty's weight (losses.PENALTIES), e.g. gp_weight: WGAN-GP's lambda.
+  for key, field in penalty_fields().items():
+    c.loss[key] = field.default
 
   c.optim = ml_collections.ConfigDict()
   c.optim.g_lr = 2e-4  # generator Adam learning rate (Radford et al. 2016)
@@ -60,13 +57,13 @@ def default_config() -> ml_collections.ConfigDict:
   c.optim.b1 = 0.5  # Adam beta1, both players (Radford et al. 2016)
   c.optim.b2 = 0.999  # Adam beta2, both players
   # Learning rates over the run: 'constant', or decayed to 0 by the last step
-  # ('linear', 'cosine'; SCHEDULES).
+  # ('linear', 'cosine'; schedules.SCHEDULES).
   c.optim.schedule = 'constant'
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 64  # global batch, split evenly across all devices
   c.train.num_steps = 10_000  # generator updates
-  c.train.d_steps = 0  # D updates per G update; 0 = the loss's default (wgan_gp 5, else 1)
+  c.train.d_steps = 0  # D updates per G update; 0 = the loss's d_steps (wgan_gp 5, else 1)
   c.train.log_every = 100  # progress line and TensorBoard scalars, in steps
   c.train.sample_every = 1000  # samples/step_<N>.png from a fixed z, in steps
   c.train.checkpoint_every = 1000  # Orbax checkpoint, in steps (and at the end)
@@ -78,14 +75,14 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.dtype = 'float32'
   # How the members of a run of several seeds share one program: 'vmap' (one
   # batched program; per-member weights make batched matrix products and
-  # grouped convolutions), 'loop' (lax.map: the members one after another,
-  # each at its own batch), or 'auto' (train.SEED_BATCHING: 'loop' for
+  # grouped convolutions), 'loop' (the members one after another, unrolled,
+  # each at its own batch), or 'auto' (train.seed_batching: 'loop' for
   # convolutional models on the CPU, where XLA runs grouped convolutions
   # slowly, else 'vmap'). The same numbers up to float round-off.
   c.train.seed_batching = 'auto'
 
   c.eval = ml_collections.ConfigDict()
-  c.eval.evaluators = ''  # comma-separated evaluators.EVALUATORS ('' = none)
+  c.eval.evaluators = ''  # comma-separated names of evaluators.EVALUATORS ('' = none)
   c.eval.num_samples = 2500  # generated samples per evaluation (PacGAN: 2,500)
   # The LeNet of the classifier/stacked_mnist evaluators ('' = classifiers/
   # <data.name>, classifiers/mnist for stacked_mnist; see gan_jax.classifier).
@@ -123,46 +120,57 @@ def toy_config(dataset: str) -> ml_collections.ConfigDict:
   return c
 
 
-def _check_choice(key: str, value: str, valid: tuple[str, ...]) -> None:
-  if value not in valid:
-    raise UserError(f'unknown {key}={value!r}; valid: {", ".join(valid)}')
+def model_fields() -> dict[str, registry.Field]:
+  """The keys every model declares under `model.` (models.MODELS)."""
+  from gan_jax import models  # noqa: PLC0415 (configs is a leaf module)
+  return registry.merged_fields('model', models.MODELS)
 
 
-def _check_positive(key: str, value: float, allow_zero: bool = False) -> None:
-  ok = value >= 0 if allow_zero else value > 0
-  if not ok:
-    bound = '>= 0' if allow_zero else '> 0'
-    raise UserError(f'{key}={value!r} is invalid; it must be {bound}')
+def penalty_fields() -> dict[str, registry.Field]:
+  """Each penalty's weight key under `loss.` (losses.PENALTIES)."""
+  from gan_jax import losses  # noqa: PLC0415 (configs is a leaf module)
+  return {p.weight_key: registry.Field(p.default_weight, NON_NEGATIVE)
+          for p in losses.PENALTIES.values()}
+
+
+def checks() -> dict[str, str | tuple[str, ...]]:
+  """Every validated key's constraint (registry.Field.check); the keys left
+  out (seed, paths, eval.evaluators, the names) are checked otherwise."""
+  from gan_jax import data  # noqa: PLC0415 (configs is a leaf module)
+  from gan_jax import models  # noqa: PLC0415
+  from gan_jax import schedules  # noqa: PLC0415
+  return {
+      'num_seeds': POSITIVE,
+      'data.source': data.SOURCES,
+      'model.latent_dim': POSITIVE,
+      **{f'model.{k}': f.check for k, f in model_fields().items()},
+      **{f'loss.{k}': f.check for k, f in penalty_fields().items()},
+      'optim.g_lr': POSITIVE, 'optim.d_lr': POSITIVE,
+      'optim.b1': FRACTION, 'optim.b2': FRACTION,
+      'optim.schedule': tuple(schedules.SCHEDULES),
+      'train.batch_size': POSITIVE, 'train.num_steps': POSITIVE,
+      'train.d_steps': NON_NEGATIVE, 'train.log_every': POSITIVE,
+      'train.sample_every': POSITIVE, 'train.checkpoint_every': POSITIVE,
+      'train.eval_every': NON_NEGATIVE, 'train.max_checkpoints': POSITIVE,
+      'train.dtype': models.DTYPES, 'train.seed_batching': SEED_BATCHING,
+      'eval.num_samples': POSITIVE,
+  }
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Raises UserError (one line: the bad value and what is valid) on a bad config."""
-  _check_choice('data.name', config.data.name, data.DATASET_NAMES)
-  _check_choice('data.source', config.data.source, data.SOURCES)
-  _check_choice('model.name', config.model.name, models.MODEL_NAMES)
-  _check_choice('loss.name', config.loss.name, tuple(losses.LOSSES))
-  _check_choice('optim.schedule', config.optim.schedule, SCHEDULES)
-  _check_choice('model.transposed_conv', config.model.transposed_conv,
-                models.TRANSPOSED_CONVS)
-  _check_choice('train.dtype', config.train.dtype, models.DTYPES)
-  _check_choice('train.seed_batching', config.train.seed_batching, SEED_BATCHING)
-  for key in ('num_seeds', 'optim.g_lr', 'optim.d_lr', 'train.batch_size',
-              'train.num_steps', 'model.latent_dim',
-              'model.width', 'model.depth', 'train.log_every',
-              'train.sample_every', 'train.checkpoint_every',
-              'train.max_checkpoints', 'eval.num_samples'):
-    _check_positive(key, _get(config, key))
-  _check_positive('loss.gp_weight', config.loss.gp_weight, allow_zero=True)
-  _check_positive('train.eval_every', config.train.eval_every, allow_zero=True)
-  _check_positive('train.d_steps', config.train.d_steps, allow_zero=True)
-  for key in ('optim.b1', 'optim.b2'):
-    if not 0 <= _get(config, key) < 1:
-      raise UserError(f'{key}={_get(config, key)!r} is invalid; it must be in [0, 1)')
-  if not 0 <= config.model.dropout < 1:
-    raise UserError(
-        f'model.dropout={config.model.dropout!r} is invalid; it must be in [0, 1)')
+  from gan_jax import data  # noqa: PLC0415 (configs is a leaf module)
+  from gan_jax import evaluators  # noqa: PLC0415
+  from gan_jax import losses  # noqa: PLC0415
+  from gan_jax import models  # noqa: PLC0415
+  registry.lookup(data.DATASETS, 'data.name', config.data.name)
+  registry.lookup(models.MODELS, 'model.name', config.model.name)
+  registry.lookup(losses.LOSSES, 'loss.name', config.loss.name)
+  for key, check in checks().items():
+    registry.check_value(key, _get(config, key), check)
+  data.check_source(config.data.name, config.data.source)
   for name in evaluators.parse(config.eval.evaluators):
-    _check_choice('eval.evaluators entry', name, evaluators.EVALUATORS)
+    registry.lookup(evaluators.EVALUATORS, 'eval.evaluators entry', name)
   batch = config.train.batch_size
   if batch % num_devices:
     raise UserError(
@@ -172,9 +180,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
 
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A copy with the automatic values filled in (what config.json records)."""
+  from gan_jax import losses  # noqa: PLC0415 (configs is a leaf module)
   config = ml_collections.ConfigDict(config.to_dict())
   if config.train.d_steps == 0:
-    config.train.d_steps = DEFAULT_D_STEPS.get(config.loss.name, 1)
+    config.train.d_steps = losses.LOSSES[config.loss.name].d_steps
   return config
 
 

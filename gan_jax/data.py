@@ -6,6 +6,9 @@ inside the compiled step. Batches are drawn i.i.d. with replacement (uniform
 over the images, or exactly from the toy mixture), so no input pipeline runs
 during training.
 
+DATASETS maps each name to its spec (`Dataset`: example shape, valid sources,
+a summary, how it is read); the valid names and sources derive from it.
+
 TensorFlow is imported lazily, only for `data.source='tfds'`.
 """
 
@@ -28,22 +31,7 @@ import numpy as np
 
 from gan_jax.errors import UserError
 
-IMAGE_SHAPES = {
-    'mnist': (28, 28, 1),
-    'fashion_mnist': (28, 28, 1),
-    'cifar10': (32, 32, 3),
-    'stacked_mnist': (28, 28, 3),  # 3 MNIST digits as channels: 1,000 modes
-}
-TOY_NAMES = ('ring8', 'grid25', 'swissroll')
-DATASET_NAMES = (*IMAGE_SHAPES, *TOY_NAMES)
 SOURCES = ('tfds', 'idx', 'toy')
-VALID_SOURCES = {
-    'mnist': ('tfds', 'idx'),
-    'fashion_mnist': ('tfds', 'idx'),
-    'cifar10': ('tfds',),
-    'stacked_mnist': ('tfds', 'idx'),  # read as MNIST
-    **{name: ('toy',) for name in TOY_NAMES},
-}
 
 # Toy mixtures. PacGAN (Lin et al. 2018): 8 Gaussians on the unit circle with
 # std 0.01, and 25 Gaussians on {-4,-2,0,2,4}^2 with std 0.05.
@@ -53,14 +41,6 @@ GRID25_STD = 0.05
 # make_swiss_roll(noise=0.25), coordinates (x, z), divided by 7.5.
 SWISSROLL_NOISE = 0.25
 SWISSROLL_SCALE = 7.5
-
-# Where TFDS downloads each dataset from: an unresolvable host means we are
-# offline, and we fail at once instead of after minutes of retries.
-_TFDS_DOWNLOAD_HOSTS = {
-    'mnist': 'storage.googleapis.com',
-    'fashion_mnist': 'fashion-mnist.s3-website.eu-central-1.amazonaws.com',
-    'cifar10': 'www.cs.toronto.edu',
-}
 
 _IDX_DTYPES = {
     0x08: np.dtype('u1'),
@@ -80,7 +60,7 @@ class DataSource:
   """A dataset as the trainer sees it.
 
   Attributes:
-    name: dataset name, one of DATASET_NAMES.
+    name: dataset name, a key of DATASETS.
     kind: 'images' or 'points'.
     example_shape: shape of one example, e.g. (28, 28, 1) or (2,).
     arrays: host arrays that `sample_one` reads (put on the devices once).
@@ -100,61 +80,7 @@ class DataSource:
   mode_std: float | None = None
 
 
-def example_shape(name: str) -> tuple[int, ...]:
-  """The shape of one example of dataset `name` (no data is read)."""
-  _check_name(name)
-  return IMAGE_SHAPES.get(name, (2,))
-
-
-def load(data_config) -> DataSource:
-  """The DataSource for `data_config` (name, source, path, tfds_data_dir).
-
-  Raises:
-    UserError: unknown name, a source not valid for it, or missing/bad data.
-  """
-  name, source = data_config.name, data_config.source
-  _check_name(name)
-  _check_source(name, source)
-  if source == 'toy':
-    return _load_toy(name)
-  if name == 'stacked_mnist':
-    return _load_stacked_mnist(data_config)
-  if source == 'idx':
-    images, description = _load_idx_images(name, getattr(data_config, 'path', ''))
-  else:
-    images, description = _load_tfds_images(
-        name, getattr(data_config, 'tfds_data_dir', None))
-  return DataSource(name=name, kind='images', example_shape=IMAGE_SHAPES[name],
-                    arrays={'images': images}, sample_one=_sample_image,
-                    description=description)
-
-
-def synthetic(name: str, num_images: int = 1024, seed: int = 0) -> DataSource:
-  """Dataset `name` with no files: random uint8 images of its shape (the same
-  sampling as the real data), or the toy mixture itself. For benchmarks."""
-  _check_name(name)
-  if name in TOY_NAMES:
-    return _load_toy(name)
-  height, width, channels = IMAGE_SHAPES['mnist' if name == 'stacked_mnist'
-                                         else name]
-  images = np.random.default_rng(seed).integers(
-      0, 256, (num_images, height, width, channels), np.uint8)
-  sample_one = _sample_stacked_digits if name == 'stacked_mnist' else _sample_image
-  return DataSource(name=name, kind='images', example_shape=IMAGE_SHAPES[name],
-                    arrays={'images': images}, sample_one=sample_one,
-                    description=f'{name}: {num_images} random images (synthetic)')
-
-
-def _check_name(name: str) -> None:
-  if name not in DATASET_NAMES:
-    raise UserError(f'data.name={name!r} is not valid; valid: {", ".join(DATASET_NAMES)}')
-
-
-def _check_source(name: str, source: str) -> None:
-  valid = VALID_SOURCES[name]
-  if source not in valid:
-    raise UserError(f'data.source={source!r} is not valid for data.name={name!r};'
-                    f' valid: {", ".join(valid)}')
+# ----------------------------------------------------------------- samplers
 
 
 def scale_pixels(images):
@@ -179,24 +105,6 @@ def _sample_stacked_digits(arrays: dict, key: jax.Array) -> jax.Array:
   digits = jax.vmap(functools.partial(_sample_image, arrays))(
       jax.random.split(key, 3))  # [3, 28, 28, 1]
   return jnp.moveaxis(digits[..., 0], 0, -1)
-
-
-def _load_stacked_mnist(data_config) -> DataSource:
-  """MNIST, from the same source, sampled as Stacked MNIST."""
-  mnist = load(_with_name(data_config, 'mnist'))
-  return DataSource(
-      name='stacked_mnist', kind='images',
-      example_shape=IMAGE_SHAPES['stacked_mnist'], arrays=mnist.arrays,
-      sample_one=_sample_stacked_digits,
-      description=(f'stacked_mnist: 3 random digits as RGB channels, drawn from'
-                   f' {mnist.description}'))
-
-
-def _with_name(data_config, name: str):
-  """A copy of `data_config` (ConfigDict or any attribute bag) with another name."""
-  fields = {field: getattr(data_config, field, None)
-            for field in ('source', 'path', 'tfds_data_dir')}
-  return types.SimpleNamespace(name=name, **fields)
 
 
 # ----------------------------------------------------------------- toys
@@ -226,6 +134,18 @@ def _mixture_sampler(std: float) -> Callable[[dict, jax.Array], jax.Array]:
   return sample_one
 
 
+def _mixture(centres: Callable[[], np.ndarray], std: float, layout: str,
+             name: str) -> DataSource:
+  """A uniform mixture of Gaussians of std `std` at `centres()` (its modes)."""
+  points = centres()
+  return DataSource(
+      name=name, kind='points', example_shape=(2,), arrays={'centers': points},
+      sample_one=_mixture_sampler(std),
+      description=(f'{name}: {len(points)} Gaussians {layout}, std {std},'
+                   ' uniform weights, sampled in the step'),
+      modes=points, mode_std=std)
+
+
 def _sample_swissroll(arrays: dict, key: jax.Array) -> jax.Array:
   """One point of make_swiss_roll(noise=0.25)[:, [0, 2]] / 7.5 (gan_toy.py)."""
   del arrays  # Unused.
@@ -236,23 +156,170 @@ def _sample_swissroll(arrays: dict, key: jax.Array) -> jax.Array:
   return point / SWISSROLL_SCALE
 
 
-def _load_toy(name: str) -> DataSource:
-  if name == 'swissroll':
-    return DataSource(
-        name=name, kind='points', example_shape=(2,), arrays={},
-        sample_one=_sample_swissroll,
-        description=(f'swissroll: make_swiss_roll(noise={SWISSROLL_NOISE}) /'
-                     f' {SWISSROLL_SCALE}, sampled in the step (WGAN-GP toy)'))
-  centres, std = ((_ring8_centres(), RING8_STD) if name == 'ring8'
-                  else (_grid25_centres(), GRID25_STD))
-  layout = ('on the unit circle' if name == 'ring8'
-            else 'on {-4,-2,0,2,4}^2')
+def _swissroll(name: str) -> DataSource:
   return DataSource(
-      name=name, kind='points', example_shape=(2,), arrays={'centers': centres},
-      sample_one=_mixture_sampler(std),
-      description=(f'{name}: {len(centres)} Gaussians {layout}, std {std},'
-                   ' uniform weights, sampled in the step'),
-      modes=centres, mode_std=std)
+      name=name, kind='points', example_shape=(2,), arrays={},
+      sample_one=_sample_swissroll,
+      description=(f'{name}: make_swiss_roll(noise={SWISSROLL_NOISE}) /'
+                   f' {SWISSROLL_SCALE}, sampled in the step (WGAN-GP toy)'))
+
+
+# ----------------------------------------------------------------- registry
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """What the code knows of one dataset: an entry of DATASETS.
+
+  Attributes:
+    example_shape: shape of one example, e.g. (28, 28, 1) or (2,).
+    sources: the valid data.source values (of SOURCES).
+    summary: one line for the docs: what it is, and its paper or source.
+    tfds_host: where TFDS downloads it from (an unresolvable host means we are
+      offline: fail at once instead of after minutes of retries), or None.
+    labeled: 28x28x1 images of NUM_CLASSES classes, which `load_labeled` reads
+      and the LeNet classifier trains on.
+    toy: name -> the DataSource of a toy (source 'toy', no files), or None for
+      images.
+    read_as: the dataset whose images it reads, from the same source (None:
+      its own).
+    sample_one: (arrays, key) -> one example of the images read (a uniformly
+      random one by default).
+    sampling: how `sample_one` draws an example of `read_as`'s images, for the
+      log.
+  """
+  example_shape: tuple[int, ...]
+  sources: tuple[str, ...]
+  summary: str
+  tfds_host: str | None = None
+  labeled: bool = False
+  toy: Callable[[str], DataSource] | None = None
+  read_as: str | None = None
+  sample_one: Callable[[dict, jax.Array], jax.Array] = _sample_image
+  sampling: str = ''
+
+
+def _toy(summary: str, build: Callable[[str], DataSource]) -> Dataset:
+  """The spec of a 2-D toy that `build(name)` makes."""
+  return Dataset(example_shape=(2,), sources=('toy',), summary=summary, toy=build)
+
+
+DATASETS: dict[str, Dataset] = {
+    'mnist': Dataset(
+        example_shape=(28, 28, 1), sources=('tfds', 'idx'),
+        summary='MNIST: 28x28 grey handwritten digits (LeCun et al. 1998)',
+        tfds_host='storage.googleapis.com', labeled=True),
+    'fashion_mnist': Dataset(
+        example_shape=(28, 28, 1), sources=('tfds', 'idx'),
+        summary='Fashion-MNIST: 28x28 grey clothing images (Xiao et al. 2017)',
+        tfds_host='fashion-mnist.s3-website.eu-central-1.amazonaws.com',
+        labeled=True),
+    'cifar10': Dataset(
+        example_shape=(32, 32, 3), sources=('tfds',),
+        summary='CIFAR-10: 32x32 colour photographs (Krizhevsky 2009)',
+        tfds_host='www.cs.toronto.edu'),
+    'stacked_mnist': Dataset(
+        example_shape=(28, 28, 3), sources=('tfds', 'idx'),
+        summary=('Stacked MNIST: 3 random digits as channels, 1,000 modes'
+                 ' (Srivastava et al. 2017, VEEGAN; Lin et al. 2018, PacGAN)'),
+        read_as='mnist', sample_one=_sample_stacked_digits,
+        sampling='3 random digits as RGB channels'),
+    'ring8': _toy(
+        f'8 Gaussians on the unit circle, std {RING8_STD} (Lin et al. 2018,'
+        ' PacGAN)',
+        functools.partial(_mixture, _ring8_centres, RING8_STD,
+                          'on the unit circle')),
+    'grid25': _toy(
+        f'25 Gaussians on {{-4,-2,0,2,4}}^2, std {GRID25_STD} (Lin et al. 2018,'
+        ' PacGAN)',
+        functools.partial(_mixture, _grid25_centres, GRID25_STD,
+                          'on {-4,-2,0,2,4}^2')),
+    'swissroll': _toy(
+        f'swiss roll, make_swiss_roll(noise={SWISSROLL_NOISE}) /'
+        f' {SWISSROLL_SCALE} (Gulrajani et al. 2017, WGAN-GP toy)',
+        _swissroll),
+}
+LABELED_NAMES = tuple(name for name, d in DATASETS.items() if d.labeled)
+NUM_CLASSES = 10
+
+
+def check_source(name: str, source: str) -> None:
+  """UserError (one line) unless `name` is a dataset and `source` valid for it."""
+  _check_name(name)
+  valid = DATASETS[name].sources
+  if source not in valid:
+    raise UserError(f'data.source={source!r} is not valid for data.name={name!r};'
+                    f' valid: {", ".join(valid)}')
+
+
+def _check_name(name: str) -> None:
+  if name not in DATASETS:
+    raise UserError(f'data.name={name!r} is not valid; valid: {", ".join(DATASETS)}')
+
+
+# ----------------------------------------------------------------- loading
+
+
+def example_shape(name: str) -> tuple[int, ...]:
+  """The shape of one example of dataset `name` (no data is read)."""
+  _check_name(name)
+  return DATASETS[name].example_shape
+
+
+def load(data_config) -> DataSource:
+  """The DataSource for `data_config` (name, source, path, tfds_data_dir).
+
+  Raises:
+    UserError: unknown name, a source not valid for it, or missing/bad data.
+  """
+  name, source = data_config.name, data_config.source
+  check_source(name, source)
+  spec = DATASETS[name]
+  if spec.toy is not None:
+    return spec.toy(name)
+  if spec.read_as is not None:
+    return _load_read_as(name, data_config)
+  if source == 'idx':
+    images, description = _load_idx_images(name, getattr(data_config, 'path', ''))
+  else:
+    images, description = _load_tfds_images(
+        name, getattr(data_config, 'tfds_data_dir', None))
+  return DataSource(name=name, kind='images', example_shape=spec.example_shape,
+                    arrays={'images': images}, sample_one=spec.sample_one,
+                    description=description)
+
+
+def synthetic(name: str, num_images: int = 1024, seed: int = 0) -> DataSource:
+  """Dataset `name` with no files: random uint8 images of its shape (the same
+  sampling as the real data), or the toy mixture itself. For benchmarks."""
+  _check_name(name)
+  spec = DATASETS[name]
+  if spec.toy is not None:
+    return spec.toy(name)
+  height, width, channels = DATASETS[spec.read_as or name].example_shape
+  images = np.random.default_rng(seed).integers(
+      0, 256, (num_images, height, width, channels), np.uint8)
+  return DataSource(name=name, kind='images', example_shape=spec.example_shape,
+                    arrays={'images': images}, sample_one=spec.sample_one,
+                    description=f'{name}: {num_images} random images (synthetic)')
+
+
+def _load_read_as(name: str, data_config) -> DataSource:
+  """The images of DATASETS[name].read_as, from the same source, sampled as
+  `name` (stacked_mnist: MNIST's)."""
+  spec = DATASETS[name]
+  images = load(_with_name(data_config, spec.read_as))
+  return DataSource(
+      name=name, kind='images', example_shape=spec.example_shape,
+      arrays=images.arrays, sample_one=spec.sample_one,
+      description=f'{name}: {spec.sampling}, drawn from {images.description}')
+
+
+def _with_name(data_config, name: str):
+  """A copy of `data_config` (ConfigDict or any attribute bag) with another name."""
+  fields = {field: getattr(data_config, field, None)
+            for field in ('source', 'path', 'tfds_data_dir')}
+  return types.SimpleNamespace(name=name, **fields)
 
 
 # ----------------------------------------------------------------- idx files
@@ -324,7 +391,7 @@ def _load_idx_images(name: str, directory: str) -> tuple[np.ndarray, str]:
   """uint8 [N, H, W, 1] images of the idx directory, and a description."""
   split, path, note = _idx_split(directory)
   images = read_idx(path)
-  height, width, _ = IMAGE_SHAPES[name]
+  height, width, _ = DATASETS[name].example_shape
   if images.dtype != np.uint8 or images.shape[1:] != (height, width):
     raise UserError(f'{path} holds {images.dtype.name} data of shape {images.shape};'
                     f' {name} needs uint8 images of shape [N, {height}, {width}]')
@@ -366,7 +433,7 @@ def _one_line(error: BaseException, limit: int = 200) -> str:
 
 def _tfds_offline_reason(name: str) -> str | None:
   """Why TFDS cannot download `name` right now (DNS fails), or None."""
-  host = _TFDS_DOWNLOAD_HOSTS[name]
+  host = DATASETS[name].tfds_host
   if urllib.request.getproxies():  # The proxy resolves names, not us.
     return None
   try:
@@ -378,7 +445,7 @@ def _tfds_offline_reason(name: str) -> str | None:
 
 def _tfds_local_hint(name: str) -> str:
   hint = '--config.data.tfds_data_dir=DIR holding a prepared copy'
-  if 'idx' in VALID_SOURCES[name]:
+  if 'idx' in DATASETS[name].sources:
     hint = ('--config.data.source=idx --config.data.path=DIR (a directory of'
             f' MNIST-format idx files), or {hint}')
   return f'to use local data pass {hint}'
@@ -421,7 +488,7 @@ def _load_tfds_images(name: str, data_dir: str | None) -> tuple[np.ndarray, str]
   dataset = builder.as_dataset(split='train').map(lambda ex: ex['image'])
   batches = list(tfds.as_numpy(dataset.batch(10_000)))
   images = np.concatenate(batches) if batches else np.zeros((0,), np.uint8)
-  shape = IMAGE_SHAPES[name]
+  shape = DATASETS[name].example_shape
   if images.dtype != np.uint8 or images.shape[1:] != shape or not len(images):
     raise UserError(f'TFDS {name} in {builder.data_dir} gave {images.dtype.name}'
                     f' images of shape {images.shape}; expected uint8 [N, '
@@ -433,8 +500,6 @@ def _load_tfds_images(name: str, data_dir: str | None) -> tuple[np.ndarray, str]
 
 # ----------------------------------------------------------------- labeled
 
-LABELED_NAMES = ('mnist', 'fashion_mnist')  # 28x28x1 with 10 classes
-NUM_CLASSES = 10
 # With only the t10k files, the last T10K_HELD_OUT_FRACTION of them are held
 # out for testing and the rest train (10,000 images: 8,000 / 2,000).
 T10K_HELD_OUT_FRACTION = 0.2
@@ -474,7 +539,7 @@ def load_labeled(data_config) -> LabeledData:
   if name not in LABELED_NAMES:
     raise UserError(f'data.name={name!r} has no labeled loader; valid:'
                     f' {", ".join(LABELED_NAMES)}')
-  _check_source(name, source)
+  check_source(name, source)
   if source == 'idx':
     return _load_labeled_idx(name, getattr(data_config, 'path', ''))
   return _load_labeled_tfds(name, getattr(data_config, 'tfds_data_dir', None))
@@ -483,7 +548,7 @@ def load_labeled(data_config) -> LabeledData:
 def _checked_labeled(name: str, where: str, images: np.ndarray,
                      labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """uint8 [N, 28, 28, 1] images and int32 [N] labels; UserError if bad."""
-  shape = IMAGE_SHAPES[name]
+  shape = DATASETS[name].example_shape
   if images.ndim == 3:
     images = images[..., None]
   if images.dtype != np.uint8 or images.shape[1:] != shape or not len(images):

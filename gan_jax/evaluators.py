@@ -1,13 +1,9 @@
 """Evaluators: sample-quality figures of a generator, picked by `config.eval.evaluators`.
 
-  modes          2-D mixtures (ring8, grid25): PacGAN's modes captured,
-                 high-quality fraction and reverse KL.
-  classifier     mnist, fashion_mnist: "FID", KID, precision/recall,
-                 density/coverage and the Inception-Score analogue, all in the
-                 feature space of the project's LeNet (gan_jax.classifier),
-                 NOT Inception-v3's; hence the `_lenet` in the names.
-  stacked_mnist  stacked_mnist: each channel classified by the MNIST LeNet,
-                 digit triples captured (of 1,000) and reverse KL to uniform.
+EVALUATORS maps each name to its spec: how it is built, the datasets it
+applies to, a summary and the figures it writes. The image ones score in the
+feature space of the project's LeNet (gan_jax.classifier), NOT Inception-v3's;
+hence the `_lenet` in their names.
 
 `build` checks the evaluators against the data, loads what they need (the
 classifier, the real reference set) and returns one function, samples ->
@@ -36,11 +32,26 @@ from gan_jax import files
 from gan_jax import metrics
 from gan_jax.errors import UserError
 
-EVALUATORS = ('modes', 'classifier', 'stacked_mnist')
 FLOORS_FILE = 'floors.json'
 SUBSET_SEED = 0  # which real images form the reference and held-out sets
 
 Scorer = Callable[[np.ndarray], dict[str, float]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluator:
+  """What the code knows of one evaluator: an entry of EVALUATORS.
+
+  Attributes:
+    build: (config, data.DataSource) -> Scorer; loads what the scorer needs.
+    datasets: the data.name values it applies to.
+    summary: one line for the docs: what it measures, and its paper.
+    figures: the names of the figures its scorer returns.
+  """
+  build: Callable[..., Scorer]
+  datasets: tuple[str, ...]
+  summary: str
+  figures: tuple[str, ...]
 
 
 def parse(spec: str) -> tuple[str, ...]:
@@ -57,14 +68,14 @@ def build(names: tuple[str, ...], config, source: data.DataSource) -> Scorer:
       missing classifier (the message says how to train it).
   """
   for name in names:
-    if name not in _BUILDERS:
+    if name not in EVALUATORS:
       raise UserError(f'unknown evaluator {name!r} in eval.evaluators; valid:'
                       f' {", ".join(EVALUATORS)}')
-    valid = _VALID_DATA[name]
+    valid = EVALUATORS[name].datasets
     if source.name not in valid:
       raise UserError(f'eval.evaluators={name} does not apply to data.name='
                       f'{source.name!r}; it needs one of: {", ".join(valid)}')
-  scorers = [_BUILDERS[name](config, source) for name in names]
+  scorers = [EVALUATORS[name].build(config, source) for name in names]
 
   def score(samples: np.ndarray) -> dict[str, float]:
     scores = {}
@@ -100,10 +111,14 @@ def _classifier_directory(config, dataset_name: str) -> str:
           or classifier.default_directory(dataset_name))
 
 
+IMAGE_FIGURES = ('fid_lenet', 'kid_lenet', 'kid_lenet_std', 'precision', 'recall',
+                 'density', 'coverage', 'score_lenet')
+
+
 def image_figures(real_feats: np.ndarray, feats: np.ndarray,
                   probs: np.ndarray) -> dict[str, float]:
-  """The classifier evaluator's figures of one feature set against the
-  reference features `real_feats` (same size)."""
+  """The classifier evaluator's figures (IMAGE_FIGURES) of one feature set
+  against the reference features `real_feats` (same size)."""
   kid_mean, kid_std = metrics.kernel_inception_distance(
       real_feats, feats, jax.random.key(SUBSET_SEED))
   return {
@@ -231,7 +246,32 @@ def _stacked_mnist(config, source: data.DataSource) -> Scorer:
   return score
 
 
-_BUILDERS = {'modes': _modes, 'classifier': _classifier,
-             'stacked_mnist': _stacked_mnist}
-_VALID_DATA = {'modes': ('ring8', 'grid25'), 'classifier': data.LABELED_NAMES,
-               'stacked_mnist': ('stacked_mnist',)}
+# ----------------------------------------------------------------- registry
+
+
+def _mixtures() -> tuple[str, ...]:
+  """The toys with discrete modes, which PacGAN's protocol counts."""
+  return tuple(name for name, d in data.DATASETS.items()
+               if d.toy is not None and d.toy(name).modes is not None)
+
+
+EVALUATORS: dict[str, Evaluator] = {
+    'modes': Evaluator(
+        build=_modes, datasets=_mixtures(),
+        summary=('modes captured, high-quality fraction (within 3 std of a'
+                 ' mode) and reverse KL to uniform (Lin et al. 2018, PacGAN)'),
+        figures=('modes', 'high_quality', 'reverse_kl')),
+    'classifier': Evaluator(
+        build=_classifier, datasets=data.LABELED_NAMES,
+        summary=('"FID" (Heusel et al. 2017), KID (Bińkowski et al. 2018),'
+                 ' precision/recall (Kynkäänniemi et al. 2019),'
+                 ' density/coverage (Naeem et al. 2020) and the Inception-Score'
+                 ' analogue (Salimans et al. 2016) in LeNet feature space'),
+        figures=(*IMAGE_FIGURES, *(f'real_{name}' for name in IMAGE_FIGURES))),
+    'stacked_mnist': Evaluator(
+        build=_stacked_mnist, datasets=('stacked_mnist',),
+        summary=('each channel classified by the MNIST LeNet: digit triples'
+                 ' captured (of 1,000) and reverse KL to uniform'
+                 ' (Srivastava et al. 2017, VEEGAN; Lin et al. 2018, PacGAN)'),
+        figures=('modes', 'reverse_kl', 'real_modes', 'real_reverse_kl')),
+}

@@ -10,13 +10,17 @@ return a scalar: the mean over examples. Log-probabilities are computed with
 are exact identities whose right-hand sides stay finite and accurate for any
 finite logit, while `sigmoid` underflows to 0 (and `log` to -inf) for |x| > ~100.
 
-Variants (selected by `config.loss.name`, see `LOSSES`):
+Every variant is a `Loss` in the registry `LOSSES`, picked by
+`config.loss.name`. Both players' losses see both logits,
+`d_loss(real_logits, fake_logits)` and `g_loss(real_logits, fake_logits)`,
+over the *global* batch (the training step gathers them from all devices), so
+a batch mean inside a loss is the same on one device or many. The generator's
+update computes D's logits on real data only when its loss reads them
+(`generator_reads_real`). Penalties on D's input gradients are their own
+registry, `PENALTIES`, each with its weight under `config.loss`.
 
-* `vanilla`: the minimax game of Goodfellow et al. 2014, with the generator
-  minimising log(1 - D(G(z))) (the "saturating" loss).
-* `non_saturating`: same discriminator; the generator minimises -log D(G(z))
-  (Goodfellow et al. 2014, section 3).
-* `wgan_gp`: Wasserstein loss with gradient penalty (Gulrajani et al. 2017).
+Adding a loss is one entry in `LOSSES` (and its numeric test): it is then
+validated, trained, swept and covered by the contract tests.
 """
 
 from collections.abc import Callable
@@ -49,7 +53,7 @@ def minimax_discriminator_loss(real_logits: Array, fake_logits: Array) -> Array:
       jax.nn.softplus(fake_logits))
 
 
-def minimax_generator_loss(fake_logits: Array) -> Array:
+def minimax_generator_loss(real_logits: Array | None, fake_logits: Array) -> Array:
   """The generator's saturating loss: E[log(1 - D(G(z)))], to be minimised.
 
   Its gradient vanishes when D confidently rejects the fakes, which is why
@@ -57,6 +61,7 @@ def minimax_generator_loss(fake_logits: Array) -> Array:
   exactly that.
 
   Args:
+    real_logits: unused.
     fake_logits: D's logits on generated examples.
 
   Returns:
@@ -65,13 +70,16 @@ def minimax_generator_loss(fake_logits: Array) -> Array:
   References:
     Goodfellow et al., Generative Adversarial Nets, NeurIPS 2014, eq. (1).
   """
+  del real_logits
   return -jnp.mean(jax.nn.softplus(fake_logits))
 
 
-def non_saturating_generator_loss(fake_logits: Array) -> Array:
+def non_saturating_generator_loss(real_logits: Array | None,
+                                  fake_logits: Array) -> Array:
   """The generator's non-saturating loss: E[-log D(G(z))], to be minimised.
 
   Args:
+    real_logits: unused.
     fake_logits: D's logits on generated examples.
 
   Returns:
@@ -80,6 +88,7 @@ def non_saturating_generator_loss(fake_logits: Array) -> Array:
   References:
     Goodfellow et al., Generative Adversarial Nets, NeurIPS 2014, section 3.
   """
+  del real_logits
   return jnp.mean(jax.nn.softplus(-fake_logits))
 
 
@@ -100,10 +109,12 @@ def wasserstein_critic_loss(real_scores: Array, fake_scores: Array) -> Array:
   return jnp.mean(fake_scores) - jnp.mean(real_scores)
 
 
-def wasserstein_generator_loss(fake_scores: Array) -> Array:
+def wasserstein_generator_loss(real_scores: Array | None,
+                               fake_scores: Array) -> Array:
   """The generator's Wasserstein loss -E[D(G(z))], to be minimised.
 
   Args:
+    real_scores: unused.
     fake_scores: the critic's outputs on generated examples.
 
   Returns:
@@ -112,6 +123,7 @@ def wasserstein_generator_loss(fake_scores: Array) -> Array:
   References:
     Gulrajani et al., Improved Training of Wasserstein GANs, NeurIPS 2017, Alg. 1.
   """
+  del real_scores
   return -jnp.mean(fake_scores)
 
 
@@ -150,26 +162,98 @@ def gradient_penalty(
   return jnp.mean((norms - 1.0) ** 2)
 
 
+def interpolated_gradient_penalty(critic: Callable[[Array], Array], real: Array,
+                                  fake: Array, example_keys: Array) -> Array:
+  """`gradient_penalty` at interpolates with epsilon ~ U[0, 1] drawn from each
+  example's own key (so the draw does not depend on the device count)."""
+  return gradient_penalty(critic, real, fake,
+                          jax.vmap(jax.random.uniform)(example_keys))
+
+
 @dataclasses.dataclass(frozen=True)
-class GANLoss:
-  """A loss variant: the discriminator's and the generator's losses.
+class Loss:
+  """A loss variant: both players' losses and its defaults.
 
   Attributes:
-    discriminator: (real_logits, fake_logits) -> scalar loss of D.
-    generator: fake_logits -> scalar loss of G.
-    gradient_penalty: whether D's loss adds `gp_weight * gradient_penalty`.
+    d_loss: (real_logits, fake_logits) -> D's scalar loss.
+    g_loss: (real_logits, fake_logits) -> G's scalar loss. Its real logits are
+      None unless it reads them (`generator_reads_real`).
+    summary: one line for the README: both losses and the paper.
+    d_steps: D updates per G update when `train.d_steps` is 0.
+    penalties: PENALTIES entries this loss always adds to D's loss.
   """
 
-  discriminator: Callable[[Array, Array], Array]
-  generator: Callable[[Array], Array]
-  gradient_penalty: bool = False
+  d_loss: Callable[[Array, Array], Array]
+  g_loss: Callable[[Array | None, Array], Array]
+  summary: str
+  d_steps: int = 1
+  penalties: tuple[str, ...] = ()
 
 
-LOSSES: dict[str, GANLoss] = {
-    'vanilla': GANLoss(minimax_discriminator_loss, minimax_generator_loss),
-    'non_saturating': GANLoss(
-        minimax_discriminator_loss, non_saturating_generator_loss),
-    'wgan_gp': GANLoss(
+@dataclasses.dataclass(frozen=True)
+class Penalty:
+  """A penalty on D, added to its loss as `weight * fn(...)`.
+
+  Attributes:
+    fn: (critic, real, fake, example_keys) -> scalar, where `critic` maps a
+      batch to D's logits [B] in training mode and `example_keys` holds one
+      PRNG key per example of this device's batch.
+    weight_key: the key under `config.loss` that holds its weight.
+    default_weight: that key's default.
+    metric: the name its value is logged under.
+    summary: one line for the README: the formula and the paper.
+    with_its_loss_only: applied only with the losses that list it (WGAN-GP's
+      penalty belongs to `wgan_gp`); otherwise whenever its weight is > 0.
+  """
+
+  fn: Callable[[Callable[[Array], Array], Array, Array, Array], Array]
+  weight_key: str
+  default_weight: float
+  metric: str
+  summary: str
+  with_its_loss_only: bool = False
+
+
+LOSSES: dict[str, Loss] = {
+    'vanilla': Loss(
+        minimax_discriminator_loss, minimax_generator_loss,
+        'D: −E log D(x) − E log(1 − D(G(z))); G: E log(1 − D(G(z))), the'
+        ' saturating minimax game (Goodfellow et al. 2014, eq. 1)'),
+    'non_saturating': Loss(
+        minimax_discriminator_loss, non_saturating_generator_loss,
+        'D: as vanilla; G: −E log D(G(z)) (Goodfellow et al. 2014, §3)'),
+    # Gulrajani et al. 2017, Algorithm 1: n_critic = 5.
+    'wgan_gp': Loss(
         wasserstein_critic_loss, wasserstein_generator_loss,
-        gradient_penalty=True),
+        'D: E D(G(z)) − E D(x) + λ E(‖∇D(x̂)‖₂ − 1)²; G: −E D(G(z))'
+        ' (Gulrajani et al. 2017)',
+        d_steps=5, penalties=('gradient_penalty',)),
 }
+
+PENALTIES: dict[str, Penalty] = {
+    # Gulrajani et al. 2017: lambda = 10.
+    'gradient_penalty': Penalty(
+        interpolated_gradient_penalty, 'gp_weight', 10.0, 'gp',
+        'E(‖∇D(x̂)‖₂ − 1)² at x̂ = εx + (1 − ε)G(z), ε ~ U[0, 1]'
+        ' (Gulrajani et al. 2017)', with_its_loss_only=True),
+}
+
+
+def active_penalties(loss_name: str, loss_config) -> tuple[tuple[str, Penalty, float], ...]:
+  """(name, penalty, weight) of each penalty the run adds to D's loss:
+  those its loss lists, and the others whose weight in `loss_config` is > 0."""
+  listed = LOSSES[loss_name].penalties
+  active = []
+  for name, penalty in PENALTIES.items():
+    weight = float(loss_config.get(penalty.weight_key, penalty.default_weight))
+    if name in listed or (not penalty.with_its_loss_only and weight > 0):
+      active.append((name, penalty, weight))
+  return tuple(active)
+
+
+def generator_reads_real(loss: Loss) -> bool:
+  """Whether `loss.g_loss` reads its real logits (traced once, abstractly)."""
+  jaxpr = jax.make_jaxpr(loss.g_loss)(jnp.zeros(2), jnp.zeros(2)).jaxpr
+  real = jaxpr.invars[0]
+  return (any(real in eqn.invars for eqn in jaxpr.eqns)
+          or any(real is out for out in jaxpr.outvars))

@@ -40,9 +40,12 @@ from gan_jax import losses
 from gan_jax import models
 from gan_jax import parallel
 from gan_jax import preemption
+from gan_jax import registry
+from gan_jax import schedules
 from gan_jax import summary_writer
 from gan_jax import visualize
 from gan_jax import workdir as workdir_lib
+from gan_jax.errors import TrainingDiverged  # noqa: F401 (train.TrainingDiverged)
 from gan_jax.errors import UserError
 from gan_jax.parallel import DATA_AXIS
 
@@ -53,8 +56,23 @@ NUM_GRID_SAMPLES = 64  # 8x8 image grid
 NUM_SCATTER_SAMPLES = 1000  # points in a 2-D toy's scatter plot
 
 
-class TrainingDiverged(RuntimeError):
-  """A loss became NaN or infinite."""
+@flax.struct.dataclass
+class Player:
+  """One player's (G's or D's) trainable state.
+
+  `collections` holds every mutable Flax collection its module creates
+  ({'batch_stats': ...} for BatchNorm, {} if none), so a model with state of
+  its own trains and checkpoints without changes here.
+  """
+
+  params: PyTree
+  collections: PyTree  # {collection name: variables}
+  opt_state: optax.OptState
+
+  def variables(self, params: PyTree | None = None) -> dict:
+    """The module's variables, with `params` in place of the player's own."""
+    return {'params': self.params if params is None else params,
+            **self.collections}
 
 
 @flax.struct.dataclass
@@ -66,11 +84,8 @@ class GANState:
   """
 
   step: Array  # int32 []: generator updates done
-  g_params: PyTree
-  g_batch_stats: PyTree  # the generator's BatchNorm running averages ({} if none)
-  g_opt_state: optax.OptState
-  d_params: PyTree
-  d_opt_state: optax.OptState
+  g: Player
+  d: Player
   key: Array  # typed PRNG key; fixed: each step uses fold_in(key, step)
   nonfinite_step: Array  # int32 []: first generator update with a NaN/inf loss, -1 if none
 
@@ -83,27 +98,16 @@ class GAN:
   discriminator: nn.Module
   g_optimizer: optax.GradientTransformation
   d_optimizer: optax.GradientTransformation
-  loss: losses.GANLoss
-  gp_weight: float
+  loss: losses.Loss
+  # (name, penalty, weight) added to D's loss (losses.active_penalties).
+  penalties: tuple[tuple[str, losses.Penalty, float], ...]
+  generator_reads_real: bool  # G's loss reads D's logits on real data
   latent_dim: int
   example_shape: tuple[int, ...]
   batch_size: int  # global
   d_steps: int
   sample_real: Callable[[dict, Array], Array]  # (data arrays, key) -> one example
   seed_batching: str = 'vmap'  # 'vmap' or 'loop': how members share a program
-
-
-def learning_rate(schedule: str, peak: float, updates: int) -> optax.ScalarOrSchedule:
-  """`peak` throughout ('constant'), or decayed to 0 over `updates` Adam
-  updates: linearly (as the WGAN-GP CIFAR-10 code, Gulrajani et al. 2017) or
-  along a half cosine (Loshchilov & Hutter 2017)."""
-  if schedule == 'linear':
-    return optax.linear_schedule(peak, 0.0, updates)
-  if schedule == 'cosine':
-    return optax.cosine_decay_schedule(peak, updates)
-  if schedule == 'constant':
-    return peak
-  raise ValueError(f'unknown schedule {schedule!r}; valid: {configs.SCHEDULES}')
 
 
 def build_gan(config: ml_collections.ConfigDict,
@@ -115,16 +119,21 @@ def build_gan(config: ml_collections.ConfigDict,
   generator, discriminator = models.build(config.model, example_shape,
                                           config.train.get('dtype', 'float32'))
   num_steps = config.train.num_steps
+  schedule = registry.lookup(schedules.SCHEDULES, 'optim.schedule',
+                             config.optim.schedule)
 
   def adam(peak_lr: float, updates: int) -> optax.GradientTransformation:
-    lr = learning_rate(config.optim.schedule, peak_lr, updates)
-    return optax.adam(lr, b1=config.optim.b1, b2=config.optim.b2)
+    return optax.adam(schedule(peak_lr, updates), b1=config.optim.b1,
+                      b2=config.optim.b2)
 
+  loss = registry.lookup(losses.LOSSES, 'loss.name', config.loss.name)
   return GAN(
       generator=generator, discriminator=discriminator,
       g_optimizer=adam(config.optim.g_lr, num_steps),
       d_optimizer=adam(config.optim.d_lr, num_steps * config.train.d_steps),
-      loss=losses.LOSSES[config.loss.name], gp_weight=config.loss.gp_weight,
+      loss=loss,
+      penalties=losses.active_penalties(config.loss.name, config.loss),
+      generator_reads_real=losses.generator_reads_real(loss),
       latent_dim=config.model.latent_dim,
       example_shape=tuple(example_shape),
       batch_size=config.train.batch_size, d_steps=config.train.d_steps,
@@ -147,18 +156,24 @@ def seed_batching(choice: str, model: str, backend: str) -> str:
   return 'loop' if backend == 'cpu' and model != 'mlp' else 'vmap'
 
 
+def _init_player(module: nn.Module, optimizer: optax.GradientTransformation,
+                 key: Array, x: Array) -> Player:
+  variables = dict(module.init(key, x, train=False))
+  params = variables.pop('params')
+  return Player(params=params, collections=variables,
+                opt_state=optimizer.init(params))
+
+
 def init_state(gan: GAN, key: Array) -> GANState:
-  """Fresh parameters and optimizer states; pure (jit it with out_shardings)."""
+  """Fresh parameters, collections and optimizer states; pure (jit it with
+  out_shardings)."""
   g_key, d_key, train_key = jax.random.split(key, 3)
-  z = jnp.zeros((1, gan.latent_dim))
-  x = jnp.zeros((1,) + gan.example_shape)
-  g_vars = gan.generator.init(g_key, z, train=False)
-  d_params = gan.discriminator.init(d_key, x, train=False)['params']
   return GANState(
       step=jnp.zeros((), jnp.int32),
-      g_params=g_vars['params'], g_batch_stats=g_vars.get('batch_stats', {}),
-      g_opt_state=gan.g_optimizer.init(g_vars['params']),
-      d_params=d_params, d_opt_state=gan.d_optimizer.init(d_params),
+      g=_init_player(gan.generator, gan.g_optimizer, g_key,
+                     jnp.zeros((1, gan.latent_dim))),
+      d=_init_player(gan.discriminator, gan.d_optimizer, d_key,
+                     jnp.zeros((1,) + gan.example_shape)),
       key=train_key, nonfinite_step=jnp.full((), -1, jnp.int32))
 
 
@@ -204,29 +219,44 @@ def _latents(gan: GAN, key: Array) -> Array:
   return jax.vmap(lambda k: jax.random.normal(k, (gan.latent_dim,)))(keys)
 
 
-def _generate(gan: GAN, g_params, g_batch_stats, z: Array) -> tuple[Array, PyTree]:
-  """G(z) in training mode: batch statistics averaged over the data axis."""
-  fake, updates = gan.generator.apply(
-      {'params': g_params, 'batch_stats': g_batch_stats}, z, train=True,
-      mutable=['batch_stats'])
-  return fake, updates.get('batch_stats', {})
+def _apply(module: nn.Module, player: Player, params: PyTree, *args,
+           update_collections: bool, **kwargs) -> tuple[Array, PyTree]:
+  """module(*args, train=True) with the player's variables (its `params`
+  replaced); returns the output and the player's collections, updated by
+  this pass when `update_collections` (BatchNorm statistics, averaged over
+  the data axis by the module) and unchanged otherwise."""
+  variables = player.variables(params)
+  if not (update_collections and player.collections):
+    return module.apply(variables, *args, train=True, **kwargs), player.collections
+  out, updates = module.apply(variables, *args, train=True,
+                              mutable=list(player.collections), **kwargs)
+  return out, {**player.collections, **updates}
 
 
-def _discriminate_examples(gan: GAN, d_params, x: Array,
-                           example_keys: Array) -> Array:
-  """D's logits [N] in training mode, example i with dropout key i.
+def _discriminate(gan: GAN, d: Player, d_params: PyTree, x: Array,
+                  example_keys: Array,
+                  update_collections: bool = False) -> tuple[Array, PyTree]:
+  """D's logits [N] in training mode, example i with dropout key i, and D's
+  collections (updated only in D's own update).
 
   D sees the whole batch at once (large matrix products and convolutions) and
   draws each example's dropout masks from that example's key alone.
   """
-  return gan.discriminator.apply({'params': d_params}, x, train=True,
-                                 example_keys_B=example_keys)
+  return _apply(gan.discriminator, d, d_params, x,
+                update_collections=update_collections,
+                example_keys_B=example_keys)
 
 
-def _discriminate(gan: GAN, d_params, x: Array, key: Array) -> Array:
-  """D's logits [B] in training mode, one dropout key per example."""
-  return _discriminate_examples(gan, d_params, x,
-                                _local_keys(key, gan.batch_size))
+def _global(logits: Array) -> Array:
+  """The logits of the whole global batch, gathered from every device in
+  device order: a loss's batch means are then over the global batch. (Its
+  gradient flows back to each device's own examples.)"""
+  return jax.lax.all_gather(logits, DATA_AXIS, tiled=True)
+
+
+def _real_batch(gan: GAN, data_arrays: dict, key: Array) -> Array:
+  return jax.vmap(functools.partial(gan.sample_real, data_arrays))(
+      _local_keys(key, gan.batch_size))
 
 
 def _apply_gradients(optimizer: optax.GradientTransformation, params, opt_state,
@@ -241,58 +271,69 @@ def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
                           key: Array) -> tuple[GANState, dict[str, Array]]:
   """One discriminator (critic) update on fresh real and generated batches."""
   real_key, z_key, real_drop, fake_drop, gp_key, gp_drop = jax.random.split(key, 6)
-  real = jax.vmap(functools.partial(gan.sample_real, data_arrays))(
-      _local_keys(real_key, gan.batch_size))
-  fake, _ = _generate(gan, state.g_params, state.g_batch_stats,
-                      _latents(gan, z_key))
+  real = _real_batch(gan, data_arrays, real_key)
+  fake, _ = _apply(gan.generator, state.g, state.g.params,
+                   _latents(gan, z_key), update_collections=True)
   fake = jax.lax.stop_gradient(fake)
 
   # Real and fake in one pass of D (larger matrix products, fewer ops): the
   # same numbers as two passes, since D treats every example on its own (no
-  # batch norm, per-example dropout keys).
+  # batch statistics, per-example dropout keys; models/__init__.py).
   both = jnp.concatenate([real, fake])
   both_keys = jnp.concatenate([_local_keys(real_drop, gan.batch_size),
                                _local_keys(fake_drop, gan.batch_size)])
 
   def loss_fn(d_params):
-    real_logits, fake_logits = jnp.split(
-        _discriminate_examples(gan, d_params, both, both_keys), 2)
-    loss = gan.loss.discriminator(real_logits, fake_logits)
+    logits, collections = _discriminate(gan, state.d, d_params, both, both_keys,
+                                        update_collections=True)
+    real_logits, fake_logits = jnp.split(logits, 2)
+    loss = gan.loss.d_loss(_global(real_logits), _global(fake_logits))
     metrics = {'d_real': jnp.mean(real_logits), 'd_fake': jnp.mean(fake_logits)}
-    if gan.loss.gradient_penalty:
-      epsilon = jax.vmap(jax.random.uniform)(_local_keys(gp_key, gan.batch_size))
-      penalty = losses.gradient_penalty(
-          lambda x: _discriminate(gan, d_params, x, gp_drop), real, fake, epsilon)
-      loss = loss + gan.gp_weight * penalty
-      metrics['gp'] = penalty
-    return loss, metrics
+    for i, (_, penalty, weight) in enumerate(gan.penalties):
+      keys_key, drop_key = ((gp_key, gp_drop) if i == 0 else
+                            jax.random.split(jax.random.fold_in(gp_key, i)))
+      critic = lambda x, k=drop_key: _discriminate(  # noqa: E731
+          gan, state.d, d_params, x, _local_keys(k, gan.batch_size))[0]
+      value = penalty.fn(critic, real, fake,
+                         _local_keys(keys_key, gan.batch_size))
+      loss = loss + weight * value
+      metrics[penalty.metric] = value
+    return loss, (metrics, collections)
 
-  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.d_params)
-  d_params, d_opt_state = _apply_gradients(gan.d_optimizer, state.d_params,
-                                           state.d_opt_state, grads)
-  return (state.replace(d_params=d_params, d_opt_state=d_opt_state),
-          {'d_loss': loss, **metrics})
+  (loss, (metrics, collections)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.d.params)
+  d_params, d_opt_state = _apply_gradients(gan.d_optimizer, state.d.params,
+                                           state.d.opt_state, grads)
+  d = Player(params=d_params, collections=collections, opt_state=d_opt_state)
+  return state.replace(d=d), {'d_loss': loss, **metrics}
 
 
-def _generator_update(gan: GAN, state: GANState,
+def _generator_update(gan: GAN, state: GANState, data_arrays: dict,
                       key: Array) -> tuple[GANState, dict[str, Array]]:
-  """One generator update against the current discriminator."""
+  """One generator update against the current discriminator. D's logits on
+  a real batch are computed only when G's loss reads them."""
   z_key, drop_key = jax.random.split(key)
   z = _latents(gan, z_key)
+  real_logits = None
+  if gan.generator_reads_real:
+    real_key, real_drop = jax.random.split(jax.random.fold_in(key, 1))
+    real_logits = _global(_discriminate(
+        gan, state.d, state.d.params, _real_batch(gan, data_arrays, real_key),
+        _local_keys(real_drop, gan.batch_size))[0])
 
   def loss_fn(g_params):
-    fake, batch_stats = _generate(gan, g_params, state.g_batch_stats, z)
-    loss = gan.loss.generator(_discriminate(gan, state.d_params, fake, drop_key))
-    return loss, batch_stats
+    fake, collections = _apply(gan.generator, state.g, g_params, z,
+                               update_collections=True)
+    fake_logits, _ = _discriminate(gan, state.d, state.d.params, fake,
+                                   _local_keys(drop_key, gan.batch_size))
+    return gan.loss.g_loss(real_logits, _global(fake_logits)), collections
 
-  (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.g_params)
-  g_params, g_opt_state = _apply_gradients(gan.g_optimizer, state.g_params,
-                                           state.g_opt_state, grads)
-  return (state.replace(g_params=g_params, g_batch_stats=batch_stats,
-                        g_opt_state=g_opt_state),
-          {'g_loss': loss})
+  (loss, collections), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.g.params)
+  g_params, g_opt_state = _apply_gradients(gan.g_optimizer, state.g.params,
+                                           state.g.opt_state, grads)
+  g = Player(params=g_params, collections=collections, opt_state=g_opt_state)
+  return state.replace(g=g), {'g_loss': loss}
 
 
 def train_step(gan: GAN, state: GANState,
@@ -319,7 +360,7 @@ def train_step(gan: GAN, state: GANState,
   else:
     state, d_metrics = jax.lax.scan(d_update, state, jnp.arange(gan.d_steps))
     d_metrics = jax.tree.map(jnp.mean, d_metrics)
-  state, g_metrics = _generator_update(gan, state, g_key)
+  state, g_metrics = _generator_update(gan, state, data_arrays, g_key)
   metrics = jax.lax.pmean({**d_metrics, **g_metrics}, DATA_AXIS)
 
   finite = jnp.isfinite(metrics['d_loss']) & jnp.isfinite(metrics['g_loss'])
@@ -350,10 +391,9 @@ def train_step_seeds(gan: GAN, state: GANState,
   return jax.vmap(step, in_axes=(0, None))(state, data_arrays)
 
 
-def generate(gan: GAN, g_params, g_batch_stats, z: Array) -> Array:
+def generate(gan: GAN, g: Player, z: Array) -> Array:
   """G(z) in inference mode (BatchNorm running averages): samples to look at."""
-  return gan.generator.apply({'params': g_params, 'batch_stats': g_batch_stats},
-                             z, train=False)
+  return gan.generator.apply(g.variables(), z, train=False)
 
 
 @functools.lru_cache(maxsize=8)
@@ -371,7 +411,7 @@ def generate_samples(gan: GAN, state: GANState, num: int, seed: int,
   """
   z = jax.random.normal(jax.random.key(seed), (num, gan.latent_dim))
   generate_fn = _jitted_generate(gan)
-  chunks = [generate_fn(state.g_params, state.g_batch_stats, z[i:i + batch])
+  chunks = [generate_fn(state.g, z[i:i + batch])
             for i in range(0, num, batch)]
   return np.concatenate([np.asarray(parallel.fetch(c), np.float32)
                          for c in chunks])
@@ -416,8 +456,7 @@ class _SamplePictures:
   def __call__(self, state: GANState) -> list[np.ndarray]:
     """uint8 [H, W, C] per member. Every process must call it (it runs on all
     devices)."""
-    fake = parallel.fetch(self._generate(state.g_params, state.g_batch_stats,
-                                         self._z))
+    fake = parallel.fetch(self._generate(state.g, self._z))
     if self._source.kind == 'images':
       return [visualize.image_grid(f) for f in fake]
     return [visualize.scatter_plot(real, f, modes_K2=self._source.modes)
@@ -438,15 +477,52 @@ def abstract_state(gan: GAN, mesh, num_seeds: int) -> GANState:
       jax.ShapeDtypeStruct((num_seeds,), jnp.int32)), mesh)
 
 
+@flax.struct.dataclass
+class _StateBeforePlayers:
+  """The checkpoint layout of gan_jax before `Player` (G's BatchNorm
+  statistics its only collection, D's none); `_restore` loads it."""
+
+  step: Array
+  g_params: PyTree
+  g_batch_stats: PyTree
+  g_opt_state: optax.OptState
+  d_params: PyTree
+  d_opt_state: optax.OptState
+  key: Array
+  nonfinite_step: Array
+
+
+def _before_players(state: GANState) -> _StateBeforePlayers:
+  return _StateBeforePlayers(
+      step=state.step, g_params=state.g.params,
+      g_batch_stats=state.g.collections.get('batch_stats', {}),
+      g_opt_state=state.g.opt_state, d_params=state.d.params,
+      d_opt_state=state.d.opt_state, key=state.key,
+      nonfinite_step=state.nonfinite_step)
+
+
+def _from_before_players(old: _StateBeforePlayers,
+                         abstract: GANState) -> GANState:
+  g_collections = ({'batch_stats': old.g_batch_stats}
+                   if 'batch_stats' in abstract.g.collections else {})
+  return GANState(
+      step=old.step,
+      g=Player(old.g_params, g_collections, old.g_opt_state),
+      d=Player(old.d_params, {}, old.d_opt_state),
+      key=old.key, nonfinite_step=old.nonfinite_step)
+
+
 def _restore(gan: GAN, ckpts: checkpoints.Checkpoints, mesh, num_seeds: int,
              step: int | None = None) -> GANState:
   """Checkpoint `step` (default: the latest) as a state of `num_seeds` members.
 
-  A checkpoint from before `num_seeds` existed (no seed axis) restores as the
-  one member of a one-seed run.
+  Checkpoints of older gan_jax versions load too: one from before
+  `num_seeds` existed (no seed axis) as the one member of a one-seed run, and
+  one from before `Player` (leaves `g_params/...`) into the players.
   """
   step = ckpts.latest_step() if step is None else step
-  stored = ckpts.shapes(step).get('step')  # [K], or [] without a seed axis
+  shapes = ckpts.shapes(step)
+  stored = shapes.get('step')  # [K], or [] without a seed axis
   stored_seeds = stored[0] if stored else 1
   if stored is not None and stored_seeds != num_seeds:
     seeds = f'{stored_seeds} seed' + 's' * (stored_seeds > 1)
@@ -454,12 +530,19 @@ def _restore(gan: GAN, ckpts: checkpoints.Checkpoints, mesh, num_seeds: int,
         f'the checkpoint holds {seeds} but the config has num_seeds={num_seeds};'
         f' resume with --config.num_seeds={stored_seeds}, or train into a new'
         f' --workdir (checkpoint: {ckpts.directory}/{step})')
-  if stored == ():
-    single = ckpts.restore(_replicated_shapes(jax.eval_shape(
-        functools.partial(init_state, gan), jax.random.key(0)), mesh), step)
+  no_seed_axis = stored == ()
+  abstract = (_replicated_shapes(jax.eval_shape(
+      functools.partial(init_state, gan), jax.random.key(0)), mesh)
+              if no_seed_axis else abstract_state(gan, mesh, num_seeds))
+  if any(path.startswith('g_params/') for path in shapes):
+    state = _from_before_players(
+        ckpts.restore(_before_players(abstract), step), abstract)
+  else:
+    state = ckpts.restore(abstract, step)
+  if no_seed_axis:
     return jax.jit(lambda s: jax.tree.map(lambda x: x[None], s),
-                   out_shardings=parallel.replicated(mesh))(single)
-  return ckpts.restore(abstract_state(gan, mesh, num_seeds), step)
+                   out_shardings=parallel.replicated(mesh))(state)
+  return state
 
 
 def fresh_states(gan: GAN, seeds: list[int], mesh) -> GANState:

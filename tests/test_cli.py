@@ -10,6 +10,9 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from gan_jax import data
+from gan_jax import losses
+from gan_jax import models
 from tests.conftest import REPO
 from tests.conftest import read_events
 
@@ -127,9 +130,9 @@ def test_toy_run_in_the_default_workdir_then_resume_and_sample(tmp_path):
 
 
 BAD_CONFIGS = [
-    (['--config.loss.name=hinge'], ['loss.name', 'vanilla, non_saturating, wgan_gp']),
-    (['--config.model.name=resnet'], ['model.name', 'dcgan, mlp']),
-    (['--config.data.name=imagenet'], ['data.name', 'mnist', 'ring8']),
+    (['--config.loss.name=no_such_loss'], ['loss.name', ', '.join(losses.LOSSES)]),
+    (['--config.model.name=no_such_model'], ['model.name', ', '.join(models.MODELS)]),
+    (['--config.data.name=no_such_data'], ['data.name', ', '.join(data.DATASETS)]),
     (['--config.train.foo=1'], ['unknown config key', 'batch_size', 'num_steps']),
     (['--config.train.num_steps=abc'], ['num_steps', 'abc']),
     (['--config.optim.d_lr=-0.1'], ['optim.d_lr', '> 0']),

@@ -374,8 +374,9 @@ def test_invalid_source(name, source, valid):
 
 def test_constants_and_example_shape():
   assert data.SOURCES == ('tfds', 'idx', 'toy')
-  assert data.DATASET_NAMES == (
+  assert tuple(data.DATASETS) == (
       'mnist', 'fashion_mnist', 'cifar10', 'stacked_mnist', 'ring8', 'grid25', 'swissroll')
+  assert data.LABELED_NAMES == ('mnist', 'fashion_mnist')
   assert data.example_shape('mnist') == (28, 28, 1)
   assert data.example_shape('cifar10') == (32, 32, 3)
   assert data.example_shape('swissroll') == (2,)

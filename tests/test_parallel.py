@@ -135,7 +135,7 @@ def test_one_and_four_devices_and_pmap_and_two_seeds_agree(tmp_path, idx_dir):
       np.testing.assert_allclose(metrics[name][key], value, rtol=1e-4, atol=1e-5)
   seed0, seed1 = (np.load(tmp_path / f'four_two_seeds_m{i}.npz') for i in (0, 1))
   assert not all(np.allclose(seed0[p], seed1[p]) for p in seed0.files
-                 if p.startswith('.g_params'))
+                 if p.startswith('.g.params'))
 
 
 def free_port() -> int:

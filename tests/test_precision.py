@@ -54,13 +54,13 @@ def initial_outputs(gan, source, state, num: int = 8):
     arrays = jax.tree.map(jnp.asarray, source.arrays)
     real = jax.vmap(functools.partial(source.sample_one, arrays))(
         jax.random.split(real_key, num))
-    fake = train.generate(gan, state.g_params, state.g_batch_stats,
+    fake = train.generate(gan, state.g,
                           jax.random.normal(z_key, (num, gan.latent_dim)))
-    logits = gan.discriminator.apply({'params': state.d_params},
+    logits = gan.discriminator.apply(state.d.variables(),
                                      jnp.concatenate([real, fake]), train=False)
     real_logits, fake_logits = jnp.split(logits, 2)
-    return fake, {'d_loss': gan.loss.discriminator(real_logits, fake_logits),
-                  'g_loss': gan.loss.generator(fake_logits)}
+    return fake, {'d_loss': gan.loss.d_loss(real_logits, fake_logits),
+                  'g_loss': gan.loss.g_loss(real_logits, fake_logits)}
   return jax.device_get(run(state))
 
 
@@ -94,8 +94,7 @@ def check_bfloat16(config, bf16_steps: int, compare_first_step: bool):
   for metrics in metrics16:
     assert all(np.isfinite(v) for v in metrics.values()), metrics
     assert all(v.dtype == np.float32 for v in metrics.values()), metrics
-  assert float_dtypes((state16.g_params, state16.d_params, state16.g_opt_state,
-                       state16.d_opt_state, state16.g_batch_stats)) == {'float32'}
+  assert float_dtypes((state16.g, state16.d)) == {'float32'}
   assert int(state16.step) == bf16_steps
   if compare_first_step:
     _, [metrics32] = run_steps(gan32, source, init(jax.random.key(0)), 1)
@@ -114,7 +113,7 @@ def test_dcgan_in_bfloat16_is_close_to_float32_and_trains(idx_dir):
   # Not the float32 step: compiling the DCGAN step twice would double the time.
   state16 = check_bfloat16(tiny_image_config(idx_dir), bf16_steps=2,
                            compare_first_step=False)
-  assert float_dtypes(state16.g_batch_stats) == {'float32'}
+  assert float_dtypes(state16.g.collections) == {'float32'}
 
 
 @pytest.mark.parametrize('name,shape', [('mlp', (2,)), ('dcgan', (8, 8, 1))])

@@ -299,9 +299,10 @@ def saved_steps(tmp_path_factory):
   directory = str(tmp_path_factory.mktemp('ckpts') / 'checkpoints')
   ckpts = checkpoints.Checkpoints(directory)
   state = train.GANState(
-      step=np.int32(0), g_params={'w': np.arange(2000, dtype=np.float32)},
-      g_batch_stats={}, g_opt_state=(), d_params={'w': np.ones(3, np.float32)},
-      d_opt_state=(), key=jax.random.key(0), nonfinite_step=np.int32(-1))
+      step=np.int32(0),
+      g=train.Player({'w': np.arange(2000, dtype=np.float32)}, {}, ()),
+      d=train.Player({'w': np.ones(3, np.float32)}, {}, ()),
+      key=jax.random.key(0), nonfinite_step=np.int32(-1))
   for step in (1, 2):
     ckpts.save(step, state.replace(step=np.int32(step)))
   ckpts.close()

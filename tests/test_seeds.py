@@ -62,7 +62,7 @@ def test_each_member_is_the_run_of_its_seed(tmp_path):
         np.asarray(Image.open(tmp_path / 'k3' / 'samples' / f'step_4_seed{i}.png')),
         np.asarray(Image.open(os.path.join(workdir, 'samples', 'step_4.png'))))
   # ... and the members are three different GANs.
-  g = [leaves(train.member(stacked, i).g_params) for i in range(3)]
+  g = [leaves(train.member(stacked, i).g.params) for i in range(3)]
   for i, j in ((0, 1), (0, 2), (1, 2)):
     assert not any(np.allclose(a, b) for a, b in zip(g[i], g[j], strict=True))
 
@@ -148,7 +148,7 @@ def test_restore_member_picks_a_member_and_refuses_an_index_out_of_range(two_see
   for i in (0, 1):
     _, one, seed = train.restore_member(workdir, i)
     assert seed == i
-    for a, b in zip(leaves(one.g_params), leaves(train.member(state, i).g_params),
+    for a, b in zip(leaves(one.g.params), leaves(train.member(state, i).g.params),
                     strict=True):
       np.testing.assert_array_equal(a, b)
   with pytest.raises(UserError, match=r'--seed_index=2 is out of range: the run in'

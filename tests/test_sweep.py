@@ -114,8 +114,8 @@ BAD_SWEEPS = [
     (['loss.name=vanilla,vanilla'], {}, "lists 'vanilla' twice"),
     (['loss.name=vanilla', 'loss.name=wgan_gp'], {}, 'sweep the same key'),
     (['train.num_steps=8'], {'train.num_steps': 4}, 'both set train.num_steps'),
-    (['loss.name=vanilla,hinge'], {},
-     "sweep point loss.name-hinge: unknown loss.name='hinge'; valid: vanilla,"),
+    (['loss.name=vanilla,no_such_loss'], {},
+     "sweep point loss.name-no_such_loss: unknown loss.name='no_such_loss'; valid: vanilla,"),
     (['optim.b1=0.5,1.5'], {},  # get_sweep()'s losses times the b1 values
      'sweep point loss.name-vanilla_optim.b1-1.5: optim.b1=1.5 is invalid'),
 ]

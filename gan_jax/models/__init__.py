@@ -1,16 +1,37 @@
-"""Generator/discriminator pairs, picked by `config.model.name`."""
+"""Generator/discriminator pairs: the registry `MODELS`, picked by `config.model.name`.
 
-from collections.abc import Sequence
+The contract every model keeps (tests/test_contracts_models.py checks it for
+every entry of MODELS):
+
+* Generator: `G(z_BL, train) -> x` of the data's example shape, float32
+  whatever the compute dtype (the losses are computed in float32).
+* Discriminator: `D(x, train, example_keys_B=None) -> logits_B`, float32.
+  Any randomness (dropout) in example b comes from `example_keys_B[b]` alone,
+  and D treats every example on its own (no batch statistics in training), so
+  one pass over real and fake examples together equals two passes, and the
+  run is the same on one device or many.
+* BatchNorm (in G) averages its batch statistics over the `data` axis
+  (`parallel.DATA_AXIS`) in training, so they are the global batch's.
+* Variables: `params`, plus any mutable collections (`batch_stats`, ...);
+  the training state keeps every collection a model creates (train.Player).
+
+A model's config keys under `model.` (besides `name` and `latent_dim`) come
+from its spec's `fields`; adding a model is one entry here plus its module.
+"""
+
+from collections.abc import Callable, Sequence
+import dataclasses
 
 import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+from gan_jax import registry
 from gan_jax.errors import UserError
 from gan_jax.models import dcgan
 from gan_jax.models import mlp
+from gan_jax.registry import Field
 
-MODEL_NAMES = ('dcgan', 'mlp')
 # model.transposed_conv: how the DCGAN computes its transposed convolutions,
 # the generator's layers and the input gradients of the discriminator's
 # strided convolutions: sub-pixel (layers.SubPixelConvTranspose and
@@ -21,40 +42,95 @@ TRANSPOSED_CONVS = ('subpixel', 'flax')
 # points, logits) are float32, so the losses are computed in float32.
 DTYPES = ('float32', 'bfloat16')
 
+Builder = Callable[[ml_collections.ConfigDict, tuple[int, ...], jnp.dtype],
+                   tuple[nn.Module, nn.Module]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+  """A generator/discriminator pair.
+
+  Attributes:
+    build: (model config with every field set, example shape, compute
+      dtype) -> (generator, discriminator); a UserError for data it does not
+      fit.
+    fields: its config keys under `model.`.
+    summary: one line for the README: what it is, after which paper.
+    test_shape: an example shape it fits, for the contract tests.
+    param_counts: (generator, discriminator) parameters at `test_shape` with
+      the fields' defaults and latent_dim 100 (a contract test checks them).
+  """
+
+  build: Builder
+  fields: dict[str, Field]
+  summary: str
+  test_shape: tuple[int, ...]
+  param_counts: tuple[int, int]
+
+
+def _build_dcgan(config, example_shape, dtype):
+  if len(example_shape) != 3 or example_shape[0] % 4 or example_shape[1] % 4:
+    raise UserError(
+        f'model.name=dcgan needs images with height and width divisible by 4,'
+        f' got examples of shape {tuple(example_shape)}; use model.name=mlp'
+        ' for 2-D points')
+  return (dcgan.Generator(tuple(example_shape),
+                          transposed_conv=config.transposed_conv, dtype=dtype),
+          dcgan.Discriminator(config.dropout, dtype=dtype,
+                              transposed_conv=config.transposed_conv))
+
+
+def _build_mlp(config, example_shape, dtype):
+  if len(example_shape) != 1:
+    raise UserError(
+        f'model.name=mlp needs flat examples (2-D points), got shape'
+        f' {tuple(example_shape)}; use model.name=dcgan for images')
+  return (mlp.Generator(config.width, config.depth, example_shape[0],
+                        dtype=dtype),
+          mlp.Discriminator(config.width, config.depth, dtype=dtype))
+
+
+MODELS: dict[str, Model] = {
+    'dcgan': Model(
+        _build_dcgan,
+        fields={
+            'dropout': Field(0.3, registry.FRACTION,
+                             'dropout rate in the discriminator'),
+            # Transposed convolutions (G's layers, and the input gradients of
+            # D's strided convolutions) as one stride-1 convolution and a
+            # depth-to-space shuffle ('subpixel', several times faster on
+            # CPU), or through nn.ConvTranspose and nn.Conv ('flax', the
+            # reference): the same function and parameters.
+            'transposed_conv': Field('subpixel', TRANSPOSED_CONVS,
+                                     'sub-pixel or Flax transposed convs'),
+        },
+        summary=('the TensorFlow DCGAN tutorial\'s convolutional pair'
+                 ' (Radford et al. 2016), for images with sides divisible'
+                 ' by 4'),
+        test_shape=(28, 28, 1), param_counts=(2_305_472, 212_865)),
+    'mlp': Model(
+        _build_mlp,
+        fields={
+            'width': Field(512, registry.POSITIVE, 'mlp: units per hidden layer'),
+            'depth': Field(3, registry.POSITIVE, 'mlp: hidden layers per player'),
+        },
+        summary=('ReLU MLPs of the WGAN-GP toy code (Gulrajani et al. 2017),'
+                 ' for 2-D points'),
+        test_shape=(2,), param_counts=(578_050, 527_361)),
+}
+
 
 def build(model_config: ml_collections.ConfigDict,
           example_shape: Sequence[int],
           dtype: str = 'float32') -> tuple[nn.Module, nn.Module]:
   """Returns (generator, discriminator) for examples of `example_shape`, whose
-  layers compute in `dtype` (one of DTYPES)."""
-  if dtype not in DTYPES:
-    raise UserError(f'unknown train.dtype={dtype!r}; valid: {", ".join(DTYPES)}')
-  compute_dtype = jnp.dtype(dtype)
-  name = model_config.name
-  if name == 'dcgan':
-    if len(example_shape) != 3 or example_shape[0] % 4 or example_shape[1] % 4:
-      raise UserError(
-          f'model.name=dcgan needs images with height and width divisible by 4,'
-          f' got examples of shape {tuple(example_shape)}; use model.name=mlp'
-          ' for 2-D points')
-    transposed_conv = model_config.get('transposed_conv', 'subpixel')
-    if transposed_conv not in TRANSPOSED_CONVS:
-      raise UserError(f'unknown model.transposed_conv={transposed_conv!r};'
-                      f' valid: {", ".join(TRANSPOSED_CONVS)}')
-    return (dcgan.Generator(tuple(example_shape),
-                            transposed_conv=transposed_conv,
-                            dtype=compute_dtype),
-            dcgan.Discriminator(model_config.get('dropout', 0.3),
-                                dtype=compute_dtype,
-                                transposed_conv=transposed_conv))
-  if name == 'mlp':
-    if len(example_shape) != 1:
-      raise UserError(
-          f'model.name=mlp needs flat examples (2-D points), got shape'
-          f' {tuple(example_shape)}; use model.name=dcgan for images')
-    return (mlp.Generator(model_config.width, model_config.depth,
-                          example_shape[0], dtype=compute_dtype),
-            mlp.Discriminator(model_config.width, model_config.depth,
-                              dtype=compute_dtype))
-  raise UserError(
-      f'unknown model.name={name!r}; valid: {", ".join(MODEL_NAMES)}')
+  layers compute in `dtype` (one of DTYPES). Fields missing from
+  `model_config` (a run recorded before they existed) take their defaults."""
+  registry.check_value('train.dtype', dtype, DTYPES)
+  spec = registry.lookup(MODELS, 'model.name', model_config.name)
+  config = ml_collections.ConfigDict({
+      key: model_config.get(key, field.default)
+      for key, field in spec.fields.items()})
+  for key, field in spec.fields.items():
+    registry.check_value(f'model.{key}', config[key], field.check)
+  return spec.build(config, tuple(example_shape), jnp.dtype(dtype))

@@ -1,0 +1,70 @@
+"""The registries: README tables derived from them, config keys from specs."""
+
+import os
+
+import ml_collections
+import pytest
+
+from gan_jax import components
+from gan_jax import configs
+from gan_jax import registry
+from gan_jax.errors import UserError
+from tests.conftest import REPO
+
+# Keys validated otherwise: free-form values, paths, and the names looked up
+# in their registries.
+UNCHECKED = {'seed', 'data.name', 'data.path', 'data.tfds_data_dir',
+             'model.name', 'loss.name', 'eval.evaluators', 'eval.classifier_dir'}
+
+
+def test_the_readme_tables_are_the_registries():
+  with open(os.path.join(REPO, 'README.md')) as f:
+    readme = f.read()
+  assert readme == components.with_tables(readme, components.tables()), (
+      'README.md is behind the registries; run: python -m gan_jax.components --write')
+
+
+def _leaf_keys(config: ml_collections.ConfigDict, prefix: str = '') -> set[str]:
+  keys = set()
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      keys |= _leaf_keys(value, f'{prefix}{key}.')
+    else:
+      keys.add(f'{prefix}{key}')
+  return keys
+
+
+def test_every_config_key_is_validated():
+  keys = _leaf_keys(configs.default_config())
+  assert keys - set(configs.checks()) == UNCHECKED
+  assert set(configs.checks()) <= keys
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('model.dropout', 1.0, 'model.dropout=1.0 is invalid; it must be in [0, 1)'),
+    ('model.width', 0, 'model.width=0 is invalid; it must be > 0'),
+    ('loss.gp_weight', -1.0, 'loss.gp_weight=-1.0 is invalid; it must be >= 0'),
+    ('model.transposed_conv', 'fft',
+     "unknown model.transposed_conv='fft'; valid: subpixel, flax"),
+    ('optim.schedule', 'step', "unknown optim.schedule='step'; valid: constant,"),
+])
+def test_component_keys_are_validated_from_their_specs(key, value, message):
+  config = configs.default_config()
+  section, name = key.split('.')
+  config[section][name] = value
+  with pytest.raises(UserError, match=message.replace('[', r'\[').replace(')', r'\)')):
+    configs.validate(config, 1)
+
+
+def test_lookup_names_the_valid_entries():
+  with pytest.raises(UserError, match="unknown loss.name='x'; valid: a, b"):
+    registry.lookup({'a': 1, 'b': 2}, 'loss.name', 'x')
+
+
+def test_two_specs_may_not_give_one_key_two_defaults():
+  class Spec:
+    def __init__(self, **fields):
+      self.fields = {k: registry.Field(v, registry.POSITIVE) for k, v in fields.items()}
+  assert registry.merged_fields('model', {'a': Spec(width=1), 'b': Spec(width=1)})
+  with pytest.raises(ValueError, match='model.width is declared twice'):
+    registry.merged_fields('model', {'a': Spec(width=1), 'b': Spec(width=2)})

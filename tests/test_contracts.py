@@ -1,0 +1,277 @@
+"""Contracts every registry entry keeps: losses, penalties, models, schedules.
+
+Parametrised over the registries, so a new entry is covered without editing
+this file. (Datasets and evaluators: tests/test_contracts_data.py.)
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from gan_jax import configs
+from gan_jax import data
+from gan_jax import losses
+from gan_jax import models
+from gan_jax import parallel
+from gan_jax import schedules
+from gan_jax import train
+from tests.conftest import REPO
+from tests.conftest import restored_state
+
+EXTREME = jnp.array([-1e4, 1e4, -1e4, 1e4, 0.0, -3.0, 60.0], jnp.float32)
+
+
+# ----------------------------------------------------------------- losses
+
+
+@pytest.mark.parametrize('name', list(losses.LOSSES))
+def test_every_loss_is_finite_with_finite_gradients_at_extreme_logits(name):
+  loss = losses.LOSSES[name]
+  real, fake = EXTREME, EXTREME[::-1]
+  for player in (loss.d_loss, loss.g_loss):
+    value, grads = jax.value_and_grad(player, argnums=(0, 1))(real, fake)
+    assert np.isfinite(value), (name, player)
+    assert all(np.all(np.isfinite(g)) for g in grads), (name, player)
+
+
+@pytest.mark.parametrize('name', list(losses.LOSSES))
+def test_every_loss_is_a_scalar_and_its_penalties_exist(name):
+  loss = losses.LOSSES[name]
+  real, fake = jnp.linspace(-2, 2, 8), jnp.linspace(1, -3, 8)
+  assert loss.d_loss(real, fake).shape == () == loss.g_loss(real, fake).shape
+  assert loss.d_steps >= 1
+  assert set(loss.penalties) <= set(losses.PENALTIES)
+
+
+@pytest.mark.parametrize('name', list(losses.PENALTIES))
+def test_every_penalty_is_finite_and_per_example(name):
+  """A linear critic's input gradient is its weight for every example: the
+  penalty is finite, and the same for a batch and for each half of it."""
+  penalty = losses.PENALTIES[name]
+  w = jnp.array([0.6, -1.7])
+  critic = lambda x: x @ w  # noqa: E731
+  rng = np.random.default_rng(0)
+  real, fake = (jnp.asarray(rng.normal(size=(8, 2)), jnp.float32) for _ in 'rf')
+  keys = jax.random.split(jax.random.key(0), 8)
+  whole = penalty.fn(critic, real, fake, keys)
+  halves = [penalty.fn(critic, real[s], fake[s], keys[s])
+            for s in (slice(0, 4), slice(4, 8))]
+  assert np.isfinite(whole)
+  np.testing.assert_allclose(whole, np.mean(halves), rtol=1e-5)
+
+
+@pytest.mark.parametrize('name', list(losses.LOSSES))
+def test_one_training_step_of_every_loss_changes_both_players(name):
+  """With the loss's own D steps (counted by D's Adam) and penalties (logged)."""
+  config = _toy_config(name)
+  config.train.d_steps = 0
+  config = configs.resolve(config)
+  source = data.load(config.data)
+  state, metrics = _train_steps(config, source, steps=1)
+  fresh = train.init_state(train.build_gan(config, source.example_shape),
+                           jax.random.key(config.seed))
+  for player in ('g', 'd'):
+    before = jax.tree.leaves(getattr(fresh, player).params)
+    after = jax.tree.leaves(getattr(state, player).params)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert all(np.all(np.isfinite(a)) for a in after)
+  assert all(np.all(np.isfinite(m)) for m in jax.tree.leaves(metrics))
+  assert int(state.d.opt_state[0].count) == losses.LOSSES[name].d_steps
+  assert {losses.PENALTIES[p].metric for p in losses.LOSSES[name].penalties} <= set(metrics)
+
+
+# ----------------------------------------------------------------- models
+
+
+def _model_config(name: str) -> ml_collections.ConfigDict:
+  config = configs.default_config()
+  config.model.name = name
+  return config
+
+
+def _dataset_for(shape: tuple[int, ...]) -> str:
+  """A registered dataset whose examples have `shape` (synthetic data)."""
+  for name, spec in data.DATASETS.items():
+    if tuple(spec.example_shape) == tuple(shape):
+      return name
+  raise AssertionError(f'no dataset in data.DATASETS has examples of shape'
+                       f' {shape}; give the model a test_shape one has')
+
+
+def _count(tree) -> int:
+  return sum(x.size for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize('name', list(models.MODELS))
+@pytest.mark.parametrize('dtype', models.DTYPES)
+def test_every_model_has_its_shapes_float32_outputs_and_parameter_count(name, dtype):
+  spec = models.MODELS[name]
+  config = _model_config(name)
+  g, d = models.build(config.model, spec.test_shape, dtype)
+  z = jnp.ones((3, config.model.latent_dim))
+  g_vars = g.init(jax.random.key(0), z, train=False)
+  x = g.apply(g_vars, z, train=False)
+  d_vars = d.init(jax.random.key(1), x, train=False)
+  logits = d.apply(d_vars, x, train=False)
+  assert x.shape == (3, *spec.test_shape) and x.dtype == jnp.float32
+  assert logits.shape == (3,) and logits.dtype == jnp.float32
+  assert (_count(g_vars['params']), _count(d_vars['params'])) == spec.param_counts
+
+
+@pytest.mark.parametrize('name', list(models.MODELS))
+def test_every_discriminator_treats_each_example_with_its_own_key(name):
+  """Example b's logit depends on x[b] and example_keys_B[b] alone: the same
+  for the whole batch, a part of it, and a shuffled batch."""
+  spec = models.MODELS[name]
+  g, d = models.build(_model_config(name).model, spec.test_shape)
+  x = jax.random.uniform(jax.random.key(0), (4, *spec.test_shape), minval=-1.0)
+  keys = jax.random.split(jax.random.key(1), 4)
+  variables = d.init(jax.random.key(2), x, train=False)
+  logits = d.apply(variables, x, train=True, example_keys_B=keys)
+  part = d.apply(variables, x[2:], train=True, example_keys_B=keys[2:])
+  order = jnp.array([3, 0, 2, 1])
+  shuffled = d.apply(variables, x[order], train=True, example_keys_B=keys[order])
+  np.testing.assert_allclose(part, logits[2:], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(shuffled, logits[order], rtol=1e-5, atol=1e-6)
+  del g
+
+
+@pytest.mark.parametrize('name', list(models.MODELS))
+def test_every_model_resumes_bit_exactly(tmp_path, name):
+  config = _small_run(_model_config(name), models.MODELS[name].test_shape)
+  source = data.synthetic(config.data.name, num_images=64)
+  config.train.num_steps = 4
+  train.train_and_evaluate(config, str(tmp_path / 'straight'), source)
+  config.train.num_steps = 2
+  train.train_and_evaluate(config, str(tmp_path / 'resumed'), source)
+  config.train.num_steps = 4
+  train.train_and_evaluate(config, str(tmp_path / 'resumed'), source)
+  straight = restored_state(str(tmp_path / 'straight'))
+  resumed = restored_state(str(tmp_path / 'resumed'))
+  for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+# One process with 4 forced CPU devices: one step (D's updates, then G's) of
+# every model (at its test shape) and of every loss (toy MLP), on 1 device and
+# on 4; prints each case's largest relative difference as JSON. (One step:
+# Adam's first update is ~lr * sign(gradient), which turns round-off in a
+# gradient near 0 into differences of 2 lr that later steps compound.)
+DEVICE_SCRIPT = r'''
+import functools, json, sys
+import jax
+jax.config.update('jax_disable_most_optimizations', True)
+import numpy as np
+from gan_jax import configs, data, losses, models, parallel, train
+from tests import test_contracts as tc
+
+def run(config, source, devices):
+  mesh = parallel.make_mesh(jax.devices()[:devices])
+  gan = train.build_gan(config, source.example_shape, source.sample_one)
+  state = train.fresh_states(gan, [config.seed], mesh)
+  step = parallel.shard_map_step(functools.partial(train.train_step_seeds, gan), mesh)
+  arrays = parallel.replicate(source.arrays, mesh)
+  state, _ = step(state, arrays)
+  return jax.device_get(state.replace(key=jax.random.key_data(state.key)))
+
+out = {}
+cases = [('model', n, tc._small_run(tc._model_config(n), s.test_shape))
+         for n, s in models.MODELS.items()]
+cases += [('loss', n, tc._toy_config(n)) for n in losses.LOSSES]
+for kind, name, config in cases:
+  config = configs.resolve(config)
+  source = (data.load(config.data) if config.data.source == 'toy'
+            else data.synthetic(config.data.name, num_images=64))
+  one, four = run(config, source, 1), run(config, source, 4)
+  # Adam's moments and the collections (BatchNorm statistics), each against
+  # the largest value of its kind in the state: a gradient that cancels to
+  # round-off in one leaf (a critic's bias) must not dominate. Parameters
+  # follow from the moments.
+  groups = {}
+  for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(one)[0],
+                          jax.tree.leaves(four), strict=True):
+    path = jax.tree_util.keystr(path)
+    if a.dtype.kind == 'f' and '.params' not in path:
+      group = next((g for g in ('.mu', '.nu') if g in path), 'collections')
+      groups.setdefault(group, []).append((a, b))
+  out[f'{kind}:{name}'] = max(
+      max(float(np.max(np.abs(a - b))) for a, b in pairs)
+      / (max(float(np.max(np.abs(a))) for a, _ in pairs) + 1e-12)
+      for pairs in groups.values())
+print(json.dumps(out))
+'''
+
+
+def test_every_model_and_loss_gives_the_same_state_on_one_and_four_devices():
+  """Covers each model's BatchNorm over the data axis and each loss's batch
+  means over the global batch (a relativistic loss on device-local means
+  would differ)."""
+  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}
+  result = subprocess.run([sys.executable, '-c', DEVICE_SCRIPT], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  differences = json.loads(result.stdout.strip().splitlines()[-1])
+  expected = {f'model:{n}' for n in models.MODELS} | {f'loss:{n}' for n in losses.LOSSES}
+  assert set(differences) == expected
+  # Float32 summation order only; a loss averaged wrongly is off by ~100 %.
+  assert max(differences.values()) < 1e-4, differences
+
+
+# ----------------------------------------------------------------- schedules
+
+
+@pytest.mark.parametrize('name', list(schedules.SCHEDULES))
+def test_every_schedule_starts_at_its_peak_and_stays_in_range(name):
+  schedule = schedules.SCHEDULES[name](1e-3, 100)
+  values = [float(schedule(s)) if callable(schedule) else schedule
+            for s in (0, 50, 100, 150)]
+  np.testing.assert_allclose(values[0], 1e-3)
+  assert all(0 <= v <= 1e-3 * (1 + 1e-6) for v in values)
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _toy_config(loss: str) -> ml_collections.ConfigDict:
+  """ring8 with a small MLP; two steps compile and run in about a second."""
+  config = configs.toy_config('ring8')
+  config.loss.name = loss
+  config.model.width, config.model.depth = 32, 2
+  config.train.batch_size = 16
+  config.train.d_steps = 1  # every loss's math, without its extra D steps
+  config.eval.evaluators = ''
+  return config
+
+
+def _small_run(config: ml_collections.ConfigDict,
+               shape: tuple[int, ...]) -> ml_collections.ConfigDict:
+  """`config` on synthetic data of `shape`, batch 8, few steps, no evaluators."""
+  config.data.name = _dataset_for(shape)
+  config.data.source = data.DATASETS[config.data.name].sources[0]
+  config.train.batch_size = 8
+  config.train.num_steps = 2
+  config.train.log_every = config.train.sample_every = 2
+  config.train.checkpoint_every = 2
+  config.eval.evaluators = ''
+  return config
+
+
+def _train_steps(config, source, steps: int):
+  gan = train.build_gan(config, source.example_shape, source.sample_one)
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  state = train.fresh_states(gan, [config.seed], mesh)
+  step = parallel.shard_map_step(
+      lambda s, a: train.train_step_seeds(gan, s, a), mesh)
+  arrays = parallel.replicate(source.arrays, mesh)
+  metrics = None
+  for _ in range(steps):
+    state, metrics = step(state, arrays)
+  return train.member(state, 0), metrics
