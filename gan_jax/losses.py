@@ -127,6 +127,28 @@ def wasserstein_generator_loss(real_scores: Array | None,
   return -jnp.mean(fake_scores)
 
 
+def hinge_discriminator_loss(real_logits: Array, fake_logits: Array) -> Array:
+  """The hinge loss of D: E[relu(1 - D(x))] + E[relu(1 + D(G(z)))].
+
+  D is pushed to logits >= 1 on real and <= -1 on generated examples, and
+  gets no gradient from examples beyond those margins. Its generator loss is
+  `wasserstein_generator_loss`, -E[D(G(z))].
+
+  Args:
+    real_logits: D's logits on real examples.
+    fake_logits: D's logits on generated examples.
+
+  Returns:
+    The scalar loss (>= 0).
+
+  References:
+    Lim & Ye, Geometric GAN, arXiv:1705.02894, 2017;
+    Miyato et al., Spectral Normalization for GANs, ICLR 2018, eq. (17).
+  """
+  return (jnp.mean(jax.nn.relu(1.0 - real_logits))
+          + jnp.mean(jax.nn.relu(1.0 + fake_logits)))
+
+
 def gradient_penalty(
     critic: Callable[[Array], Array],
     real: Array,
@@ -228,6 +250,10 @@ LOSSES: dict[str, Loss] = {
         'D: E D(G(z)) − E D(x) + λ E(‖∇D(x̂)‖₂ − 1)²; G: −E D(G(z))'
         ' (Gulrajani et al. 2017)',
         d_steps=5, penalties=('gradient_penalty',)),
+    'hinge': Loss(
+        hinge_discriminator_loss, wasserstein_generator_loss,
+        'D: E relu(1 − D(x)) + E relu(1 + D(G(z))); G: −E D(G(z))'
+        ' (Lim & Ye 2017; Miyato et al. 2018)'),
 }
 
 PENALTIES: dict[str, Penalty] = {

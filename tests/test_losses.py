@@ -100,3 +100,18 @@ def test_generator_reads_real_only_where_its_loss_does():
   reads = losses.Loss(losses.minimax_discriminator_loss,
                       lambda real, fake: jnp.mean(fake - jnp.mean(real)), 'test')
   assert losses.generator_reads_real(reads)
+
+
+def test_hinge_losses_match_numpy_and_stop_at_the_margins():
+  real, fake = LOGITS, LOGITS[::-1] * 0.5
+  r, f = np.float64(real), np.float64(fake)
+  want_d = np.mean(np.maximum(0.0, 1.0 - r)) + np.mean(np.maximum(0.0, 1.0 + f))
+  hinge = losses.LOSSES['hinge']
+  np.testing.assert_allclose(hinge.d_loss(real, fake), want_d, rtol=1e-6)
+  # -E D(G(z)): the mean of +-1e4 logits cancels, to float32 round-off.
+  np.testing.assert_allclose(hinge.g_loss(real, fake), -np.mean(f), atol=2e-3)
+  # No gradient from examples beyond the margins (real >= 1, fake <= -1).
+  d_real, d_fake = jax.grad(hinge.d_loss, argnums=(0, 1))(
+      jnp.array([2.0, 0.5]), jnp.array([-2.0, 0.0]))
+  np.testing.assert_allclose(d_real, [0.0, -0.5])
+  np.testing.assert_allclose(d_fake, [0.0, 0.5])
