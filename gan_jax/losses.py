@@ -149,6 +149,44 @@ def hinge_discriminator_loss(real_logits: Array, fake_logits: Array) -> Array:
           + jnp.mean(jax.nn.relu(1.0 + fake_logits)))
 
 
+def least_squares_discriminator_loss(real_logits: Array,
+                                     fake_logits: Array) -> Array:
+  """LSGAN's D loss with the 0-1 coding: 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2].
+
+  Args:
+    real_logits: D's outputs on real examples (no sigmoid).
+    fake_logits: D's outputs on generated examples.
+
+  Returns:
+    The scalar loss (>= 0).
+
+  References:
+    Mao et al., Least Squares Generative Adversarial Networks, ICCV 2017,
+    eq. (2) with a = 0, b = 1.
+  """
+  return (0.5 * jnp.mean(jnp.square(real_logits - 1.0))
+          + 0.5 * jnp.mean(jnp.square(fake_logits)))
+
+
+def least_squares_generator_loss(real_logits: Array | None,
+                                 fake_logits: Array) -> Array:
+  """LSGAN's G loss with the 0-1 coding: 1/2 E[(D(G(z)) - 1)^2].
+
+  Args:
+    real_logits: unused.
+    fake_logits: D's outputs on generated examples.
+
+  Returns:
+    The scalar loss (>= 0).
+
+  References:
+    Mao et al., Least Squares Generative Adversarial Networks, ICCV 2017,
+    eq. (2) with c = 1.
+  """
+  del real_logits
+  return 0.5 * jnp.mean(jnp.square(fake_logits - 1.0))
+
+
 def gradient_penalty(
     critic: Callable[[Array], Array],
     real: Array,
@@ -254,6 +292,10 @@ LOSSES: dict[str, Loss] = {
         hinge_discriminator_loss, wasserstein_generator_loss,
         'D: E relu(1 − D(x)) + E relu(1 + D(G(z))); G: −E D(G(z))'
         ' (Lim & Ye 2017; Miyato et al. 2018)'),
+    'least_squares': Loss(
+        least_squares_discriminator_loss, least_squares_generator_loss,
+        'D: ½E(D(x) − 1)² + ½E D(G(z))²; G: ½E(D(G(z)) − 1)², the 0-1 coding'
+        ' of LSGAN (Mao et al. 2017)'),
 }
 
 PENALTIES: dict[str, Penalty] = {

@@ -115,3 +115,19 @@ def test_hinge_losses_match_numpy_and_stop_at_the_margins():
       jnp.array([2.0, 0.5]), jnp.array([-2.0, 0.0]))
   np.testing.assert_allclose(d_real, [0.0, -0.5])
   np.testing.assert_allclose(d_fake, [0.0, 0.5])
+
+
+def test_least_squares_losses_match_numpy():
+  real, fake = LOGITS, LOGITS[::-1] * 0.5
+  r, f = np.float64(real), np.float64(fake)
+  lsgan = losses.LOSSES['least_squares']
+  np.testing.assert_allclose(lsgan.d_loss(real, fake),
+                             0.5 * np.mean((r - 1) ** 2) + 0.5 * np.mean(f ** 2),
+                             rtol=1e-6)
+  np.testing.assert_allclose(lsgan.g_loss(real, fake),
+                             0.5 * np.mean((f - 1) ** 2), rtol=1e-6)
+  # The gradient pulls D(x) to 1, D(G(z)) to 0, and G's D(G(z)) to 1.
+  x = jnp.array([3.0, -1.0])
+  np.testing.assert_allclose(jax.grad(lsgan.d_loss, argnums=(0, 1))(x, x),
+                             [(x - 1) / 2, x / 2])
+  np.testing.assert_allclose(jax.grad(lsgan.g_loss, argnums=1)(x, x), (x - 1) / 2)
