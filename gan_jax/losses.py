@@ -187,6 +187,44 @@ def least_squares_generator_loss(real_logits: Array | None,
   return 0.5 * jnp.mean(jnp.square(fake_logits - 1.0))
 
 
+def relativistic_average_discriminator_loss(real_logits: Array,
+                                            fake_logits: Array) -> Array:
+  """RaSGAN's D loss: how much more real the real examples look than the
+  average fake, and the fakes than the average real.
+
+  E_x[softplus(-(D(x) - E D(G(z))))] + E_z[softplus(D(G(z)) - E D(x))], the
+  means inside taken over the global batch (the training step gathers the
+  logits of every device).
+
+  Args:
+    real_logits: D's logits on real examples (the global batch).
+    fake_logits: D's logits on generated examples (the global batch).
+
+  Returns:
+    The scalar loss.
+
+  References:
+    Jolicoeur-Martineau, The relativistic discriminator: a key element
+    missing from standard GAN, ICLR 2019, eq. (13)-(14) (RaSGAN).
+  """
+  real_vs_fake = real_logits - jnp.mean(fake_logits)
+  fake_vs_real = fake_logits - jnp.mean(real_logits)
+  return (jnp.mean(jax.nn.softplus(-real_vs_fake))
+          + jnp.mean(jax.nn.softplus(fake_vs_real)))
+
+
+def relativistic_average_generator_loss(real_logits: Array,
+                                        fake_logits: Array) -> Array:
+  """RaSGAN's G loss: D's loss with real and fake swapped, so G also lowers
+  how real the real data looks relative to its samples. G's gradient flows
+  through the fake logits only.
+
+  References:
+    Jolicoeur-Martineau, ICLR 2019, eq. (15) (RaSGAN).
+  """
+  return relativistic_average_discriminator_loss(fake_logits, real_logits)
+
+
 def gradient_penalty(
     critic: Callable[[Array], Array],
     real: Array,
@@ -296,6 +334,12 @@ LOSSES: dict[str, Loss] = {
         least_squares_discriminator_loss, least_squares_generator_loss,
         'D: ½E(D(x) − 1)² + ½E D(G(z))²; G: ½E(D(G(z)) − 1)², the 0-1 coding'
         ' of LSGAN (Mao et al. 2017)'),
+    'relativistic': Loss(
+        relativistic_average_discriminator_loss,
+        relativistic_average_generator_loss,
+        'D: E softplus(−(D(x) − E D(G(z)))) + E softplus(D(G(z)) − E D(x));'
+        ' G: the same with real and fake swapped; RaSGAN'
+        ' (Jolicoeur-Martineau 2019)'),
 }
 
 PENALTIES: dict[str, Penalty] = {

@@ -131,3 +131,33 @@ def test_least_squares_losses_match_numpy():
   np.testing.assert_allclose(jax.grad(lsgan.d_loss, argnums=(0, 1))(x, x),
                              [(x - 1) / 2, x / 2])
   np.testing.assert_allclose(jax.grad(lsgan.g_loss, argnums=1)(x, x), (x - 1) / 2)
+
+
+def np_rasgan(real, fake):
+  """RaSGAN's D loss in float64; G's is the same with the arguments swapped."""
+  real, fake = np.float64(real), np.float64(fake)
+  return (np.mean(np.logaddexp(0.0, -(real - np.mean(fake))))
+          + np.mean(np.logaddexp(0.0, fake - np.mean(real))))
+
+
+def test_relativistic_average_losses_match_numpy():
+  real, fake = LOGITS, LOGITS[::-1] * 0.5 + 1.0
+  rasgan = losses.LOSSES['relativistic']
+  np.testing.assert_allclose(rasgan.d_loss(real, fake), np_rasgan(real, fake),
+                             rtol=1e-5)
+  np.testing.assert_allclose(rasgan.g_loss(real, fake), np_rasgan(fake, real),
+                             rtol=1e-5)
+  # G's loss reads the real logits, so the step computes them for it.
+  assert losses.generator_reads_real(rasgan)
+
+
+def test_relativistic_batch_means_are_the_batchs_not_its_parts():
+  """The loss of a batch is not the mean of its halves' losses: the step must
+  hand it the global batch's logits (the contract tests check 1 vs 4
+  devices)."""
+  real = jnp.array([3.0, 2.5, 3.5, 3.0, -1.0, -0.5, -1.5, -1.0])
+  fake = -real
+  d_loss = losses.LOSSES['relativistic'].d_loss
+  halves = np.mean([d_loss(real[:4], fake[:4]), d_loss(real[4:], fake[4:])])
+  np.testing.assert_allclose(d_loss(real, fake), np_rasgan(real, fake), rtol=1e-6)
+  assert abs(float(d_loss(real, fake)) - halves) > 0.1
