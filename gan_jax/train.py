@@ -251,6 +251,8 @@ def _global(logits: Array) -> Array:
   """The logits of the whole global batch, gathered from every device in
   device order: a loss's batch means are then over the global batch. (Its
   gradient flows back to each device's own examples.)"""
+  if jax.lax.axis_size(DATA_AXIS) == 1:
+    return logits  # no collective to run on one device
   return jax.lax.all_gather(logits, DATA_AXIS, tiled=True)
 
 
