@@ -96,7 +96,7 @@ def _from_storable(stored):
 
 
 def _path_name(path) -> str:
-  """'g_params/Dense_0/kernel', whether the tree holds dicts, dataclasses or tuples."""
+  """'g/params/Dense_0/kernel', whether the tree holds dicts, dataclasses or tuples."""
   parts = []
   for entry in path:
     for attr in ('key', 'name', 'idx'):
@@ -142,7 +142,7 @@ class Checkpoints:
     self._unchecksummed.append(step)
 
   def shapes(self, step: int) -> dict[str, tuple]:
-    """The shape of each leaf of checkpoint `step`, by path ('g_params/...')."""
+    """The shape of each leaf of checkpoint `step`, by path ('g/params/...')."""
     return _leaf_paths(self._manager.item_metadata(step).tree)
 
   def check_fits(self, abstract_state, step: int) -> None:

@@ -48,9 +48,9 @@ def tables() -> dict[str, str]:
             else 'when its weight is > 0')
            for name, p in losses.PENALTIES.items()]),
       'models': _table(
-          ('`model.name`', 'what', 'its keys (default)'),
-          [(f'`{name}`', spec.summary, ', '.join(
-              f'`model.{k}` ({f.default!r})' for k, f in spec.fields.items()))
+          ('`model.name`', 'what', 'its keys (default): what'),
+          [(f'`{name}`', spec.summary, '; '.join(
+              f'`model.{k}` ({f.default!r}): {f.doc}' for k, f in spec.fields.items()))
            for name, spec in models.MODELS.items()]),
       'datasets': _table(
           ('`data.name`', 'what', 'shape', '`data.source`'),

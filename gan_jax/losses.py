@@ -143,7 +143,7 @@ def hinge_discriminator_loss(real_logits: Array, fake_logits: Array) -> Array:
 
   References:
     Lim & Ye, Geometric GAN, arXiv:1705.02894, 2017;
-    Miyato et al., Spectral Normalization for GANs, ICLR 2018, eq. (17).
+    Miyato et al., Spectral Normalization for GANs, ICLR 2018, eq. (16).
   """
   return (jnp.mean(jax.nn.relu(1.0 - real_logits))
           + jnp.mean(jax.nn.relu(1.0 + fake_logits)))

@@ -35,7 +35,6 @@ def setup() -> None:
   global _done
   if _done:
     return
-  _done = True
   started = xla_bridge.backends_are_initialized()
   added = xla_flags.set_cpu_flags()
   if started and added:
@@ -44,3 +43,4 @@ def setup() -> None:
         ' XLA_FLAGS %s takes no effect in this process; call it before'
         ' anything uses JAX.', ' '.join(added))
   threefry.use_unrolled_lowering()
+  _done = True

@@ -153,7 +153,8 @@ def seed_batching(choice: str, model: str, backend: str) -> str:
   """
   if choice != 'auto':
     return choice
-  return 'loop' if backend == 'cpu' and model != 'mlp' else 'vmap'
+  convolutional = registry.lookup(models.MODELS, 'model.name', model).convolutional
+  return 'loop' if backend == 'cpu' and convolutional else 'vmap'
 
 
 def _init_player(module: nn.Module, optimizer: optax.GradientTransformation,
@@ -222,14 +223,18 @@ def _latents(gan: GAN, key: Array) -> Array:
 def _apply(module: nn.Module, player: Player, params: PyTree, *args,
            update_collections: bool, **kwargs) -> tuple[Array, PyTree]:
   """module(*args, train=True) with the player's variables (its `params`
-  replaced); returns the output and the player's collections, updated by
+  replaced); returns the output and the player's collections, as updated by
   this pass when `update_collections` (BatchNorm statistics, averaged over
-  the data axis by the module) and unchanged otherwise."""
+  the data axis by the module; spectral normalisation's power iteration) and
+  unchanged otherwise. (Training mode writes them either way, so they are
+  always mutable here.)"""
   variables = player.variables(params)
-  if not (update_collections and player.collections):
+  if not player.collections:
     return module.apply(variables, *args, train=True, **kwargs), player.collections
   out, updates = module.apply(variables, *args, train=True,
                               mutable=list(player.collections), **kwargs)
+  if not update_collections:
+    return out, player.collections
   return out, {**player.collections, **updates}
 
 
@@ -272,7 +277,10 @@ def _apply_gradients(optimizer: optax.GradientTransformation, params, opt_state,
 def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
                           key: Array) -> tuple[GANState, dict[str, Array]]:
   """One discriminator (critic) update on fresh real and generated batches."""
-  real_key, z_key, real_drop, fake_drop, gp_key, gp_drop = jax.random.split(key, 6)
+  # Keys 4 + 2j and 5 + 2j belong to penalty j of losses.PENALTIES, whichever
+  # others are active (the gradient penalty's are those it always had).
+  keys = jax.random.split(key, 4 + 2 * len(losses.PENALTIES))
+  real_key, z_key, real_drop, fake_drop = keys[:4]
   real = _real_batch(gan, data_arrays, real_key)
   fake, _ = _apply(gan.generator, state.g, state.g.params,
                    _latents(gan, z_key), update_collections=True)
@@ -291,9 +299,9 @@ def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
     real_logits, fake_logits = jnp.split(logits, 2)
     loss = gan.loss.d_loss(_global(real_logits), _global(fake_logits))
     metrics = {'d_real': jnp.mean(real_logits), 'd_fake': jnp.mean(fake_logits)}
-    for i, (_, penalty, weight) in enumerate(gan.penalties):
-      keys_key, drop_key = ((gp_key, gp_drop) if i == 0 else
-                            jax.random.split(jax.random.fold_in(gp_key, i)))
+    for name, penalty, weight in gan.penalties:
+      j = list(losses.PENALTIES).index(name)
+      keys_key, drop_key = keys[4 + 2 * j], keys[5 + 2 * j]
       critic = lambda x, k=drop_key: _discriminate(  # noqa: E731
           gan, state.d, d_params, x, _local_keys(k, gan.batch_size))[0]
       value = penalty.fn(critic, real, fake,
@@ -314,11 +322,12 @@ def _generator_update(gan: GAN, state: GANState, data_arrays: dict,
                       key: Array) -> tuple[GANState, dict[str, Array]]:
   """One generator update against the current discriminator. D's logits on
   a real batch are computed only when G's loss reads them."""
-  z_key, drop_key = jax.random.split(key)
+  # The first two as split(key) gives them (threefry_partitionable): losses
+  # that do not read real logits draw what they always drew.
+  z_key, drop_key, real_key, real_drop = jax.random.split(key, 4)
   z = _latents(gan, z_key)
   real_logits = None
   if gan.generator_reads_real:
-    real_key, real_drop = jax.random.split(jax.random.fold_in(key, 1))
     real_logits = _global(_discriminate(
         gan, state.d, state.d.params, _real_batch(gan, data_arrays, real_key),
         _local_keys(real_drop, gan.batch_size))[0])

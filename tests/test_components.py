@@ -20,7 +20,10 @@ UNCHECKED = {'seed', 'data.name', 'data.path', 'data.tfds_data_dir',
 def test_the_readme_tables_are_the_registries():
   with open(os.path.join(REPO, 'README.md')) as f:
     readme = f.read()
-  assert readme == components.with_tables(readme, components.tables()), (
+  generated = components.tables()
+  for name in generated:
+    assert f'<!-- registry: {name} -->' in readme, f'README.md lacks the {name} table'
+  assert readme == components.with_tables(readme, generated), (
       'README.md is behind the registries; run: python -m gan_jax.components --write')
 
 

@@ -52,11 +52,11 @@ def test_every_loss_is_a_scalar_and_its_penalties_exist(name):
 
 @pytest.mark.parametrize('name', list(losses.PENALTIES))
 def test_every_penalty_is_finite_and_per_example(name):
-  """A linear critic's input gradient is its weight for every example: the
-  penalty is finite, and the same for a batch and for each half of it."""
+  """Finite, and a mean over examples each with its own key: a batch's
+  penalty is the mean of its halves' (a critic with per-example gradients)."""
   penalty = losses.PENALTIES[name]
-  w = jnp.array([0.6, -1.7])
-  critic = lambda x: x @ w  # noqa: E731
+  w = jnp.array([[0.6, -1.7, 0.3], [1.1, 0.4, -0.9]])
+  critic = lambda x: jnp.sum(jnp.tanh(x @ w) ** 2, axis=-1)  # noqa: E731
   rng = np.random.default_rng(0)
   real, fake = (jnp.asarray(rng.normal(size=(8, 2)), jnp.float32) for _ in 'rf')
   keys = jax.random.split(jax.random.key(0), 8)
@@ -166,6 +166,8 @@ def test_every_model_resumes_bit_exactly(tmp_path, name):
 # gradient near 0 into differences of 2 lr that later steps compound.)
 DEVICE_SCRIPT = r'''
 import functools, json, sys
+from gan_jax import runtime
+runtime.setup()
 import jax
 jax.config.update('jax_disable_most_optimizations', True)
 import numpy as np

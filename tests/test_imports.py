@@ -182,6 +182,8 @@ def test_gan_jax_modules_import_no_cycle():
   assert {'gan_jax.errors', 'gan_jax.runtime'} <= graph['gan_jax.cli']
   assert 'gan_jax.data' in graph['gan_jax.classifier']
   assert 'gan_jax.cli' in graph['gan_jax.classifier.__main__']
+  # configs is a leaf: no component module at import time.
+  assert graph['gan_jax.configs'] <= {'gan_jax', 'gan_jax.errors', 'gan_jax.registry'}
   cycle = find_cycle(graph)
   assert cycle is None, 'import cycle: ' + ' -> '.join(cycle)
 

@@ -8,12 +8,13 @@ import nbclient
 import nbformat
 import pytest
 
+from gan_jax import losses
 from tests.conftest import REPO
 from tests.test_analysis import write_image_run
 from tests.test_analysis import write_sweep
 
 NOTEBOOK = os.path.join(REPO, 'notebooks', 'compare_losses.ipynb')
-LOSSES = ('vanilla', 'non_saturating', 'wgan_gp')
+LOSSES = tuple(losses.LOSSES)
 
 
 def tagged(notebook, tag: str):

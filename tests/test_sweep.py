@@ -12,6 +12,7 @@ import ml_collections
 import pytest
 
 from gan_jax import files
+from gan_jax import losses
 from gan_jax import preemption
 from gan_jax import sweep
 from gan_jax import train
@@ -75,11 +76,11 @@ def test_product_order_types_and_names():
 
 def test_config_get_sweep_is_the_base_of_the_product(tmp_path):
   config = ring8_config()
-  losses = ['vanilla', 'non_saturating', 'wgan_gp']
+  names = list(losses.LOSSES)  # ring8's get_sweep(): every registered loss
   assert sweep.sweep_points(RING8, config, TINY, []) == [
-      {'loss.name': loss} for loss in losses]
+      {'loss.name': loss} for loss in names]
   assert sweep.sweep_points(RING8, config, TINY, ['optim.g_lr=1e-3,1e-4']) == [
-      {'loss.name': loss, 'optim.g_lr': lr} for loss in losses for lr in (1e-3, 1e-4)]
+      {'loss.name': loss, 'optim.g_lr': lr} for loss in names for lr in (1e-3, 1e-4)]
   # The command line wins: a --sweep or --config of a get_sweep() key replaces it.
   assert sweep.sweep_points(RING8, config, TINY, ['loss.name=wgan_gp']) == [
       {'loss.name': 'wgan_gp'}]
@@ -347,7 +348,7 @@ def test_the_command_prints_commands_with_the_multi_host_flags():
        '--config.train.num_steps=4', f'--config.loss.name={loss}',
        '--config.optim.g_lr=0.001', '--coordinator_address=host0:1234',
        '--num_processes=2', '--process_id=1']
-      for loss in ('vanilla', 'non_saturating', 'wgan_gp')]
+      for loss in losses.LOSSES]
 
 
 def test_bad_input_on_the_command_line_is_a_one_line_error(tmp_path):

@@ -5,7 +5,10 @@ Every loss and model: tests/test_contracts.py."""
 import functools
 import json
 import os
+from typing import Any
 
+import flax
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,9 +18,11 @@ from gan_jax import checkpoints
 from gan_jax import configs
 from gan_jax import data
 from gan_jax import losses
+from gan_jax import models
 from gan_jax import parallel
 from gan_jax import schedules
 from gan_jax import train
+from gan_jax.models import mlp
 from tests.conftest import restored_state
 from tests.conftest import tiny_image_config
 from tests.conftest import tiny_toy_config
@@ -134,21 +139,88 @@ def test_an_unknown_schedule_is_a_user_error():
     configs.validate(config, 1)
 
 
-def test_a_checkpoint_from_before_players_loads_into_them(tmp_path):
-  """The layout of gan_jax before train.Player (g_params, g_batch_stats, ...),
-  with the DCGAN's BatchNorm statistics."""
-  config = configs.resolve(configs.default_config())
-  gan = train.build_gan(config, (28, 28, 1))
+@flax.struct.dataclass
+class StateOfEbf5d69:
+  """train.GANState as gan_jax wrote it up to commit ebf5d69, verbatim."""
+  step: jax.Array
+  g_params: Any
+  g_batch_stats: Any
+  g_opt_state: Any
+  d_params: Any
+  d_opt_state: Any
+  key: jax.Array
+  nonfinite_step: jax.Array
+
+
+@pytest.mark.parametrize('model, seed_axis', [('dcgan', True), ('mlp', True),
+                                              ('mlp', False)])
+def test_a_checkpoint_from_before_players_loads_into_them(tmp_path, model, seed_axis):
+  """The layout before train.Player (g_params, g_batch_stats, ...), with and
+  without BatchNorm statistics, with and without the seed axis."""
+  config = configs.default_config() if model == 'dcgan' else tiny_toy_config()
+  config = configs.resolve(config)
+  gan = train.build_gan(config, (28, 28, 1) if model == 'dcgan' else (2,))
   mesh = parallel.make_mesh(jax.devices()[:1])
   state = train.fresh_states(gan, [0], mesh)
+  old = StateOfEbf5d69(
+      step=state.step, g_params=state.g.params,
+      g_batch_stats=state.g.collections.get('batch_stats', {}),
+      g_opt_state=state.g.opt_state, d_params=state.d.params,
+      d_opt_state=state.d.opt_state, key=state.key,
+      nonfinite_step=state.nonfinite_step)
+  if not seed_axis:  # before num_seeds existed
+    old = jax.tree.map(lambda x: x[0], old)
   ckpts = checkpoints.Checkpoints(str(tmp_path / 'checkpoints'))
-  ckpts.save(3, train._before_players(state))
+  ckpts.save(3, old)
   ckpts.wait()
   restored = train._restore(gan, ckpts, mesh, 1)
   ckpts.close()
-  for a, b in zip(jax.tree.leaves(jax.random.key_data(state.key)),
-                  jax.tree.leaves(jax.random.key_data(restored.key)), strict=True):
+  want, got = (jax.device_get(s.replace(key=jax.random.key_data(s.key)))
+               for s in (state, restored))
+  assert jax.tree.structure(want) == jax.tree.structure(got)
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
     np.testing.assert_array_equal(a, b)
-  for a, b in zip(jax.tree.leaves(state.replace(key=0)),
-                  jax.tree.leaves(restored.replace(key=0)), strict=True):
-    np.testing.assert_array_equal(a, b)
+
+
+class SpectralNormCritic(nn.Module):
+  """A critic with a collection of its own (spectral normalisation's)."""
+
+  @nn.compact
+  def __call__(self, x, train: bool, example_keys_B=None):
+    del example_keys_B
+    h = nn.relu(nn.SpectralNorm(nn.Dense(16))(x, update_stats=train))
+    return nn.SpectralNorm(nn.Dense(1))(h, update_stats=train)[:, 0]
+
+
+def test_a_discriminator_with_its_own_collection_trains_and_resumes(
+    tmp_path, monkeypatch):
+  """Registered as a model, no change to the step: its power-iteration state
+  lives in D's collections, is updated by D's own updates only, and is
+  checkpointed."""
+  spec = models.Model(
+      lambda config, shape, dtype: (mlp.Generator(16, 1, shape[0]),
+                                    SpectralNormCritic()),
+      fields={}, summary='test', test_shape=(2,), param_counts=(0, 0),
+      convolutional=False)
+  monkeypatch.setitem(models.MODELS, 'spectral_norm_test', spec)
+  config = tiny_toy_config('wgan_gp')  # penalty passes and 5 critic steps
+  config.model.name = 'spectral_norm_test'
+  config.optim.schedule = 'constant'  # a decay would follow num_steps
+  _, state, step, arrays = build(config)
+  before = jax.device_get(state.d.collections)
+  assert 'batch_stats' in before
+  state, metrics = step(state, arrays)
+  assert all_finite(metrics)
+  assert changed(before, jax.device_get(state.d.collections))
+
+  config.train.num_steps = 4
+  train.train_and_evaluate(config, str(tmp_path / 'straight'))
+  config.train.num_steps = 2
+  train.train_and_evaluate(config, str(tmp_path / 'resumed'))
+  config.train.num_steps = 4
+  train.train_and_evaluate(config, str(tmp_path / 'resumed'))
+  straight = restored_state(str(tmp_path / 'straight'))
+  resumed = restored_state(str(tmp_path / 'resumed'))
+  for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(straight)[0],
+                          jax.tree.leaves(resumed), strict=True):
+    np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))

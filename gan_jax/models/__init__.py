@@ -1,7 +1,7 @@
 """Generator/discriminator pairs: the registry `MODELS`, picked by `config.model.name`.
 
-The contract every model keeps (tests/test_contracts_models.py checks it for
-every entry of MODELS):
+The contract every model keeps (tests/test_contracts.py checks it for every
+entry of MODELS):
 
 * Generator: `G(z_BL, train) -> x` of the data's example shape, float32
   whatever the compute dtype (the losses are computed in float32).
@@ -59,6 +59,9 @@ class Model:
     test_shape: an example shape it fits, for the contract tests.
     param_counts: (generator, discriminator) parameters at `test_shape` with
       the fields' defaults and latent_dim 100 (a contract test checks them).
+    convolutional: whether it convolves; then several seeds run one after
+      another on the CPU (train.seed_batching), where vmapped per-seed
+      kernels would make slow grouped convolutions.
   """
 
   build: Builder
@@ -66,6 +69,7 @@ class Model:
   summary: str
   test_shape: tuple[int, ...]
   param_counts: tuple[int, int]
+  convolutional: bool
 
 
 def _build_dcgan(config, example_shape, dtype):
@@ -95,28 +99,33 @@ MODELS: dict[str, Model] = {
         _build_dcgan,
         fields={
             'dropout': Field(0.3, registry.FRACTION,
-                             'dropout rate in the discriminator'),
+                             'the dropout rate in the discriminator'),
             # Transposed convolutions (G's layers, and the input gradients of
             # D's strided convolutions) as one stride-1 convolution and a
             # depth-to-space shuffle ('subpixel', several times faster on
             # CPU), or through nn.ConvTranspose and nn.Conv ('flax', the
             # reference): the same function and parameters.
-            'transposed_conv': Field('subpixel', TRANSPOSED_CONVS,
-                                     'sub-pixel or Flax transposed convs'),
+            'transposed_conv': Field(
+                'subpixel', TRANSPOSED_CONVS,
+                'transposed convolutions as a stride-1 convolution and a'
+                ' depth-to-space shuffle (\'subpixel\'), or Flax\'s'
+                ' (\'flax\', the reference)'),
         },
         summary=('the TensorFlow DCGAN tutorial\'s convolutional pair'
                  ' (Radford et al. 2016), for images with sides divisible'
                  ' by 4'),
-        test_shape=(28, 28, 1), param_counts=(2_305_472, 212_865)),
+        test_shape=(28, 28, 1), param_counts=(2_305_472, 212_865),
+        convolutional=True),
     'mlp': Model(
         _build_mlp,
         fields={
-            'width': Field(512, registry.POSITIVE, 'mlp: units per hidden layer'),
-            'depth': Field(3, registry.POSITIVE, 'mlp: hidden layers per player'),
+            'width': Field(512, registry.POSITIVE, 'units per hidden layer'),
+            'depth': Field(3, registry.POSITIVE, 'hidden layers in each player'),
         },
         summary=('ReLU MLPs of the WGAN-GP toy code (Gulrajani et al. 2017),'
                  ' for 2-D points'),
-        test_shape=(2,), param_counts=(578_050, 527_361)),
+        test_shape=(2,), param_counts=(578_050, 527_361),
+        convolutional=False),
 }
 
 
