@@ -87,6 +87,11 @@ def default_config() -> ml_collections.ConfigDict:
   # The LeNet of the classifier/stacked_mnist evaluators ('' = classifiers/
   # <data.name>, classifiers/mnist for stacked_mnist; see gan_jax.classifier).
   c.eval.classifier_dir = ''
+  # The inception evaluator: converted weights ('' = $GAN_JAX_INCEPTION, else
+  # ~/.cache/gan_jax/inception-2015-12-05.npz; see gan_jax.inception) and
+  # where the real statistics are cached ('' = ~/.cache/gan_jax/reference).
+  c.eval.inception = ''
+  c.eval.inception_cache = ''
   return c
 
 

@@ -57,9 +57,13 @@ def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
   if os.path.exists(path):
     with open(path) as f:
       results = json.load(f)
+  about = getattr(score_samples, 'about', None) or {}
   results.update(**figures, metrics_step=step)
+  results.pop('metrics_about', None)  # an earlier scoring's, maybe other evaluators
+  if about:
+    results['metrics_about'] = about
   files.write_json(path, results)
-  return {'step': step, **figures}
+  return {'step': step, **figures, **({'metrics_about': about} if about else {})}
 
 
 def main(argv: list[str]) -> None:

@@ -1,9 +1,11 @@
 """Evaluators: sample-quality figures of a generator, picked by `config.eval.evaluators`.
 
 EVALUATORS maps each name to its spec: how it is built, the datasets it
-applies to, a summary and the figures it writes. The image ones score in the
-feature space of the project's LeNet (gan_jax.classifier), NOT Inception-v3's;
-hence the `_lenet` in their names.
+applies to, a summary and the figures it writes. `classifier` scores in the
+feature space of the project's LeNet (gan_jax.classifier), hence the `_lenet`
+in its names; `inception` in the pool3 space of the FID Inception-v3
+(gan_jax.inception), the figures papers report, with N and the weights' hash
+in results.json's `metrics_about` (FID is biased by N: Chong & Forsyth 2020).
 
 `build` checks the evaluators against the data, loads what they need (the
 classifier, the real reference set) and returns one function, samples ->
@@ -14,12 +16,14 @@ and at the end (TensorBoard `eval/<name>`, `results.json` `metrics`), and in
 Each image evaluator also reports the same figures for held-out REAL data
 (`real_<name>`): what a perfect generator would score with as many samples,
 the floor (or ceiling) that makes a figure mean something. They are computed
-once per dataset, classifier and sample count and cached in the classifier's
-directory (floors.json).
+once per dataset, network and sample count and cached (floors.json) in the
+classifier's directory or in eval.inception_cache, beside the real Inception
+statistics.
 """
 
 from collections.abc import Callable
 import dataclasses
+import hashlib
 import json
 import os
 
@@ -29,6 +33,7 @@ import numpy as np
 from gan_jax import classifier
 from gan_jax import data
 from gan_jax import files
+from gan_jax import inception
 from gan_jax import metrics
 from gan_jax.errors import UserError
 
@@ -83,6 +88,9 @@ def build(names: tuple[str, ...], config, source: data.DataSource) -> Scorer:
       scores.update(scorer(samples))
     return scores
 
+  score.about = {}  # what a figure needs beside it (the inception one's N, weights)
+  for scorer in scorers:
+    score.about.update(getattr(scorer, 'about', {}))
   return score
 
 
@@ -203,6 +211,99 @@ def _classifier(config, source: data.DataSource) -> Scorer:
   return score
 
 
+# ----------------------------------------------------------------- inception
+
+
+INCEPTION_FIGURES = ('fid', 'kid', 'kid_std', 'precision_inception',
+                     'recall_inception', 'density_inception',
+                     'coverage_inception', 'is', 'is_std')
+
+
+def inception_figures(real_gaussian: tuple[np.ndarray, np.ndarray],
+                      real_feats: np.ndarray, feats: np.ndarray,
+                      logits: np.ndarray | None) -> dict[str, float]:
+  """FID (float64), KID, precision/recall (k = 3), density/coverage (k = 5)
+  of Inception features `feats` against the real ones, and IS (10 splits)
+  when there are logits: INCEPTION_FIGURES."""
+  kid_mean, kid_std = metrics.kernel_inception_distance(
+      real_feats, feats, jax.random.key(SUBSET_SEED))
+  pr = metrics.precision_recall(real_feats, feats, k=3)
+  dc = metrics.density_coverage(real_feats, feats, k=5)
+  figures = {
+      'fid': metrics.frechet_distance64(real_gaussian,
+                                        metrics.gaussian_factor64(feats)),
+      'kid': float(kid_mean), 'kid_std': float(kid_std),
+      **{f'{k}_inception': float(v) for k, v in {**pr, **dc}.items()},
+  }
+  if logits is not None:
+    figures['is'], figures['is_std'] = metrics.inception_score(logits)
+  return figures
+
+
+def _inception_cache(config) -> str:
+  return (config.eval.get('inception_cache', '')
+          or os.path.join(os.path.dirname(inception.default_path()), 'reference'))
+
+
+def _inception_reference(config, weights: inception.Weights):
+  """(n, description, real (mu, F), real features, floor) of config's dataset:
+  `n` = min(eval.num_samples, train split, test split) training images are
+  the reference; as many test images give the floor. Computed once per
+  dataset, sample count and weights hash, then cached on disk
+  (eval.inception_cache) and in the process."""
+  labeled = data.load_labeled(config.data)
+  n = min(config.eval.num_samples, len(labeled.train_images),
+          len(labeled.test_images))
+  key = f'inception {weights.hash} | {labeled.description} | n={n}'
+  if key in _REFERENCES:
+    return _REFERENCES[key]
+  directory = _inception_cache(config)
+  path = os.path.join(directory, hashlib.sha256(key.encode()).hexdigest()[:16]
+                      + '.npz')
+  if os.path.exists(path):
+    with np.load(path) as cached:
+      feats, mu, sigma = cached['feats'], cached['mu'], cached['sigma']
+  else:
+    feats, _ = inception.features(weights, _subset(labeled.train_images, n))
+    mu, sigma = metrics.gaussian_statistics64(feats)
+    if jax.process_index() == 0:
+      files.write_npz(path, {'feats': feats, 'mu': mu, 'sigma': sigma,
+                             'key': np.asarray(key)})
+
+  gaussian = metrics.gaussian_factor64(feats, sigma)
+
+  def floor():
+    held_out, logits = inception.features(
+        weights, _subset(labeled.test_images, n))
+    return inception_figures(gaussian, feats, held_out, logits)
+
+  _REFERENCES[key] = (n, labeled.description, gaussian, feats,
+                      _cached_floor(directory, key, floor))
+  return _REFERENCES[key]
+
+
+def _inception(config, source: data.DataSource) -> Scorer:
+  """Inception-space figures (gan_jax.inception) against `n` real training
+  images; the first `n` generated samples count. `score.about` records N,
+  the weights' hash and the reference set."""
+  del source  # The data config names the real images.
+  weights = inception.load(config.eval.get('inception', ''))
+  n, description, gaussian, feats, floor = _inception_reference(config, weights)
+
+  def score(samples):
+    if len(samples) < n:
+      raise UserError(f'the inception evaluator needs {n} samples, got'
+                      f' {len(samples)}; raise eval.num_samples')
+    fake, logits = inception.features(weights, samples[:n])
+    return {**inception_figures(gaussian, feats, fake, logits),
+            **{f'real_{k}': v for k, v in floor.items()}}
+
+  score.about = {'inception': {'n': n, 'weights_hash': weights.hash,
+                               'weights': weights.source,
+                               'reference': f'{n} training images of {description}'}}
+  return score
+
+
 # ----------------------------------------------------------------- stacked
 
 
@@ -268,6 +369,14 @@ EVALUATORS: dict[str, Evaluator] = {
                  ' density/coverage (Naeem et al. 2020) and the Inception-Score'
                  ' analogue (Salimans et al. 2016) in LeNet feature space'),
         figures=(*IMAGE_FIGURES, *(f'real_{name}' for name in IMAGE_FIGURES))),
+    'inception': Evaluator(
+        build=_inception, datasets=data.LABELED_NAMES,
+        summary=('FID (Heusel et al. 2017), KID (Bińkowski et al. 2018),'
+                 ' precision/recall (k = 3; Kynkäänniemi et al. 2019),'
+                 ' density/coverage (k = 5; Naeem et al. 2020) and, with'
+                 ' logits, the Inception Score (Salimans et al. 2016) in the'
+                 ' pool3 space of the FID Inception-v3 (gan_jax.inception)'),
+        figures=(*INCEPTION_FIGURES, *(f'real_{k}' for k in INCEPTION_FIGURES))),
     'stacked_mnist': Evaluator(
         build=_stacked_mnist, datasets=('stacked_mnist',),
         summary=('each channel classified by the MNIST LeNet: digit triples'

@@ -67,3 +67,14 @@ def write_json(path: str, obj) -> None:
   """Writes `obj` to `path` atomically as strict, indented, key-sorted JSON."""
   write_text(path, json.dumps(strict(obj), indent=2, sort_keys=True,
                               allow_nan=False) + '\n')
+
+
+def write_npz(path: str, arrays: Mapping) -> None:
+  """Writes `arrays` (name -> array) to `path` as an .npz, atomically; makes
+  the directory."""
+  import numpy as np  # noqa: PLC0415 (the JSON writers need no NumPy)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + '.tmp'
+  with open(tmp, 'wb') as f:
+    np.savez(f, **arrays)
+  os.replace(tmp, path)

@@ -42,6 +42,7 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import xlogy
+import numpy as np
 
 Array = jax.Array
 
@@ -246,6 +247,55 @@ def frechet_distance_from_features(feats1: Array, feats2: Array) -> Array:
                           *feature_statistics(feats2))
 
 
+def gaussian_statistics64(feats) -> tuple[np.ndarray, np.ndarray]:
+  """`feature_statistics` in float64 with NumPy, on the host: the mean and
+  covariance (1 / (N - 1)) of [N, D] features, N >= 2."""
+  feats = np.asarray(feats, np.float64)
+  if feats.ndim != 2 or len(feats) < 2:
+    raise ValueError(f'feats must be [N >= 2, D], got shape {feats.shape}')
+  return feats.mean(axis=0), np.cov(feats, rowvar=False)
+
+
+def gaussian_factor64(feats, sigma=None) -> tuple[np.ndarray, np.ndarray]:
+  """(mu, F) of [N, D] features in float64, F' F = their covariance:
+  F = the centred features / sqrt(N - 1) when N <= D (at most N rows), else
+  the transposed Cholesky factor of the covariance (`sigma` if given),
+  or its symmetric root when that is not positive definite."""
+  import scipy.linalg  # noqa: PLC0415 (only the float64 FID needs SciPy here)
+  feats = np.asarray(feats, np.float64)
+  n, d = feats.shape
+  mu = feats.mean(axis=0)
+  if n <= d:
+    return mu, (feats - mu) / np.sqrt(n - 1)
+  sigma = np.cov(feats, rowvar=False) if sigma is None else sigma
+  try:
+    return mu, scipy.linalg.cholesky(sigma, lower=False)
+  except np.linalg.LinAlgError:
+    w, v = scipy.linalg.eigh(sigma)
+    return mu, (v * np.sqrt(np.maximum(w, 0))) @ v.T
+
+
+def frechet_distance64(gaussian1, gaussian2) -> float:
+  """`frechet_distance` in float64 with SciPy, on the host, of two
+  (mu, F) from `gaussian_factor64`.
+
+  tr((sigma1 sigma2)^{1/2}) = the sum of the singular values of F1 F2'
+  (sigma1 sigma2 = F1' F1 F2' F2 has the nonzero eigenvalues of
+  (F1 F2')(F1 F2')'). For N <= D that is an N x M matrix: milliseconds where
+  an eigendecomposition of the D x D covariances takes seconds.
+
+  Inception's 2048-d features need float64: the trace terms are hundreds of
+  times the distance between two real sets, and float32 eigenvalues lose
+  percents of it (51.3 instead of 52.4 for two sets of 100 MNIST digits).
+  tests/test_inception.py checks this against the symmetric-root formula.
+  """
+  import scipy.linalg  # noqa: PLC0415
+  (mu1, f1), (mu2, f2) = gaussian1, gaussian2
+  tr_covmean = np.sum(scipy.linalg.svdvals(f1 @ f2.T))
+  return float(np.sum(np.square(mu1 - mu2)) + np.sum(np.square(f1))
+               + np.sum(np.square(f2)) - 2 * tr_covmean)
+
+
 # ----------------------------------------------- kernel inception distance
 
 
@@ -435,6 +485,21 @@ def classifier_score(probs: Array) -> Array:
   marginal = jnp.mean(probs, axis=0)
   kl = jnp.sum(xlogy(probs, probs) - xlogy(probs, marginal), axis=-1)
   return jnp.exp(jnp.mean(kl))
+
+
+def inception_score(logits, splits: int = 10) -> tuple[float, float]:
+  """Inception Score (Salimans et al. 2016): `classifier_score` of the
+  softmax of the 1008 logits in each of `splits` consecutive, equal parts
+  of the N rows (the remainder dropped, as the original code does); the
+  mean and std (ddof=0) over the parts."""
+  logits = np.asarray(logits, np.float32)
+  size = len(logits) // splits
+  if size < 1:
+    raise ValueError(f'{len(logits)} rows cannot make {splits} splits')
+  probs = jax.nn.softmax(jnp.asarray(logits[:size * splits]), axis=-1)
+  scores = np.asarray([classifier_score(part)
+                       for part in jnp.split(probs, splits)], np.float64)
+  return float(scores.mean()), float(scores.std())
 
 
 # ------------------------------------------------------------ mode metrics

@@ -737,6 +737,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
         'resumed_from': start or None, 'num_seeds': len(seeds), 'seeds': seeds,
         **aggregate.results('losses', losses_per_seed),
         **aggregate.results('metrics', scores_per_seed),
+        **({'metrics_about': score_samples.about}
+           if getattr(score_samples, 'about', None) else {}),
         'wall_time_s': time.time() - wall_start, 'compile_s': compile_s,
         'steps_per_s': (trained / (time.time() - train_start) if trained > 0
                         else None),

@@ -152,6 +152,25 @@ def lenet_dir(tmp_path_factory):
   return directory
 
 
+@pytest.fixture(scope='session')
+def inception_weights(tmp_path_factory):
+  """Randomly initialised Inception-v3 weights with logits, in the converted
+  format: the evaluator's contract needs no reference weights (the network
+  against them: tests/test_inception.py)."""
+  from gan_jax import files  # noqa: PLC0415
+  from gan_jax import inception  # noqa: PLC0415
+  rng = np.random.default_rng(0)
+  arrays = {}
+  for name, shape in inception._expected_shapes(with_logits=True).items():  # noqa: SLF001
+    fan_in = np.prod(shape[:-1]) if len(shape) > 1 else 1
+    value = rng.normal(0, fan_in ** -0.5, shape) if len(shape) > 1 else np.ones(shape)
+    arrays[name] = (np.zeros(shape) if name.endswith(('beta', 'mean', 'bias'))
+                    else value).astype(np.float32)
+  path = str(tmp_path_factory.mktemp('inception') / 'random.npz')
+  files.write_npz(path, arrays)
+  return path
+
+
 def _eval_config(dataset: str, directory) -> ml_collections.ConfigDict:
   """A config reading `dataset` locally: its toy, or idx files in `directory`."""
   sources = data.DATASETS[dataset].sources
@@ -171,11 +190,14 @@ def _eval_config(dataset: str, directory) -> ml_collections.ConfigDict:
 @pytest.mark.parametrize('name, dataset', [
     (name, dataset) for name, spec in evaluators.EVALUATORS.items()
     for dataset in spec.datasets])
-def test_evaluator_scores_exactly_its_figures(name, dataset, tmp_path, lenet_dir):
+def test_evaluator_scores_exactly_its_figures(name, dataset, tmp_path, lenet_dir,
+                                             inception_weights):
   spec = evaluators.EVALUATORS[name]
   assert dataset in data.DATASETS
   config = _eval_config(dataset, tmp_path)
   config.eval.classifier_dir = lenet_dir
+  config.eval.inception = inception_weights
+  config.eval.inception_cache = str(tmp_path / 'inception_cache')
   source = data.load(config.data)
   scores = evaluators.build((name,), config, source)(_draw(source, NUM_SCORED))
   assert set(scores) == set(spec.figures)

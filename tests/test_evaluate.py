@@ -66,7 +66,7 @@ def test_evaluators_that_do_not_fit_the_data_are_refused(tmp_path):
                      ' it needs one of: ring8, grid25'):
     train.train_and_evaluate(config, str(tmp_path / 'a'))
   config.eval.evaluators = 'modes,fid'
-  with pytest.raises(UserError, match="unknown eval.evaluators entry='fid'; valid: modes, classifier, stacked_mnist"):
+  with pytest.raises(UserError, match="unknown eval.evaluators entry='fid'; valid: modes, classifier, inception, stacked_mnist"):
     train.train_and_evaluate(config, str(tmp_path / 'b'))
   assert not os.path.exists(tmp_path / 'a') and not os.path.exists(tmp_path / 'b')
 

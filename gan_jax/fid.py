@@ -1,0 +1,173 @@
+"""FID, KID, precision/recall and density/coverage between two image sets,
+in the FID Inception-v3's feature space (gan_jax.inception).
+
+  python -m gan_jax.fid A B [--num=N] [--inception=PATH]
+  python -m gan_jax.fid mnist:idx:../shared/data/mnist runs/mnist --num=10000
+
+A and B can each be:
+- a .npy of images: [N, H, W] or [N, H, W, C], uint8 or float in [-1, 1];
+- a directory of PNG/JPEG images (read in name order);
+- a run's workdir: --num samples of its latest checkpoint (member 0, drawn
+  with the run's seed);
+- a dataset NAME:SOURCE[:PATH], e.g. `mnist:idx:DIR` (every image of DIR's
+  train split, else its t10k split) or `cifar10:tfds` (the train split).
+
+--num takes the first N images of each set (all of them by default; 10,000
+samples of a workdir). A is the reference for precision/recall and
+density/coverage (Kynkäänniemi et al. 2019, k = 3; Naeem et al. 2020, k = 5).
+Prints one JSON line with the figures, n_a, n_b and the weights' hash. FID
+is biased upwards at small N (Chong & Forsyth 2020): compare figures at the
+same N only.
+"""
+
+import json
+import os
+import types
+
+from absl import app
+from absl import flags
+import jax
+import numpy as np
+
+from gan_jax import cli
+from gan_jax import data
+from gan_jax import inception
+from gan_jax import metrics
+from gan_jax.errors import UserError
+
+DEFAULT_RUN_SAMPLES = 10_000
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
+KID_SEED = 0
+
+_NUM = flags.DEFINE_integer(
+    'num', None, 'Images from each set: the first N (default: all;'
+    f' {DEFAULT_RUN_SAMPLES} samples of a run).')
+_INCEPTION = flags.DEFINE_string(
+    'inception', '', f'Converted Inception weights (default: ${inception.ENV_VAR},'
+    f' else {inception.default_path()}).')
+
+
+def _take(images, num: int | None, what: str):
+  if num is not None and num > len(images):
+    raise UserError(f'--num={num} is larger than {what}, which has'
+                    f' {len(images)} images')
+  return images[:num] if num is not None else images
+
+
+def _read_directory(path: str, num: int | None) -> np.ndarray:
+  names = sorted(n for n in os.listdir(path)
+                 if n.lower().endswith(IMAGE_SUFFIXES))
+  if not names:
+    raise UserError(f'{path} holds no PNG or JPEG images (an empty set)')
+  from PIL import Image  # noqa: PLC0415
+  images = []
+  for name in _take(names, num, path):
+    try:
+      with Image.open(os.path.join(path, name)) as image:
+        mode = 'L' if image.mode in ('1', 'L', 'I', 'I;16') else 'RGB'
+        array = np.asarray(image.convert(mode))
+    except OSError as e:
+      raise UserError(f'cannot read the image {os.path.join(path, name)}:'
+                      f' {e}') from e
+    array = array[..., None] if array.ndim == 2 else array
+    if images and array.shape != images[0].shape:
+      raise UserError(f'{path}: images differ in size: {names[0]} is'
+                      f' {images[0].shape}, {name} is {array.shape}')
+    images.append(array)
+  return np.stack(images)
+
+
+def _read_npy(path: str, num: int | None) -> np.ndarray:
+  try:
+    images = np.load(path, mmap_mode='r', allow_pickle=False)
+  except (OSError, ValueError) as e:
+    raise UserError(f'cannot read {path} as a .npy array: {e}') from e
+  return np.asarray(_take(images, num, path))
+
+
+def _sample_run(workdir: str, num: int | None) -> np.ndarray:
+  from gan_jax import train  # noqa: PLC0415 (only workdirs need the trainer)
+  config, gan, state = train.restore_run(workdir)
+  return train.generate_samples(gan, train.member(state, 0),
+                                num or DEFAULT_RUN_SAMPLES, config.seed)
+
+
+def _read_dataset(spec: str, num: int | None) -> np.ndarray:
+  name, source, *path = spec.split(':', 2)
+  if name not in data.DATASETS or data.DATASETS[name].toy is not None:
+    images = [n for n, d in data.DATASETS.items() if d.toy is None]
+    raise UserError(f'{spec}: no image dataset {name!r}; valid: {", ".join(images)}')
+  config = types.SimpleNamespace(
+      name=name, source=source, path=path[0] if path and source == 'idx' else '',
+      tfds_data_dir=path[0] if path and source == 'tfds' else None)
+  if data.DATASETS[name].read_as is not None:
+    raise UserError(f'{spec}: {name} is sampled from'
+                    f' {data.DATASETS[name].read_as}, not a fixed set of images;'
+                    ' save samples to a .npy and pass that')
+  return _take(data.load(config).arrays['images'], num, spec)
+
+
+def read_set(spec: str, num: int | None) -> np.ndarray:
+  """The images that `spec` names (see the module docstring).
+
+  Raises:
+    UserError: a spec that is none of the four, an empty or unreadable set,
+      --num larger than the set.
+  """
+  if os.path.isdir(spec):
+    if os.path.exists(os.path.join(spec, 'config.json')):
+      return _sample_run(spec, num)
+    return _read_directory(spec, num)
+  if os.path.isfile(spec):
+    if not spec.endswith('.npy'):
+      raise UserError(f'{spec} is a file but not a .npy of images')
+    return _read_npy(spec, num)
+  if ':' in spec:
+    return _read_dataset(spec, num)
+  raise UserError(f'{spec} does not exist; pass a .npy of images, a directory'
+                  ' of PNG/JPEG images, a run\'s workdir or a dataset'
+                  ' NAME:SOURCE[:PATH] (e.g. mnist:idx:DIR)')
+
+
+def compare(a: np.ndarray, b: np.ndarray, weights: inception.Weights,
+            what: tuple[str, str] = ('A', 'B')) -> dict:
+  """The figures of set `b` against reference set `a` (images as
+  inception.check_images takes them)."""
+  a = inception.check_images(a, what[0])
+  b = inception.check_images(b, what[1])
+  if a.shape[1:3] != b.shape[1:3]:
+    raise UserError(f'the sets differ in image size: {what[0]} is'
+                    f' {a.shape[1]}x{a.shape[2]}, {what[1]} is'
+                    f' {b.shape[1]}x{b.shape[2]}')
+  for name, images in zip(what, (a, b), strict=True):
+    if len(images) < 2:
+      raise UserError(f'{name} has {len(images)} image; FID needs at least 2')
+  feats_a, _ = inception.features(weights, a)
+  feats_b, _ = inception.features(weights, b)
+  kid, kid_std = metrics.kernel_inception_distance(
+      feats_a, feats_b, jax.random.key(KID_SEED))
+  pr = metrics.precision_recall(feats_a, feats_b, k=3)
+  dc = metrics.density_coverage(feats_a, feats_b, k=5)
+  return {
+      'fid': metrics.frechet_distance64(metrics.gaussian_factor64(feats_a),
+                                        metrics.gaussian_factor64(feats_b)),
+      'kid': float(kid), 'kid_std': float(kid_std),
+      **{k: float(v) for k, v in {**pr, **dc}.items()},
+      'n_a': len(a), 'n_b': len(b), 'weights_hash': weights.hash,
+  }
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) != 3:
+    raise app.UsageError('usage: python -m gan_jax.fid A B [--num=N]'
+                         ' [--inception=PATH]')
+  num = _NUM.value
+  if num is not None and num < 2:
+    raise UserError(f'--num={num} is invalid; FID needs at least 2 images a set')
+  weights = inception.load(_INCEPTION.value)
+  sets = [read_set(spec, num) for spec in argv[1:]]
+  print(json.dumps(compare(*sets, weights, what=tuple(argv[1:]))))
+
+
+if __name__ == '__main__':
+  cli.run(main)
