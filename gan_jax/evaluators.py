@@ -241,8 +241,7 @@ def inception_figures(real_gaussian: tuple[np.ndarray, np.ndarray],
 
 
 def _inception_cache(config) -> str:
-  return (config.eval.get('inception_cache', '')
-          or os.path.join(os.path.dirname(inception.default_path()), 'reference'))
+  return config.eval.get('inception_cache', '') or inception.reference_directory()
 
 
 def _inception_reference(config, weights: inception.Weights):
