@@ -23,7 +23,7 @@ from gan_jax.errors import UserError
 from tests.conftest import write_idx_images
 
 NUM_EXAMPLES = 8
-NUM_SCORED = 40  # eval.num_samples of the evaluator tests
+NUM_SCORED = 20  # eval.num_samples of the evaluator tests
 LENET_SHAPE = (28, 28, 1)
 
 

@@ -201,6 +201,22 @@ def test_inception_evaluator_scores_against_cached_real_statistics(
   evaluators._REFERENCES.clear()  # a new process reads them back
   assert evaluators.build(('inception',), config, source)(noise) == pytest.approx(figures)
 
+  # In training, at the end: results.json has the figures and what they rest on.
+  from gan_jax import train  # noqa: PLC0415
+  workdir = str(tmp_path / 'run')
+  results = train.train_and_evaluate(config, workdir)
+  assert set(results['metrics']) == set(figures)
+  assert results['metrics']['fid'] > 2 * results['metrics']['real_fid']  # 4 steps
+  with open(os.path.join(workdir, 'results.json')) as f:
+    assert json.load(f)['metrics_about'] == score.about
+  # `python -m gan_jax.fid` samples the run's latest checkpoint as training's
+  # evaluation did: the same samples, the same FID.
+  samples = fid.read_set(workdir, 8)
+  assert samples.shape == (8, 28, 28, 1) and np.abs(samples).max() <= 1
+  assert score(samples)['fid'] == pytest.approx(results['metrics']['fid'], rel=1e-5)
+  with pytest.raises(UserError, match=r'--member=1 is invalid: .* 1 member\(s\), 0 to 0'):
+    fid.read_set(workdir, 8, member=1)
+
 
 def test_fid_command_compares_sets_of_every_kind(weights_path, digits, tmp_path):
   """The same 20 digits as a uint8 .npy, a float .npy in [-1, 1] and a
@@ -263,21 +279,6 @@ def test_fid_command_refuses_bad_sets_with_one_line(weights_path, digits, tmp_pa
       env={**os.environ, inception.ENV_VAR: weights_path})
   assert out.returncode == 1
   assert out.stderr.strip().splitlines()[-1].startswith('error: --num=9 is larger')
-
-
-def test_fid_command_samples_a_runs_latest_checkpoint(weights_path, digits, tmp_path):
-  from gan_jax import train  # noqa: PLC0415
-  workdir = str(tmp_path / 'run')
-  directory = tmp_path / 'idx'
-  directory.mkdir()
-  write_idx_images(str(directory / 'train-images-idx3-ubyte'), digits[:32, ..., 0])
-  train.train_and_evaluate(tiny_image_config(str(directory)), workdir)
-  samples = fid.read_set(workdir, 20)
-  assert samples.shape == (20, 28, 28, 1) and np.abs(samples).max() <= 1
-  figures = fid.compare(digits[:20], samples, inception.load(weights_path))
-  assert figures['n_b'] == 20 and figures['fid'] > 10  # 4 steps: far from digits
-  with pytest.raises(UserError, match=r'--member=1 is invalid: .* 1 member\(s\), 0 to 0'):
-    fid.read_set(workdir, 8, member=1)
 
 
 def test_a_real_sets_features_are_cached_by_content_and_weights(
