@@ -188,9 +188,26 @@ class InceptionE(nn.Module):
     return jnp.concatenate([a, b1, b2, c1, c2, d], -1)
 
 
+class Logits(nn.Module):
+  """pool3 [N, 2048] -> pool3 @ kernel [N, 1008]; the layer's bias is a
+  param (the weight files have it) that the Inception Score does not use."""
+
+  @nn.compact
+  def __call__(self, pool3):
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (FEATURES, LOGITS))
+    self.param('bias', nn.initializers.zeros, (LOGITS,))
+    return jnp.matmul(pool3, kernel, precision=_HIGHEST)
+
+
 class InceptionV3(nn.Module):
   """[N, 299, 299, 3] float32 in [0, 255] -> (pool3 [N, 2048], logits
-  [N, 1008] or None without `with_logits`)."""
+  [N, 1008] or None without `with_logits`).
+
+  The logits are pool3 times the output layer's kernel, without its bias:
+  what the Inception Score was defined on (Salimans et al. 2016, whose code
+  multiplies pool3 by the softmax layer's weights alone; StyleGAN2-ADA's
+  `no_output_bias=True`). The bias is kept in the weights, unused.
+  """
   with_logits: bool = False
 
   @nn.compact
@@ -215,7 +232,7 @@ class InceptionV3(nn.Module):
     pool3 = jnp.mean(x, axis=(1, 2))
     if not self.with_logits:
       return pool3, None
-    return pool3, nn.Dense(LOGITS, precision=_HIGHEST, name='logits')(pool3)
+    return pool3, Logits(name='logits')(pool3)
 
 
 # ------------------------------------------------------------------ input
