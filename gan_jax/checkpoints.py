@@ -13,7 +13,6 @@ save and the checksums being written) is checked by restoring it.
 """
 
 from collections.abc import Callable
-import hashlib
 import os
 import shutil
 
@@ -39,18 +38,10 @@ def _checkpoint_files(step_dir: str) -> list[str]:
   return sorted(found)
 
 
-def _sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def write_checksums(step_dir: str) -> None:
   """Records the SHA-256 of every file of a finished checkpoint."""
   files.write_text(os.path.join(step_dir, CHECKSUMS), ''.join(
-      f'{_sha256(os.path.join(step_dir, path))}  {path}\n'
+      f'{files.digest(os.path.join(step_dir, path))}  {path}\n'
       for path in _checkpoint_files(step_dir)))
 
 
@@ -71,7 +62,7 @@ def damage(step_dir: str) -> str | None:
     file_path = os.path.join(step_dir, name)
     if not os.path.isfile(file_path):
       return f'{name} is missing'
-    if _sha256(file_path) != digest:
+    if files.digest(file_path) != digest:
       return f'{name} does not match its checksum'
   extra = sorted(set(_checkpoint_files(step_dir)) - set(recorded))
   if extra:

@@ -63,6 +63,13 @@ def strict(obj):
   return obj
 
 
+def digest(path: str, algorithm: str = 'sha256') -> str:
+  """The hex digest of the file at `path` (hashlib's `algorithm`)."""
+  import hashlib  # noqa: PLC0415
+  with open(path, 'rb') as f:
+    return hashlib.file_digest(f, algorithm).hexdigest()
+
+
 def write_json(path: str, obj) -> None:
   """Writes `obj` to `path` atomically as strict, indented, key-sorted JSON."""
   write_text(path, json.dumps(strict(obj), indent=2, sort_keys=True,

