@@ -28,18 +28,17 @@ import types
 
 from absl import app
 from absl import flags
-import jax
 import numpy as np
 
 from gan_jax import cli
 from gan_jax import data
+from gan_jax import evaluators
 from gan_jax import inception
 from gan_jax import metrics
 from gan_jax.errors import UserError
 
 DEFAULT_RUN_SAMPLES = 10_000
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
-KID_SEED = 0
 
 _NUM = flags.DEFINE_integer(
     'num', None, 'Images from each set: the first N (default: all;'
@@ -163,15 +162,10 @@ def compare(a: np.ndarray, b: np.ndarray, weights: inception.Weights,
       inception.cached_features(weights, images) if cache
       else inception.features(weights, images)[0]
       for images, cache in zip((a, b), cached, strict=True))
-  kid, kid_std = metrics.kernel_inception_distance(
-      feats_a, feats_b, jax.random.key(KID_SEED))
-  pr = metrics.precision_recall(feats_a, feats_b, k=3)
-  dc = metrics.density_coverage(feats_a, feats_b, k=5)
+  figures = evaluators.inception_figures(
+      metrics.gaussian_factor64(feats_a), feats_a, feats_b, logits=None)
   return {
-      'fid': metrics.frechet_distance64(metrics.gaussian_factor64(feats_a),
-                                        metrics.gaussian_factor64(feats_b)),
-      'kid': float(kid), 'kid_std': float(kid_std),
-      **{k: float(v) for k, v in {**pr, **dc}.items()},
+      **{k.removesuffix('_inception'): v for k, v in figures.items()},
       'n_a': len(a), 'n_b': len(b), 'weights_hash': weights.hash,
   }
 
