@@ -14,6 +14,7 @@ notebook holds no library logic and so it is tested:
   comparison_rows    per group of runs: every seed's figures pooled, mean ± std
   markdown_table     those rows as a markdown table (`Column`: which figures, how)
   metrics_table      the final figures of single runs (e.g. MNIST) side by side
+  fid_results        a run's results with `python -m gan_jax.fid`'s figures per member
 
 Groups of runs are `{label tuple: [results.json dicts]}`, so runs of several
 seeds (`config.num_seeds`) and sweeps of one seed per point compare alike.
@@ -23,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import csv
 import dataclasses
 import glob
+import json
 import math
 import os
 import re
@@ -58,6 +60,16 @@ class Column:
 TOY_COLUMNS = (Column('modes', 'modes', 1.0, '.1f', '.0f'),
                Column('high_quality', 'HQ %', 100.0, '.1f'),
                Column('reverse_kl', 'reverse KL', 1.0, '.2f'))
+
+# The figures `python -m gan_jax.fid` prints, as docs/inception_fid.md shows them.
+INCEPTION_COLUMNS = (Column('fid', 'FID', 1.0, '.1f'),
+                     Column('kid', 'KID x 1000', 1e3, '.1f'),
+                     Column('precision', 'precision', 1.0, '.2f'),
+                     Column('recall', 'recall', 1.0, '.2f'),
+                     Column('density', 'density', 1.0, '.2f'),
+                     Column('coverage', 'coverage', 1.0, '.2f'))
+
+FID_FILE = 'fid_member{member}.json'  # `python -m gan_jax.fid ... --member=i >` this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +124,29 @@ def train_once(config: ml_collections.ConfigDict, workdir: str) -> Results:
   if sweep.is_finished(results, config.train.num_steps):
     return results
   return train.train_and_evaluate(config, workdir)
+
+
+def fid_results(workdir: str) -> Results | None:
+  """The run's results.json with `metrics_per_seed` replaced by the figures
+  of `python -m gan_jax.fid REFERENCE WORKDIR --member=i` saved in the workdir
+  as fid_member<i>.json, for the members that have one, and 'weights_hash'
+  the set of Inception weights they were scored with (None when the run has
+  no results or no such file)."""
+  results = load_results(workdir)
+  if results is None:
+    return None
+  scored, hashes = [], set()
+  for member, seed in enumerate(results.get('seeds') or [None]):
+    path = os.path.join(workdir, FID_FILE.format(member=member))
+    text = open(path).read().strip() if os.path.exists(path) else ''
+    if text:  # empty: the redirect of a command that failed or still runs
+      line = json.loads(text)
+      hashes.add(line.get('weights_hash'))
+      scored.append({'seed': seed, **{k: v for k, v in line.items()
+                                      if isinstance(v, (int, float))}})
+  if not scored:
+    return None
+  return {**results, 'metrics_per_seed': scored, 'weights_hash': sorted(hashes)}
 
 
 def find_runs(pattern: str) -> list[str]:

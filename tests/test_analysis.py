@@ -76,6 +76,25 @@ def write_image_run(workdir, pictures, metrics=None) -> None:
     Image.new('L', (8, 8)).save(os.path.join(workdir, 'samples', name))
 
 
+def write_fid_run(workdir, loss, steps, fids, pictures=()) -> None:
+  """A hand-made MNIST run of len(fids) seeds, each member scored as
+  `python -m gan_jax.fid ... --member=i > fid_member<i>.json` writes it (an
+  empty file for a None: the redirect of a command that failed)."""
+  write_image_run(workdir, pictures)
+  write_json(os.path.join(workdir, 'results.json'),
+             {'status': 'finished', 'final_step': steps, 'num_seeds': len(fids),
+              'seeds': list(range(len(fids))), 'metrics': {}})
+  write_json(os.path.join(workdir, 'config.json'),
+             {'loss': {'name': loss}, 'train': {'num_steps': steps}})
+  for member, fid in enumerate(fids):
+    with open(os.path.join(workdir, f'fid_member{member}.json'), 'w') as f:
+      if fid is not None:
+        f.write(json.dumps({'fid': fid, 'kid': fid / 1000, 'kid_std': 0.001,
+                            'precision': 0.25, 'recall': 0.5, 'density': 0.2,
+                            'coverage': 0.3, 'n_a': 10000, 'n_b': 10000,
+                            'weights_hash': '1dd9ccc25932d506'}) + '\n')
+
+
 @pytest.fixture(scope='module')
 def two_seeds(tmp_path_factory):
   """A tiny ring8 run of 2 seeds, trained through analysis.train_once."""
@@ -249,3 +268,26 @@ def test_image_runs_their_last_pictures_and_their_metrics_table(tmp_path):
                    '| status | finished | finished |',
                    '| final step | 300 | 300 |',
                    '| fid_lenet | 412.3 |  |', '| precision | 0.78 |  |']
+
+
+def test_fid_results_pool_the_scored_members_into_a_table(tmp_path):
+  write_fid_run(str(tmp_path / 'fid_a'), 'vanilla', 1500, [99.1, 123.1])
+  write_fid_run(str(tmp_path / 'fid_b'), 'wgan_gp', 1500, [51.8, None])
+  write_fid_run(str(tmp_path / 'fid_c'), 'non_saturating', 1500, [None, None])
+  results = {w: analysis.fid_results(str(tmp_path / w)) for w in ('fid_a', 'fid_b', 'fid_c')}
+  assert [f['seed'] for f in results['fid_a']['metrics_per_seed']] == [0, 1]
+  assert [f['fid'] for f in results['fid_b']['metrics_per_seed']] == [51.8]
+  assert results['fid_b']['weights_hash'] == ['1dd9ccc25932d506']
+  assert results['fid_c'] is None  # nothing scored yet
+  assert analysis.fid_results(str(tmp_path / 'missing')) is None
+
+  rows = analysis.comparison_rows({('vanilla',): [results['fid_a']],
+                                   ('wgan_gp',): [results['fid_b']]})
+  table = analysis.markdown_table(rows, ('loss',), analysis.INCEPTION_COLUMNS,
+                                  per_seed=('fid',)).splitlines()
+  assert table[0] == ('| loss | seeds | FID | KID x 1000 | precision | recall |'
+                      ' density | coverage | FID per seed |')
+  # 111.1 ± 17.0: the mean and ddof-1 std of 99.1 and 123.1.
+  assert table[2] == ('| vanilla | 2 | 111.1 ± 17.0 | 111.1 ± 17.0 | 0.25 ± 0.00 |'
+                      ' 0.50 ± 0.00 | 0.20 ± 0.00 | 0.30 ± 0.00 | 99.1, 123.1 |')
+  assert table[3].startswith('| wgan_gp | 1 of 2 | 51.8 | 51.8 |')
