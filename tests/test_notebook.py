@@ -10,6 +10,7 @@ import pytest
 
 from gan_jax import losses
 from tests.conftest import REPO
+from tests.test_analysis import write_fid_run
 from tests.test_analysis import write_image_run
 from tests.test_analysis import write_sweep
 
@@ -46,6 +47,8 @@ def executed(tmp_path_factory):
   write_sweep(str(runs / 'compare_ring8'))
   write_image_run(str(runs / 'mnist_vanilla'), ['step_300.png'],
                   {'fid_lenet': 518.0, 'precision': 0.78})
+  write_fid_run(str(runs / 'fid_mnist_wgan_gp_1500'), 'wgan_gp', 1500, [51.8, 56.8],
+                ['step_1500_seed0.png', 'step_1500_seed1.png'])
   env = {'GAN_JAX_NOTEBOOK_STEPS': '20', 'GAN_JAX_NOTEBOOK_SEEDS': '2',
          'GAN_JAX_NOTEBOOK_WORKDIR': str(root / 'notebook'),
          'GAN_JAX_NOTEBOOK_RUNS': str(runs),
@@ -83,7 +86,10 @@ def test_the_notebook_runs_in_this_environment_and_shows_every_section(executed)
   assert '| ring8 | vanilla | 2 | 7.0 ± 1.4 |' in markdown(sweep)
   assert '| ring8 | wgan_gp | 1 of 2, 1 pending |' in markdown(sweep)
   mnist = tagged(executed, 'mnist')
-  assert '| fid_lenet | 518 |' in markdown(mnist) and images(mnist) == 1
+  assert '| wgan_gp | 1,500 | 2 | 54.3 ± 3.5 |' in markdown(mnist)
+  assert images(mnist) == 1  # one figure of the runs' sample grids
+  lenet = tagged(executed, 'mnist_lenet')
+  assert '| fid_lenet | 518 |' in markdown(lenet) and images(lenet) == 1
   assert 'the notebook ran in' in text(tagged(executed, 'end'))
 
 
@@ -104,3 +110,7 @@ def test_the_committed_notebook_holds_the_outputs_of_a_real_run():
   table = markdown(tagged(notebook, 'table'))
   assert all(f'| {d} | {loss} | 3 |' in table
              for d in ('ring8', 'grid25') for loss in LOSSES)
+  # docs/inception_fid.md's runs: each mission loss at both budgets, 2 seeds.
+  mnist = markdown(tagged(notebook, 'mnist'))
+  assert all(f'| {loss} | {steps} | 2 |' in mnist for steps in ('1,500', '10,000')
+             for loss in ('non_saturating', 'vanilla', 'wgan_gp'))
