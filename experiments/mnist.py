@@ -25,6 +25,9 @@ steps/s, compile 7 s); the full 10,000 steps take about 2 hours there, minutes
 on an accelerator. With the tutorial's optimiser and batch (above) the same
 model ran at 0.15 steps/s and its samples were still one z-independent
 checkerboard at step 300 (one seed), hence Radford et al.'s settings here.
+Inception FID at N = 10,000 against the test digits, 2 seeds
+(docs/inception_fid.md): 129 ± 38 after 1,500 steps and 32.9 ± 0.7 after
+the 10,000 here; wgan_gp 54 ± 4 and 26.6 ± 1.5.
 """
 
 from gan_jax import configs
