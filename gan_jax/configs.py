@@ -50,6 +50,9 @@ def default_config() -> ml_collections.ConfigDict:
   # Every penalty's weight (losses.PENALTIES), e.g. gp_weight: WGAN-GP's lambda.
   for key, field in penalty_fields().items():
     c.loss[key] = field.default
+  # Lazy regularisation: the optional penalties (r1, r2) on every reg_every-th
+  # D update only, weighted reg_every times (Karras et al. 2020; 16 there).
+  c.loss.reg_every = 1
 
   c.optim = ml_collections.ConfigDict()
   c.optim.g_lr = 2e-4  # generator Adam learning rate (Radford et al. 2016)
@@ -151,6 +154,7 @@ def checks() -> dict[str, str | tuple[str, ...]]:
       'model.latent_dim': POSITIVE,
       **{f'model.{k}': f.check for k, f in model_fields().items()},
       **{f'loss.{k}': f.check for k, f in penalty_fields().items()},
+      'loss.reg_every': POSITIVE,
       'optim.g_lr': POSITIVE, 'optim.d_lr': POSITIVE,
       'optim.b1': FRACTION, 'optim.b2': FRACTION,
       'optim.schedule': tuple(schedules.SCHEDULES),

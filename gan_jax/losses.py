@@ -268,6 +268,35 @@ def interpolated_gradient_penalty(critic: Callable[[Array], Array], real: Array,
                           jax.vmap(jax.random.uniform)(example_keys))
 
 
+def input_gradient_penalty(critic: Callable[[Array], Array], x: Array) -> Array:
+  """½ E‖∇_x D(x)‖²: half the mean squared norm of each example's input gradient.
+
+  As in `gradient_penalty`, the critic treats examples independently, so the
+  gradient of the summed scores holds every example's own input gradient.
+
+  References:
+    Mescheder et al., Which Training Methods for GANs do actually Converge?,
+    ICML 2018, eqs. (9) and (10) (R1 and R2, there with the weight γ/2).
+  """
+  grads = jax.grad(lambda x: jnp.sum(critic(x)))(x)
+  return 0.5 * jnp.mean(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=-1))
+
+
+def r1_penalty(critic: Callable[[Array], Array], real: Array, fake: Array,
+               example_keys: Array) -> Array:
+  """R1: `input_gradient_penalty` on real data (Mescheder et al. 2018, eq. 9)."""
+  del fake, example_keys
+  return input_gradient_penalty(critic, real)
+
+
+def r2_penalty(critic: Callable[[Array], Array], real: Array, fake: Array,
+               example_keys: Array) -> Array:
+  """R2: `input_gradient_penalty` on generated data (Mescheder et al. 2018,
+  eq. 10)."""
+  del real, example_keys
+  return input_gradient_penalty(critic, fake)
+
+
 @dataclasses.dataclass(frozen=True)
 class Loss:
   """A loss variant: both players' losses and its defaults.
@@ -348,7 +377,27 @@ PENALTIES: dict[str, Penalty] = {
         interpolated_gradient_penalty, 'gp_weight', 10.0, 'gp',
         'E(‖∇D(x̂)‖₂ − 1)² at x̂ = εx + (1 − ε)G(z), ε ~ U[0, 1]'
         ' (Gulrajani et al. 2017)', with_its_loss_only=True),
+    # Weights are γ: Mescheder et al. 2018 used γ = 10 on CelebA-HQ and
+    # LSUN; StyleGAN2 uses 10 at 1024² down to 0.01-1 for small images.
+    'r1': Penalty(
+        r1_penalty, 'r1_weight', 0.0, 'r1',
+        '(γ/2) E‖∇D(x)‖² on real data, R1 (Mescheder et al. 2018)'),
+    'r2': Penalty(
+        r2_penalty, 'r2_weight', 0.0, 'r2',
+        '(γ/2) E‖∇D(G(z))‖² on generated data, R2 (Mescheder et al. 2018)'),
 }
+
+
+def lazy(fn: Callable[..., Array], every: int, index: Array, *args) -> Array:
+  """fn(*args) on every `every`-th call (index % every == 0; `index` counts
+  the calls before this one), 0 on the others. Weighted `every` times, it is
+  lazy regularisation: the same expected penalty at 1/every of its cost
+  (Karras et al. 2020, StyleGAN2, §3.1 and Appendix B). The branch not taken
+  is skipped, not masked, where `index` is the same for the whole program.
+  (StyleGAN2 also rescales Adam's settings for its separate regularisation
+  update; here the penalty joins the D update it falls on.)"""
+  return jax.lax.cond(index % every == 0, lambda: fn(*args),
+                      lambda: jnp.zeros((), jnp.float32))
 
 
 def active_penalties(loss_name: str, loss_config) -> tuple[tuple[str, Penalty, float], ...]:

@@ -101,6 +101,9 @@ class GAN:
   loss: losses.Loss
   # (name, penalty, weight) added to D's loss (losses.active_penalties).
   penalties: tuple[tuple[str, losses.Penalty, float], ...]
+  # Lazy regularisation: the optional penalties on every reg_every-th D
+  # update only, weighted reg_every times (losses.lazy).
+  reg_every: int
   generator_reads_real: bool  # G's loss reads D's logits on real data
   latent_dim: int
   example_shape: tuple[int, ...]
@@ -133,6 +136,7 @@ def build_gan(config: ml_collections.ConfigDict,
       d_optimizer=adam(config.optim.d_lr, num_steps * config.train.d_steps),
       loss=loss,
       penalties=losses.active_penalties(config.loss.name, config.loss),
+      reg_every=config.loss.get('reg_every', 1),
       generator_reads_real=losses.generator_reads_real(loss),
       latent_dim=config.model.latent_dim,
       example_shape=tuple(example_shape),
@@ -275,8 +279,10 @@ def _apply_gradients(optimizer: optax.GradientTransformation, params, opt_state,
 
 
 def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
-                          key: Array) -> tuple[GANState, dict[str, Array]]:
-  """One discriminator (critic) update on fresh real and generated batches."""
+                          key: Array, d_index: Array
+                          ) -> tuple[GANState, dict[str, Array]]:
+  """One discriminator (critic) update on fresh real and generated batches;
+  `d_index` counts the D updates before it (for lazy regularisation)."""
   # Keys 4 + 2j and 5 + 2j belong to penalty j of losses.PENALTIES, whichever
   # others are active (the gradient penalty's are those it always had).
   keys = jax.random.split(key, 4 + 2 * len(losses.PENALTIES))
@@ -304,9 +310,14 @@ def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
       keys_key, drop_key = keys[4 + 2 * j], keys[5 + 2 * j]
       critic = lambda x, k=drop_key: _discriminate(  # noqa: E731
           gan, state.d, d_params, x, _local_keys(k, gan.batch_size))[0]
-      value = penalty.fn(critic, real, fake,
-                         _local_keys(keys_key, gan.batch_size))
-      loss = loss + weight * value
+      example_keys = _local_keys(keys_key, gan.batch_size)
+      if gan.reg_every > 1 and not penalty.with_its_loss_only:
+        value = losses.lazy(penalty.fn, gan.reg_every, d_index,
+                            critic, real, fake, example_keys)
+        loss = loss + weight * gan.reg_every * value
+      else:
+        value = penalty.fn(critic, real, fake, example_keys)
+        loss = loss + weight * value
       metrics[penalty.metric] = value
     return loss, (metrics, collections)
 
@@ -347,8 +358,8 @@ def _generator_update(gan: GAN, state: GANState, data_arrays: dict,
   return state.replace(g=g), {'g_loss': loss}
 
 
-def train_step(gan: GAN, state: GANState,
-               data_arrays: dict) -> tuple[GANState, dict[str, Array]]:
+def train_step(gan: GAN, state: GANState, data_arrays: dict,
+               step: Array | None = None) -> tuple[GANState, dict[str, Array]]:
   """`gan.d_steps` discriminator updates, then one generator update.
 
   Per device and pure: run it through `parallel.shard_map_step` (or
@@ -356,15 +367,20 @@ def train_step(gan: GAN, state: GANState,
   comes from fold_in(state.key, state.step), and the real batch is drawn
   from `data_arrays` inside the step, so a resumed run repeats exactly.
 
+  `step` is `state.step`, passed unbatched by `train_step_seeds` so that
+  lazy regularisation takes one branch for all members of a vmapped run.
+
   Returns:
     The new state and scalar metrics averaged over devices (and D steps).
   """
   step_key = jax.random.fold_in(state.key, state.step)
   d_key, g_key = jax.random.split(step_key)
+  step = state.step if step is None else step
 
   def d_update(carry, i):
     return _discriminator_update(gan, carry, data_arrays,
-                                 jax.random.fold_in(d_key, i))
+                                 jax.random.fold_in(d_key, i),
+                                 step * gan.d_steps + i)
 
   if gan.d_steps == 1:
     state, d_metrics = d_update(state, 0)
@@ -399,7 +415,9 @@ def train_step_seeds(gan: GAN, state: GANState,
     _, out = jax.lax.scan(lambda _, one: (None, step(one, data_arrays)), None,
                           state, unroll=True)
     return out
-  return jax.vmap(step, in_axes=(0, None))(state, data_arrays)
+  # Every member has made the same number of updates: the step is shared.
+  return jax.vmap(functools.partial(step, step=state.step[0]),
+                  in_axes=(0, None))(state, data_arrays)
 
 
 def generate(gan: GAN, g: Player, z: Array) -> Array:

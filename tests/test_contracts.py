@@ -87,6 +87,27 @@ def test_one_training_step_of_every_loss_changes_both_players(name):
   assert {losses.PENALTIES[p].metric for p in losses.LOSSES[name].penalties} <= set(metrics)
 
 
+def test_lazy_regularisation_adds_k_times_the_penalty_on_every_kth_d_update():
+  """R1 with reg_every = 2: D update 0 adds 2γ·R1 (so its loss exceeds the
+  every-update run's, 1·γ·R1, by γ·R1 at the same state and keys), update
+  1 none, update 2 again; the logged r1 is 0 between."""
+  config = _toy_config('non_saturating')
+  config.loss.r1_weight = 0.5
+  config = configs.resolve(config)
+  source = data.load(config.data)
+  _, every = _train_steps(config, source, steps=1)
+  config.loss.reg_every = 2
+  r1, d_loss = [], []
+  for steps in (1, 2, 3):
+    _, metrics = _train_steps(config, source, steps=steps)
+    r1.append(float(metrics['r1'][0]))
+    d_loss.append(float(metrics['d_loss'][0]))
+  assert r1[0] > 0 and r1[1] == 0 and r1[2] > 0
+  np.testing.assert_allclose(r1[0], every['r1'][0], rtol=1e-6)
+  np.testing.assert_allclose(d_loss[0] - float(every['d_loss'][0]), 0.5 * r1[0],
+                             rtol=1e-4)
+
+
 # ----------------------------------------------------------------- models
 
 
@@ -187,6 +208,8 @@ out = {}
 cases = [('model', n, tc._small_run(tc._model_config(n), s.test_shape))
          for n, s in models.MODELS.items()]
 cases += [('loss', n, tc._toy_config(n)) for n in losses.LOSSES]
+cases += [('penalty', n, tc._penalty_config(n)) for n, p in losses.PENALTIES.items()
+          if not p.with_its_loss_only]
 for kind, name, config in cases:
   config = configs.resolve(config)
   source = (data.load(config.data) if config.data.source == 'toy'
@@ -221,7 +244,9 @@ def test_every_model_and_loss_gives_the_same_state_on_one_and_four_devices():
                           check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   differences = json.loads(result.stdout.strip().splitlines()[-1])
-  expected = {f'model:{n}' for n in models.MODELS} | {f'loss:{n}' for n in losses.LOSSES}
+  expected = ({f'model:{n}' for n in models.MODELS} | {f'loss:{n}' for n in losses.LOSSES}
+              | {f'penalty:{n}' for n, p in losses.PENALTIES.items()
+                 if not p.with_its_loss_only})
   assert set(differences) == expected
   # Float32 summation order only; a loss averaged wrongly is off by ~100 %.
   assert max(differences.values()) < 1e-4, differences
@@ -250,6 +275,13 @@ def _toy_config(loss: str) -> ml_collections.ConfigDict:
   config.train.batch_size = 16
   config.train.d_steps = 1  # every loss's math, without its extra D steps
   config.eval.evaluators = ''
+  return config
+
+
+def _penalty_config(name: str) -> ml_collections.ConfigDict:
+  """The toy run with penalty `name` weighted 1 (its formula, every update)."""
+  config = _toy_config('non_saturating')
+  config.loss[losses.PENALTIES[name].weight_key] = 1.0
   return config
 
 

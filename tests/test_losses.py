@@ -94,6 +94,55 @@ def test_the_mission_variants_and_wgan_gps_penalty_and_critic_steps():
   assert losses.active_penalties('non_saturating', config) == ()
 
 
+def test_r1_and_r2_of_a_linear_critic_are_half_its_squared_weight_norm():
+  """D(x) = <w, x> + b has the input gradient w for every example, so
+  (γ/2) E‖∇D‖² is γ/2 ‖w‖², on real data (R1) and on generated data (R2)."""
+  rng = np.random.default_rng(0)
+  w = jnp.asarray(rng.normal(size=(4, 4, 1)), jnp.float32)  # image-shaped
+  critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3)) + 0.5  # noqa: E731
+  real, fake = (jnp.asarray(rng.normal(size=(6, 4, 4, 1)), jnp.float32)
+                for _ in 'rf')
+  keys = jax.random.split(jax.random.key(0), 6)
+  want = 0.5 * float(np.sum(np.asarray(w) ** 2))
+  for name in ('r1', 'r2'):
+    np.testing.assert_allclose(losses.PENALTIES[name].fn(critic, real, fake, keys),
+                               want, rtol=1e-6)
+
+
+def test_r1_reads_the_real_batch_and_r2_the_generated_one():
+  """A quadratic critic ½‖x‖² has the input gradient x: each penalty is half
+  the mean squared norm of its own batch's examples."""
+  critic = lambda x: 0.5 * jnp.sum(x ** 2, axis=-1)  # noqa: E731
+  real, fake = jnp.array([[3.0, 4.0], [1.0, 0.0]]), jnp.array([[0.0, 2.0], [0.0, 0.0]])
+  keys = jax.random.split(jax.random.key(0), 2)
+  r1 = losses.PENALTIES['r1'].fn(critic, real, fake, keys)
+  r2 = losses.PENALTIES['r2'].fn(critic, real, fake, keys)
+  np.testing.assert_allclose([r1, r2], [0.5 * (25 + 1) / 2, 0.5 * 4 / 2], rtol=1e-6)
+
+
+def test_r1_and_r2_apply_to_every_loss_when_weighted():
+  config = {'gp_weight': 10.0, 'r1_weight': 0.0, 'r2_weight': 0.0}
+  assert losses.active_penalties('hinge', config) == ()
+  config['r1_weight'] = 10.0
+  assert [(n, w) for n, _, w in losses.active_penalties('hinge', config)] == [('r1', 10.0)]
+  config['r2_weight'] = 0.1
+  assert [n for n, _, _ in losses.active_penalties('wgan_gp', config)] == [
+      'gradient_penalty', 'r1', 'r2']
+
+
+def test_lazy_regularisation_computes_every_kth_call_only():
+  calls = []
+
+  def penalty(x):
+    jax.debug.callback(lambda: calls.append(1))
+    return 2.0 * x
+
+  lazy = jax.jit(lambda i: losses.lazy(penalty, 4, i, jnp.float32(1.5)))
+  values = [float(lazy(jnp.int32(i))) for i in range(9)]
+  assert values == [3.0, 0, 0, 0, 3.0, 0, 0, 0, 3.0]
+  assert len(calls) == 3  # the other calls skipped the branch
+
+
 def test_generator_reads_real_only_where_its_loss_does():
   assert not any(losses.generator_reads_real(loss)
                  for loss in (losses.LOSSES['vanilla'], losses.LOSSES['wgan_gp']))

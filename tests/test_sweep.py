@@ -105,7 +105,8 @@ def test_config_get_sweep_is_the_base_of_the_product(tmp_path):
 
 BAD_SWEEPS = [
     (['loss.nme=a'], {},
-     "unknown config key 'loss.nme'.*valid keys in loss: gp_weight, name"),
+     "unknown config key 'loss.nme'.*valid keys in loss: gp_weight, name, r1_weight,"
+     " r2_weight, reg_every"),
     (['loss=vanilla'], {}, "'loss' .* is a section"),
     (['train.num_steps=10,abc'], {}, "train.num_steps='abc' .* is not a valid int"),
     (['optim.g_lr=fast'], {}, "optim.g_lr='fast' .* is not a valid float"),
@@ -361,5 +362,5 @@ def test_bad_input_on_the_command_line_is_a_one_line_error(tmp_path):
   errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
   assert errors == ["error: unknown config key 'loss.nme' (from"
                     " --sweep=loss.nme=vanilla); valid keys in loss: gp_weight,"
-                    " name"], proc.stderr[-3000:]
+                    " name, r1_weight, r2_weight, reg_every"], proc.stderr[-3000:]
   assert not (tmp_path / 'w').exists()
