@@ -40,6 +40,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.name = 'dcgan'  # one of models.MODELS: 'dcgan' (images), 'mlp' (2-D toys)
   c.model.latent_dim = 100  # size of z ~ N(0, I)
+  # Every weight of the discriminator divided by its largest singular value
+  # (Miyato et al. 2018; models.SpectrallyNormalised), for every model.
+  c.model.spectral_norm = False
   # Every model's own keys (models.MODELS[name].fields), e.g. the mlp's width
   # and depth, the dcgan's dropout and transposed_conv.
   for key, field in model_fields().items():
@@ -151,7 +154,7 @@ def checks() -> dict[str, str | tuple[str, ...]]:
   return {
       'num_seeds': POSITIVE,
       'data.source': data.SOURCES,
-      'model.latent_dim': POSITIVE,
+      'model.latent_dim': POSITIVE, 'model.spectral_norm': (False, True),
       **{f'model.{k}': f.check for k, f in model_fields().items()},
       **{f'loss.{k}': f.check for k, f in penalty_fields().items()},
       'loss.reg_every': POSITIVE,

@@ -111,9 +111,10 @@ def test_lazy_regularisation_adds_k_times_the_penalty_on_every_kth_d_update():
 # ----------------------------------------------------------------- models
 
 
-def _model_config(name: str) -> ml_collections.ConfigDict:
+def _model_config(name: str, spectral_norm: bool = False) -> ml_collections.ConfigDict:
   config = configs.default_config()
   config.model.name = name
+  config.model.spectral_norm = spectral_norm
   return config
 
 
@@ -165,6 +166,53 @@ def test_every_discriminator_treats_each_example_with_its_own_key(name):
 
 
 @pytest.mark.parametrize('name', list(models.MODELS))
+def test_every_discriminator_spectrally_normalised_has_unit_spectral_norms(name):
+  """model.spectral_norm: after enough training passes (one power iteration
+  each, the weights held fixed), each stored sigma is the weight's largest
+  singular value by SVD, and D in eval mode equals the plain D with every
+  weight divided by it."""
+  spec = models.MODELS[name]
+  config = _model_config(name)
+  config.model.spectral_norm = True
+  _, d = models.build(config.model, spec.test_shape)
+  x = jax.random.uniform(jax.random.key(0), (2, *spec.test_shape), minval=-1.0)
+  keys = jax.random.split(jax.random.key(1), 2)
+  variables = d.init(jax.random.key(2), x, train=False)
+
+  @jax.jit
+  def iterate(variables):
+    def one(_, v):
+      _, updates = d.apply(v, x, train=True, example_keys_B=keys,
+                           mutable=[models.SPECTRAL_NORM_COLLECTION])
+      return {**v, **updates}
+    return jax.lax.fori_loop(0, 300, one, variables)
+
+  variables = iterate(variables)
+  stats = variables[models.SPECTRAL_NORM_COLLECTION]['SpectralNorm_0']
+  plain = variables['params']['discriminator']
+  weights = 0
+  for path, w in jax.tree_util.tree_flatten_with_path(plain)[0]:
+    if w.ndim < 2:
+      continue
+    name_ = 'discriminator/' + '/'.join(k.key for k in path)
+    largest = float(jnp.linalg.svd(w.reshape(-1, w.shape[-1]), compute_uv=False)[0])
+    np.testing.assert_allclose(float(stats[f'{name_}/sigma']), largest, rtol=1e-3)
+    plain = _set(plain, path, w / largest)
+    weights += 1
+  assert weights >= 2  # every weight matrix, the output layer's too
+  _, plain_d = models.build(_model_config(name).model, spec.test_shape)
+  np.testing.assert_allclose(d.apply(variables, x, train=False),
+                             plain_d.apply({'params': plain}, x, train=False),
+                             rtol=2e-3, atol=1e-5)
+
+
+def _set(tree, path, value):
+  """`tree` (nested dicts) with the leaf at `path` replaced."""
+  key = path[0].key
+  return {**tree, key: value if len(path) == 1 else _set(tree[key], path[1:], value)}
+
+
+@pytest.mark.parametrize('name', list(models.MODELS))
 def test_every_model_resumes_bit_exactly(tmp_path, name):
   config = _small_run(_model_config(name), models.MODELS[name].test_shape)
   source = data.synthetic(config.data.name, num_images=64)
@@ -207,6 +255,9 @@ def run(config, source, devices):
 out = {}
 cases = [('model', n, tc._small_run(tc._model_config(n), s.test_shape))
          for n, s in models.MODELS.items()]
+cases += [('spectral_norm', n, tc._small_run(tc._model_config(n, spectral_norm=True),
+                                             s.test_shape))
+          for n, s in models.MODELS.items()]
 cases += [('loss', n, tc._toy_config(n)) for n in losses.LOSSES]
 cases += [('penalty', n, tc._penalty_config(n)) for n, p in losses.PENALTIES.items()
           if not p.with_its_loss_only]
@@ -244,7 +295,8 @@ def test_every_model_and_loss_gives_the_same_state_on_one_and_four_devices():
                           check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   differences = json.loads(result.stdout.strip().splitlines()[-1])
-  expected = ({f'model:{n}' for n in models.MODELS} | {f'loss:{n}' for n in losses.LOSSES}
+  expected = ({f'{kind}:{n}' for n in models.MODELS for kind in ('model', 'spectral_norm')}
+              | {f'loss:{n}' for n in losses.LOSSES}
               | {f'penalty:{n}' for n, p in losses.PENALTIES.items()
                  if not p.with_its_loss_only})
   assert set(differences) == expected

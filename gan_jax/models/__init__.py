@@ -15,6 +15,9 @@ entry of MODELS):
 * Variables: `params`, plus any mutable collections (`batch_stats`, ...);
   the training state keeps every collection a model creates (train.Player).
 
+`model.spectral_norm=True` wraps any model's discriminator in
+`SpectrallyNormalised`, so every model has it without code of its own.
+
 A model's config keys under `model.` (besides `name` and `latent_dim`) come
 from its spec's `fields`; adding a model is one entry here plus its module.
 """
@@ -70,6 +73,33 @@ class Model:
   test_shape: tuple[int, ...]
   param_counts: tuple[int, int]
   convolutional: bool
+
+
+class SpectrallyNormalised(nn.Module):
+  """`discriminator` with every weight (each parameter of 2 or more
+  dimensions; a convolution kernel as a [kh·kw·in, out] matrix) divided by
+  its largest singular value (Miyato et al. 2018, "Spectral Normalization
+  for Generative Adversarial Networks", eq. 8 and Algorithm 1).
+
+  Flax's nn.SpectralNorm: one power-iteration step per pass from the stored
+  u, kept (with sigma) in the `spectral_norm` collection only in training
+  mode (train.py keeps it from D's own update, so once per D update). It
+  reads the weights alone, so every device computes the same u. Parameters
+  live under `discriminator/`; their count is unchanged.
+  """
+
+  discriminator: nn.Module
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool,
+               example_keys_B: jnp.ndarray | None = None) -> jnp.ndarray:
+    normalised = nn.SpectralNorm(self.discriminator,
+                                 collection_name=SPECTRAL_NORM_COLLECTION)
+    return normalised(x, train=train, example_keys_B=example_keys_B,
+                      update_stats=train)
+
+
+SPECTRAL_NORM_COLLECTION = 'spectral_norm'
 
 
 def _build_dcgan(config, example_shape, dtype):
@@ -133,7 +163,8 @@ def build(model_config: ml_collections.ConfigDict,
           example_shape: Sequence[int],
           dtype: str = 'float32') -> tuple[nn.Module, nn.Module]:
   """Returns (generator, discriminator) for examples of `example_shape`, whose
-  layers compute in `dtype` (one of DTYPES). Fields missing from
+  layers compute in `dtype` (one of DTYPES), the discriminator spectrally
+  normalised when `model_config.spectral_norm`. Fields missing from
   `model_config` (a run recorded before they existed) take their defaults."""
   registry.check_value('train.dtype', dtype, DTYPES)
   spec = registry.lookup(MODELS, 'model.name', model_config.name)
@@ -142,4 +173,10 @@ def build(model_config: ml_collections.ConfigDict,
       for key, field in spec.fields.items()})
   for key, field in spec.fields.items():
     registry.check_value(f'model.{key}', config[key], field.check)
-  return spec.build(config, tuple(example_shape), jnp.dtype(dtype))
+  spectral_norm = model_config.get('spectral_norm', False)
+  registry.check_value('model.spectral_norm', spectral_norm, (False, True))
+  generator, discriminator = spec.build(config, tuple(example_shape),
+                                        jnp.dtype(dtype))
+  if spectral_norm:
+    discriminator = SpectrallyNormalised(discriminator)
+  return generator, discriminator
