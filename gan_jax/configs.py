@@ -65,6 +65,11 @@ def default_config() -> ml_collections.ConfigDict:
   # Learning rates over the run: 'constant', or decayed to 0 by the last step
   # ('linear', 'cosine'; schedules.SCHEDULES).
   c.optim.schedule = 'constant'
+  # An exponential moving average of G's variables, which pictures, samples
+  # and evaluations then use (0 = none, e.g. 0.999; Karras et al. 2018,
+  # Yazıcı et al. 2019); it copies G for the first g_ema_start updates.
+  c.optim.g_ema_decay = 0.0
+  c.optim.g_ema_start = 0
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 64  # global batch, split evenly across all devices
@@ -160,6 +165,7 @@ def checks() -> dict[str, str | tuple[str, ...]]:
       'loss.reg_every': POSITIVE,
       'optim.g_lr': POSITIVE, 'optim.d_lr': POSITIVE,
       'optim.b1': FRACTION, 'optim.b2': FRACTION,
+      'optim.g_ema_decay': FRACTION, 'optim.g_ema_start': NON_NEGATIVE,
       'optim.schedule': tuple(schedules.SCHEDULES),
       'train.batch_size': POSITIVE, 'train.num_steps': POSITIVE,
       'train.d_steps': NON_NEGATIVE, 'train.log_every': POSITIVE,

@@ -6,7 +6,8 @@ Scores every member of a run of several seeds (member i from its own seed,
 `config.seed + i`, as during training). Prints the figures as JSON and records
 them in the workdir's results.json: `metrics` (the mean over seeds),
 `metrics_per_seed`, `metrics_summary` and `metrics_step` (the checkpoint they
-come from).
+come from), and `samples_from`: 'ema' for a run that averages its generator
+(optim.g_ema_decay > 0), unless --raw_generator, else 'raw'.
 """
 
 import json
@@ -30,11 +31,14 @@ _EVALUATORS = flags.DEFINE_string(
     f' eval.evaluators); valid: {", ".join(evaluators.EVALUATORS)}.')
 _NUM_SAMPLES = flags.DEFINE_integer(
     'num_samples', None, 'Generated samples (default: the run config\'s eval.num_samples).')
+_RAW = flags.DEFINE_bool(
+    'raw_generator', False, 'Score G itself, not its moving average (runs with'
+    ' optim.g_ema_decay > 0).')
 flags.mark_flags_as_required(['workdir'])
 
 
 def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
-                 num_samples: int | None = None) -> dict:
+                 num_samples: int | None = None, raw: bool = False) -> dict:
   """Scores every member of the latest checkpoint in `workdir`; updates its
   results.json."""
   if num_samples is not None and num_samples <= 0:
@@ -48,7 +52,7 @@ def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
   config.eval.num_samples = num_samples
   score_samples = evaluators.build(names, config, data.load(config.data))
   per_seed = train.score_members(gan, state, configs.seeds(config), num_samples,
-                                 score_samples)
+                                 score_samples, raw=raw)
   figures = aggregate.results('metrics', per_seed)
   step = train.current_step(state)
 
@@ -58,12 +62,14 @@ def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
     with open(path) as f:
       results = json.load(f)
   about = getattr(score_samples, 'about', None) or {}
-  results.update(**figures, metrics_step=step)
+  results.update(**figures, metrics_step=step,
+                 samples_from=train.samples_from(gan, raw))
   results.pop('metrics_about', None)  # an earlier scoring's, maybe other evaluators
   if about:
     results['metrics_about'] = about
   files.write_json(path, results)
-  return {'step': step, **figures, **({'metrics_about': about} if about else {})}
+  return {'step': step, **figures, 'samples_from': train.samples_from(gan, raw),
+          **({'metrics_about': about} if about else {})}
 
 
 def main(argv: list[str]) -> None:
@@ -71,8 +77,8 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   names = (None if _EVALUATORS.value is None
            else evaluators.parse(_EVALUATORS.value))
-  print(json.dumps(evaluate_run(_WORKDIR.value, names, _NUM_SAMPLES.value),
-                   indent=2, sort_keys=True))
+  print(json.dumps(evaluate_run(_WORKDIR.value, names, _NUM_SAMPLES.value,
+                                _RAW.value), indent=2, sort_keys=True))
 
 
 if __name__ == '__main__':

@@ -9,7 +9,8 @@ A and B can each be:
 - a directory of PNG/JPEG images (read in name order);
 - a run's workdir: --num samples of its latest checkpoint (of member
   --member of a run of several seeds, drawn with that member's seed, as
-  `gan_jax.evaluate` draws them);
+  `gan_jax.evaluate` draws them; of the averaged generator where the run
+  keeps one, unless --raw_generator);
 - a dataset NAME:SOURCE[:PATH], e.g. `mnist:idx:DIR` (every image of DIR's
   train split, else its t10k split) or `cifar10:tfds` (the train split).
 
@@ -46,6 +47,9 @@ _NUM = flags.DEFINE_integer(
 _MEMBER = flags.DEFINE_integer(
     'member', 0, 'Which member of a run of several seeds (config.num_seeds)'
     ' a workdir set samples: 0 is the run\'s seed, i its seed + i.')
+_RAW = flags.DEFINE_bool(
+    'raw_generator', False, 'Sample a workdir\'s G itself, not its moving'
+    ' average (runs with optim.g_ema_decay > 0).')
 _INCEPTION = flags.DEFINE_string(
     'inception', '', f'Converted Inception weights (default: ${inception.ENV_VAR},'
     f' else {inception.default_path()}).')
@@ -89,7 +93,8 @@ def _read_npy(path: str, num: int | None) -> np.ndarray:
   return np.asarray(_take(images, num, path))
 
 
-def _sample_run(workdir: str, num: int | None, member: int) -> np.ndarray:
+def _sample_run(workdir: str, num: int | None, member: int,
+                raw: bool = False) -> np.ndarray:
   from gan_jax import configs  # noqa: PLC0415 (only workdirs need these)
   from gan_jax import train  # noqa: PLC0415
   config, gan, state = train.restore_run(workdir)
@@ -98,7 +103,7 @@ def _sample_run(workdir: str, num: int | None, member: int) -> np.ndarray:
     raise UserError(f'--member={member} is invalid: the run in {workdir} has'
                     f' {len(seeds)} member(s), 0 to {len(seeds) - 1}')
   return train.generate_samples(gan, train.member(state, member),
-                                num or DEFAULT_RUN_SAMPLES, seeds[member])
+                                num or DEFAULT_RUN_SAMPLES, seeds[member], raw=raw)
 
 
 def _read_dataset(spec: str, num: int | None) -> np.ndarray:
@@ -121,7 +126,8 @@ def is_dataset(spec: str) -> bool:
   return not os.path.exists(spec) and ':' in spec
 
 
-def read_set(spec: str, num: int | None, member: int = 0) -> np.ndarray:
+def read_set(spec: str, num: int | None, member: int = 0,
+             raw: bool = False) -> np.ndarray:
   """The images that `spec` names (see the module docstring).
 
   Raises:
@@ -130,7 +136,7 @@ def read_set(spec: str, num: int | None, member: int = 0) -> np.ndarray:
   """
   if os.path.isdir(spec):
     if os.path.exists(os.path.join(spec, 'config.json')):
-      return _sample_run(spec, num, member)
+      return _sample_run(spec, num, member, raw)
     return _read_directory(spec, num)
   if os.path.isfile(spec):
     if not spec.endswith('.npy'):
@@ -178,7 +184,7 @@ def main(argv: list[str]) -> None:
   if num is not None and num < 2:
     raise UserError(f'--num={num} is invalid; FID needs at least 2 images a set')
   weights = inception.load(_INCEPTION.value)
-  sets = [read_set(spec, num, _MEMBER.value) for spec in argv[1:]]
+  sets = [read_set(spec, num, _MEMBER.value, _RAW.value) for spec in argv[1:]]
   datasets = tuple(is_dataset(spec) for spec in argv[1:])
   print(json.dumps(compare(*sets, weights, what=tuple(argv[1:]), cached=datasets)))
 

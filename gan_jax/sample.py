@@ -6,6 +6,8 @@ float32; images NHWC in [-1, 1], 2-D toys [N, 2] in data coordinates. The
 same --seed and checkpoint give the same samples. Of a run of several seeds
 (`config.num_seeds`) it samples member --seed_index, the run of seed
 `config.seed + seed_index`; --seed is the latent noise's, whichever the member.
+A run that averages its generator (optim.g_ema_decay > 0) is sampled from
+the average; --raw_generator samples G itself.
 """
 
 import os
@@ -27,6 +29,9 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the latent noise.')
 _SEED_INDEX = flags.DEFINE_integer(
     'seed_index', 0, 'Which member of a run of several seeds (config.num_seeds),'
     ' 0 to num_seeds - 1.')
+_RAW = flags.DEFINE_bool(
+    'raw_generator', False, 'Sample G itself, not its moving average (runs with'
+    ' optim.g_ema_decay > 0).')
 flags.mark_flags_as_required(['workdir', 'num', 'out'])
 
 
@@ -40,7 +45,8 @@ def main(argv: list[str]) -> None:
     raise UserError(f'--out={out} must name a .npy file')
   files.check_writable_file(out, '--out')
   gan, state, seed = train.restore_member(_WORKDIR.value, _SEED_INDEX.value)
-  samples = train.generate_samples(gan, state, _NUM.value, _SEED.value)
+  samples = train.generate_samples(gan, state, _NUM.value, _SEED.value,
+                                   raw=_RAW.value)
   try:
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     np.save(out, samples)
@@ -48,7 +54,8 @@ def main(argv: list[str]) -> None:
     raise UserError(f'cannot write --out={out}: {e.strerror}') from None
   print(f'wrote {samples.shape[0]} samples of shape {samples.shape[1:]} to'
         f' {_OUT.value} (checkpoint step {int(parallel.fetch(state.step))},'
-        f' member {_SEED_INDEX.value}: seed {seed})')
+        f' member {_SEED_INDEX.value}: seed {seed}; generator:'
+        f' {train.samples_from(gan, _RAW.value)})')
 
 
 if __name__ == '__main__':

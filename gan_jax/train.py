@@ -88,6 +88,9 @@ class GANState:
   d: Player
   key: Array  # typed PRNG key; fixed: each step uses fold_in(key, step)
   nonfinite_step: Array  # int32 []: first generator update with a NaN/inf loss, -1 if none
+  # G's variables (params and collections) averaged over its updates
+  # (`average_generator`); {} when the run does not average (g_ema_decay 0).
+  g_ema: PyTree = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +113,10 @@ class GAN:
   batch_size: int  # global
   d_steps: int
   sample_real: Callable[[dict, Array], Array]  # (data arrays, key) -> one example
+  # The generator's exponential moving average (optim.g_ema_decay, 0 = none)
+  # and the updates before which it copies G (optim.g_ema_start).
+  g_ema_decay: float = 0.0
+  g_ema_start: int = 0
   seed_batching: str = 'vmap'  # 'vmap' or 'loop': how members share a program
 
 
@@ -142,6 +149,8 @@ def build_gan(config: ml_collections.ConfigDict,
       example_shape=tuple(example_shape),
       batch_size=config.train.batch_size, d_steps=config.train.d_steps,
       sample_real=sample_real,
+      g_ema_decay=config.optim.get('g_ema_decay', 0.0),
+      g_ema_start=config.optim.get('g_ema_start', 0),
       seed_batching=seed_batching(config.train.get('seed_batching', 'auto'),
                                   config.model.name, jax.default_backend()))
 
@@ -173,13 +182,14 @@ def init_state(gan: GAN, key: Array) -> GANState:
   """Fresh parameters, collections and optimizer states; pure (jit it with
   out_shardings)."""
   g_key, d_key, train_key = jax.random.split(key, 3)
+  g = _init_player(gan.generator, gan.g_optimizer, g_key,
+                   jnp.zeros((1, gan.latent_dim)))
   return GANState(
-      step=jnp.zeros((), jnp.int32),
-      g=_init_player(gan.generator, gan.g_optimizer, g_key,
-                     jnp.zeros((1, gan.latent_dim))),
+      step=jnp.zeros((), jnp.int32), g=g,
       d=_init_player(gan.discriminator, gan.d_optimizer, d_key,
                      jnp.zeros((1,) + gan.example_shape)),
-      key=train_key, nonfinite_step=jnp.full((), -1, jnp.int32))
+      key=train_key, nonfinite_step=jnp.full((), -1, jnp.int32),
+      g_ema=g.variables() if gan.g_ema_decay > 0 else {})
 
 
 def init_states(gan: GAN, seeds: Array) -> GANState:
@@ -388,6 +398,10 @@ def train_step(gan: GAN, state: GANState, data_arrays: dict,
     state, d_metrics = jax.lax.scan(d_update, state, jnp.arange(gan.d_steps))
     d_metrics = jax.tree.map(jnp.mean, d_metrics)
   state, g_metrics = _generator_update(gan, state, data_arrays, g_key)
+  if gan.g_ema_decay > 0:
+    state = state.replace(g_ema=average_generator(
+        state.g_ema, state.g.variables(), gan.g_ema_decay,
+        updates=state.step + 1, start=gan.g_ema_start))
   metrics = jax.lax.pmean({**d_metrics, **g_metrics}, DATA_AXIS)
 
   finite = jnp.isfinite(metrics['d_loss']) & jnp.isfinite(metrics['g_loss'])
@@ -420,9 +434,41 @@ def train_step_seeds(gan: GAN, state: GANState,
                   in_axes=(0, None))(state, data_arrays)
 
 
-def generate(gan: GAN, g: Player, z: Array) -> Array:
-  """G(z) in inference mode (BatchNorm running averages): samples to look at."""
-  return gan.generator.apply(g.variables(), z, train=False)
+def average_generator(average: PyTree, current: PyTree, decay: float,
+                      updates: Array, start: int) -> PyTree:
+  """The exponential moving average of G's variables after its update number
+  `updates` (from 1): G itself while updates <= `start`, then
+  decay · average + (1 − decay) · G (Karras et al. 2018, "Progressive Growing
+  of GANs", §A.1; Yazıcı et al. 2019, "The Unusual Effectiveness of
+  Averaging in GAN Training").
+
+  Every variable is averaged alike, BatchNorm's running statistics too: the
+  averaged generator normalises with the same average of G's statistics as
+  its weights are of G's weights (no separate pass to re-estimate them).
+  """
+  weight = jnp.where(updates <= start, 0.0, decay)
+  return jax.tree.map(lambda a, c: weight * a + (1 - weight) * c, average, current)
+
+
+def generator_variables(gan: GAN, state: GANState, raw: bool = False) -> dict:
+  """The variables samples are drawn from: the averaged generator's when the
+  run keeps one (optim.g_ema_decay > 0) unless `raw`, else G's own. `state`
+  is one member's or a stacked one."""
+  if gan.g_ema_decay > 0 and not raw:
+    return state.g_ema
+  return state.g.variables()
+
+
+def samples_from(gan: GAN, raw: bool = False) -> str:
+  """'ema' or 'raw': which generator `generator_variables` gives, as results
+  and commands report it."""
+  return 'ema' if gan.g_ema_decay > 0 and not raw else 'raw'
+
+
+def generate(gan: GAN, variables: dict, z: Array) -> Array:
+  """G(z) in inference mode (BatchNorm running averages) with the generator
+  `variables` (`generator_variables`): samples to look at."""
+  return gan.generator.apply(variables, z, train=False)
 
 
 @functools.lru_cache(maxsize=8)
@@ -432,26 +478,28 @@ def _jitted_generate(gan: GAN):
 
 
 def generate_samples(gan: GAN, state: GANState, num: int, seed: int,
-                     batch: int = 1000) -> np.ndarray:
-  """`num` float32 samples in inference mode from z ~ N(0, I) drawn with `seed`.
+                     batch: int = 1000, raw: bool = False) -> np.ndarray:
+  """`num` float32 samples in inference mode from z ~ N(0, I) drawn with `seed`,
+  of the averaged generator if the run keeps one and not `raw`.
 
   `state` is one member's (`member(state, i)`). The same seed and state give
   the same samples, whatever `batch` is.
   """
   z = jax.random.normal(jax.random.key(seed), (num, gan.latent_dim))
   generate_fn = _jitted_generate(gan)
-  chunks = [generate_fn(state.g, z[i:i + batch])
+  variables = generator_variables(gan, state, raw)
+  chunks = [generate_fn(variables, z[i:i + batch])
             for i in range(0, num, batch)]
   return np.concatenate([np.asarray(parallel.fetch(c), np.float32)
                          for c in chunks])
 
 
 def score_members(gan: GAN, state: GANState, seeds: list[int], num: int,
-                  score_samples: evaluators.Scorer) -> list[dict]:
+                  score_samples: evaluators.Scorer, raw: bool = False) -> list[dict]:
   """Each member's figures on `num` samples whose z is drawn with its seed
   (as a one-seed run of that seed draws them), with the seed under 'seed'."""
   return [{'seed': seed, **score_samples(generate_samples(
-              gan, member(state, i), num, seed))}
+              gan, member(state, i), num, seed, raw=raw))}
           for i, seed in enumerate(seeds)]
 
 
@@ -463,10 +511,12 @@ def _format_duration(seconds: float) -> str:
 
 
 class _SamplePictures:
-  """Pictures of each member's G on a fixed z (drawn with the member's seed):
-  an 8x8 grid for images, a scatter plot for toys."""
+  """Pictures of each member's G (its average when the run keeps one) on a
+  fixed z (drawn with the member's seed): an 8x8 grid for images, a scatter
+  plot for toys."""
 
   def __init__(self, gan: GAN, source: data.DataSource, seeds: list[int], mesh):
+    self._gan = gan
     self._source = source
     count = NUM_GRID_SAMPLES if source.kind == 'images' else NUM_SCATTER_SAMPLES
     keys = [jax.random.split(jax.random.fold_in(jax.random.key(seed), 1))
@@ -485,7 +535,8 @@ class _SamplePictures:
   def __call__(self, state: GANState) -> list[np.ndarray]:
     """uint8 [H, W, C] per member. Every process must call it (it runs on all
     devices)."""
-    fake = parallel.fetch(self._generate(state.g, self._z))
+    fake = parallel.fetch(self._generate(generator_variables(self._gan, state),
+                                         self._z))
     if self._source.kind == 'images':
       return [visualize.image_grid(f) for f in fake]
     return [visualize.scatter_plot(real, f, modes_K2=self._source.modes)
@@ -757,6 +808,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
         **aggregate.results('metrics', scores_per_seed),
         **({'metrics_about': score_samples.about}
            if getattr(score_samples, 'about', None) else {}),
+        # Which generator the pictures and metrics come from: 'ema' or 'raw'.
+        'samples_from': samples_from(gan),
         'wall_time_s': time.time() - wall_start, 'compile_s': compile_s,
         'steps_per_s': (trained / (time.time() - train_start) if trained > 0
                         else None),

@@ -17,6 +17,7 @@ import pytest
 from gan_jax import checkpoints
 from gan_jax import configs
 from gan_jax import data
+from gan_jax import evaluate
 from gan_jax import losses
 from gan_jax import models
 from gan_jax import parallel
@@ -69,9 +70,25 @@ def test_the_step_is_deterministic_given_seed_and_step():
   assert float(m1['g_loss']) == float(m2['g_loss'])
 
 
-def test_resumed_run_equals_uninterrupted_run_bitwise(tmp_path, idx_dir):
+# Every stabiliser at once: spectral norm's u and sigma, lazy R1 and R2 (the
+# penalty on D updates 0 and 2, whichever run makes them), G's average
+# (copied at update 1, averaged after it).
+STABILISERS = {'model.spectral_norm': True, 'loss.r1_weight': 1.0,
+               'loss.r2_weight': 0.5, 'loss.reg_every': 2,
+               'optim.g_ema_decay': 0.9, 'optim.g_ema_start': 1}
+
+
+def with_overrides(config, overrides):
+  for key, value in overrides.items():
+    section, name = key.split('.')
+    config[section][name] = value
+  return config
+
+
+@pytest.mark.parametrize('overrides', [{}, STABILISERS], ids=['plain', 'stabilisers'])
+def test_resumed_run_equals_uninterrupted_run_bitwise(tmp_path, idx_dir, overrides):
   # DCGAN: batch norm statistics, dropout and both Adam states must all resume.
-  config = tiny_image_config(idx_dir)
+  config = with_overrides(tiny_image_config(idx_dir), overrides)
   config.train.num_steps = 4
   train.train_and_evaluate(config, str(tmp_path / 'straight'))
 
@@ -86,6 +103,39 @@ def test_resumed_run_equals_uninterrupted_run_bitwise(tmp_path, idx_dir):
   for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed), strict=True):
     np.testing.assert_array_equal(a, b)
   assert resumed.step.tolist() == [4]  # one seed: a seed axis of size 1
+
+
+def test_the_generator_average_copies_g_until_its_start_then_decays():
+  average, current = {'w': jnp.array([1.0, 2.0])}, {'w': jnp.array([3.0, 6.0])}
+  copied = train.average_generator(average, current, 0.9, updates=5, start=5)
+  np.testing.assert_array_equal(copied['w'], [3.0, 6.0])
+  decayed = train.average_generator(average, current, 0.9, updates=6, start=5)
+  np.testing.assert_allclose(decayed['w'], [0.9 * 1 + 0.1 * 3, 0.9 * 2 + 0.1 * 6],
+                             rtol=1e-6)
+
+
+def test_a_run_that_averages_g_samples_and_scores_the_average_unless_raw(tmp_path):
+  config = tiny_toy_config()
+  config.optim.g_ema_decay, config.optim.g_ema_start = 0.5, 2
+  config.eval.evaluators, config.eval.num_samples = 'modes', 200
+  workdir = str(tmp_path / 'ema')
+  results = train.train_and_evaluate(config, workdir)
+  assert results['samples_from'] == 'ema'
+  gan, state, seed = train.restore_member(workdir, 0)
+  ema = train.generate_samples(gan, state, 50, seed)
+  raw = train.generate_samples(gan, state, 50, seed, raw=True)
+  z = jax.random.normal(jax.random.key(seed), (50, gan.latent_dim))
+  np.testing.assert_array_equal(ema, gan.generator.apply(state.g_ema, z, train=False))
+  np.testing.assert_array_equal(raw, gan.generator.apply(state.g.variables(), z,
+                                                         train=False))
+  assert not np.allclose(ema, raw)  # 4 averaged updates after the copies
+  assert evaluate.evaluate_run(workdir, raw=True)['samples_from'] == 'raw'
+  with open(os.path.join(workdir, 'results.json')) as f:
+    assert json.load(f)['samples_from'] == 'raw'
+  # A run without the average has none in its state and samples G.
+  plain = train.train_and_evaluate(tiny_toy_config(), str(tmp_path / 'plain'))
+  assert plain['samples_from'] == 'raw'
+  assert restored_state(str(tmp_path / 'plain')).g_ema == {}
 
 
 def test_a_nan_loss_stops_the_run_at_its_step_and_keeps_the_last_good_checkpoint(
