@@ -30,6 +30,17 @@ from gan_jax.errors import TrainingDiverged
 from gan_jax.errors import UserError
 
 
+def raw_generator_flag() -> Callable[[], bool]:
+  """The value of --raw_generator, the flag that `sample`, `evaluate` and
+  `fid` share: defined by the first of them imported (absl's flags are
+  process-wide)."""
+  if 'raw_generator' not in flags.FLAGS:
+    flags.DEFINE_bool(
+        'raw_generator', False, 'Use G itself, not its moving average (runs'
+        ' with optim.g_ema_decay > 0).')
+  return lambda: flags.FLAGS.raw_generator
+
+
 def fail(message: str) -> None:
   print(f'error: {message}', file=sys.stderr)
   sys.exit(1)

@@ -31,9 +31,7 @@ _EVALUATORS = flags.DEFINE_string(
     f' eval.evaluators); valid: {", ".join(evaluators.EVALUATORS)}.')
 _NUM_SAMPLES = flags.DEFINE_integer(
     'num_samples', None, 'Generated samples (default: the run config\'s eval.num_samples).')
-_RAW = flags.DEFINE_bool(
-    'raw_generator', False, 'Score G itself, not its moving average (runs with'
-    ' optim.g_ema_decay > 0).')
+_RAW = cli.raw_generator_flag()
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -78,7 +76,7 @@ def main(argv: list[str]) -> None:
   names = (None if _EVALUATORS.value is None
            else evaluators.parse(_EVALUATORS.value))
   print(json.dumps(evaluate_run(_WORKDIR.value, names, _NUM_SAMPLES.value,
-                                _RAW.value), indent=2, sort_keys=True))
+                                _RAW()), indent=2, sort_keys=True))
 
 
 if __name__ == '__main__':

@@ -47,9 +47,7 @@ _NUM = flags.DEFINE_integer(
 _MEMBER = flags.DEFINE_integer(
     'member', 0, 'Which member of a run of several seeds (config.num_seeds)'
     ' a workdir set samples: 0 is the run\'s seed, i its seed + i.')
-_RAW = flags.DEFINE_bool(
-    'raw_generator', False, 'Sample a workdir\'s G itself, not its moving'
-    ' average (runs with optim.g_ema_decay > 0).')
+_RAW = cli.raw_generator_flag()
 _INCEPTION = flags.DEFINE_string(
     'inception', '', f'Converted Inception weights (default: ${inception.ENV_VAR},'
     f' else {inception.default_path()}).')
@@ -184,7 +182,7 @@ def main(argv: list[str]) -> None:
   if num is not None and num < 2:
     raise UserError(f'--num={num} is invalid; FID needs at least 2 images a set')
   weights = inception.load(_INCEPTION.value)
-  sets = [read_set(spec, num, _MEMBER.value, _RAW.value) for spec in argv[1:]]
+  sets = [read_set(spec, num, _MEMBER.value, _RAW()) for spec in argv[1:]]
   datasets = tuple(is_dataset(spec) for spec in argv[1:])
   print(json.dumps(compare(*sets, weights, what=tuple(argv[1:]), cached=datasets)))
 

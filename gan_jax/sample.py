@@ -29,9 +29,7 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the latent noise.')
 _SEED_INDEX = flags.DEFINE_integer(
     'seed_index', 0, 'Which member of a run of several seeds (config.num_seeds),'
     ' 0 to num_seeds - 1.')
-_RAW = flags.DEFINE_bool(
-    'raw_generator', False, 'Sample G itself, not its moving average (runs with'
-    ' optim.g_ema_decay > 0).')
+_RAW = cli.raw_generator_flag()
 flags.mark_flags_as_required(['workdir', 'num', 'out'])
 
 
@@ -46,7 +44,7 @@ def main(argv: list[str]) -> None:
   files.check_writable_file(out, '--out')
   gan, state, seed = train.restore_member(_WORKDIR.value, _SEED_INDEX.value)
   samples = train.generate_samples(gan, state, _NUM.value, _SEED.value,
-                                   raw=_RAW.value)
+                                   raw=_RAW())
   try:
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     np.save(out, samples)
@@ -55,7 +53,7 @@ def main(argv: list[str]) -> None:
   print(f'wrote {samples.shape[0]} samples of shape {samples.shape[1:]} to'
         f' {_OUT.value} (checkpoint step {int(parallel.fetch(state.step))},'
         f' member {_SEED_INDEX.value}: seed {seed}; generator:'
-        f' {train.samples_from(gan, _RAW.value)})')
+        f' {train.samples_from(gan, _RAW())})')
 
 
 if __name__ == '__main__':

@@ -97,11 +97,9 @@ def test_lazy_regularisation_adds_k_times_the_penalty_on_every_kth_d_update():
   source = data.load(config.data)
   _, every = _train_steps(config, source, steps=1)
   config.loss.reg_every = 2
-  r1, d_loss = [], []
-  for steps in (1, 2, 3):
-    _, metrics = _train_steps(config, source, steps=steps)
-    r1.append(float(metrics['r1'][0]))
-    d_loss.append(float(metrics['d_loss'][0]))
+  per_step = _train_steps(config, source, steps=3, every_step=True)
+  r1 = [float(m['r1'][0]) for m in per_step]
+  d_loss = [float(m['d_loss'][0]) for m in per_step]
   assert r1[0] > 0 and r1[1] == 0 and r1[2] > 0
   np.testing.assert_allclose(r1[0], every['r1'][0], rtol=1e-6)
   np.testing.assert_allclose(d_loss[0] - float(every['d_loss'][0]), 0.5 * r1[0],
@@ -212,9 +210,21 @@ def _set(tree, path, value):
   return {**tree, key: value if len(path) == 1 else _set(tree[key], path[1:], value)}
 
 
+# Every stabiliser at once: spectral norm's u and sigma, lazy R1 and R2 (the
+# penalties on D updates 0 and 2, whichever run makes them), G's average
+# (G's copy at update 1, averaged after it; with BatchNorm's statistics).
+STABILISERS = {'model.spectral_norm': True, 'loss.r1_weight': 1.0,
+               'loss.r2_weight': 0.5, 'loss.reg_every': 2,
+               'optim.g_ema_decay': 0.9, 'optim.g_ema_start': 1}
+
+
 @pytest.mark.parametrize('name', list(models.MODELS))
-def test_every_model_resumes_bit_exactly(tmp_path, name):
+def test_every_model_with_every_stabiliser_resumes_bit_exactly(tmp_path, name):
+  """(Without stabilisers: tests/test_train.py.)"""
   config = _small_run(_model_config(name), models.MODELS[name].test_shape)
+  for key, value in STABILISERS.items():
+    section, field = key.split('.')
+    config[section][field] = value
   source = data.synthetic(config.data.name, num_images=64)
   config.train.num_steps = 4
   train.train_and_evaluate(config, str(tmp_path / 'straight'), source)
@@ -350,14 +360,17 @@ def _small_run(config: ml_collections.ConfigDict,
   return config
 
 
-def _train_steps(config, source, steps: int):
+def _train_steps(config, source, steps: int, every_step: bool = False):
+  """The member's state and the last step's metrics after `steps` steps (or
+  with `every_step`, every step's metrics)."""
   gan = train.build_gan(config, source.example_shape, source.sample_one)
   mesh = parallel.make_mesh(jax.devices()[:1])
   state = train.fresh_states(gan, [config.seed], mesh)
   step = parallel.shard_map_step(
       lambda s, a: train.train_step_seeds(gan, s, a), mesh)
   arrays = parallel.replicate(source.arrays, mesh)
-  metrics = None
+  metrics = []
   for _ in range(steps):
-    state, metrics = step(state, arrays)
-  return train.member(state, 0), metrics
+    state, step_metrics = step(state, arrays)
+    metrics.append(jax.device_get(step_metrics))
+  return metrics if every_step else (train.member(state, 0), metrics[-1])

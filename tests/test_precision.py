@@ -54,7 +54,7 @@ def initial_outputs(gan, source, state, num: int = 8):
     arrays = jax.tree.map(jnp.asarray, source.arrays)
     real = jax.vmap(functools.partial(source.sample_one, arrays))(
         jax.random.split(real_key, num))
-    fake = train.generate(gan, state.g,
+    fake = train.generate(gan, state.g.variables(),
                           jax.random.normal(z_key, (num, gan.latent_dim)))
     logits = gan.discriminator.apply(state.d.variables(),
                                      jnp.concatenate([real, fake]), train=False)
