@@ -53,8 +53,9 @@ def default_config() -> ml_collections.ConfigDict:
   # Every penalty's weight (losses.PENALTIES), e.g. gp_weight: WGAN-GP's lambda.
   for key, field in penalty_fields().items():
     c.loss[key] = field.default
-  # Lazy regularisation: the optional penalties (r1, r2) on every reg_every-th
-  # D update only, weighted reg_every times (Karras et al. 2020; 16 there).
+  # Lazy regularisation: the optional penalties (r1, r2) only on the first D
+  # update of every reg_every-th step, weighted reg_every x d_steps (Karras et
+  # al. 2020; 16 there).
   c.loss.reg_every = 1
 
   c.optim = ml_collections.ConfigDict()

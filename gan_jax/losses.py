@@ -388,18 +388,6 @@ PENALTIES: dict[str, Penalty] = {
 }
 
 
-def lazy(fn: Callable[..., Array], every: int, index: Array, *args) -> Array:
-  """fn(*args) on every `every`-th call (index % every == 0; `index` counts
-  the calls before this one), 0 on the others. Weighted `every` times, it is
-  lazy regularisation: the same expected penalty at 1/every of its cost
-  (Karras et al. 2020, StyleGAN2, §3.1 and Appendix B). The branch not taken
-  is skipped, not masked, where `index` is the same for the whole program.
-  (StyleGAN2 also rescales Adam's settings for its separate regularisation
-  update; here the penalty joins the D update it falls on.)"""
-  return jax.lax.cond(index % every == 0, lambda: fn(*args),
-                      lambda: jnp.zeros((), jnp.float32))
-
-
 def active_penalties(loss_name: str, loss_config) -> tuple[tuple[str, Penalty, float], ...]:
   """(name, penalty, weight) of each penalty the run adds to D's loss:
   those its loss lists, and the others whose weight in `loss_config` is > 0."""

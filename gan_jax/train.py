@@ -104,8 +104,10 @@ class GAN:
   loss: losses.Loss
   # (name, penalty, weight) added to D's loss (losses.active_penalties).
   penalties: tuple[tuple[str, losses.Penalty, float], ...]
-  # Lazy regularisation: the optional penalties on every reg_every-th D
-  # update only, weighted reg_every times (losses.lazy).
+  # Lazy regularisation (Karras et al. 2020, StyleGAN2, §3.1): the optional
+  # penalties (not a loss's own) only on the first D update of every
+  # reg_every-th step, weighted reg_every x d_steps, the same expected
+  # penalty per D update. The host picks the program (`compile_step`).
   reg_every: int
   generator_reads_real: bool  # G's loss reads D's logits on real data
   latent_dim: int
@@ -289,10 +291,10 @@ def _apply_gradients(optimizer: optax.GradientTransformation, params, opt_state,
 
 
 def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
-                          key: Array, d_index: Array
+                          key: Array, regularise: bool = False
                           ) -> tuple[GANState, dict[str, Array]]:
   """One discriminator (critic) update on fresh real and generated batches;
-  `d_index` counts the D updates before it (for lazy regularisation)."""
+  with `regularise`, it adds the lazy penalties too (`GAN.reg_every`)."""
   # Keys 4 + 2j and 5 + 2j belong to penalty j of losses.PENALTIES, whichever
   # others are active (the gradient penalty's are those it always had).
   keys = jax.random.split(key, 4 + 2 * len(losses.PENALTIES))
@@ -309,26 +311,33 @@ def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
   both_keys = jnp.concatenate([_local_keys(real_drop, gan.batch_size),
                                _local_keys(fake_drop, gan.batch_size)])
 
+  lazy = gan.reg_every > 1
+  penalties, skipped = [], []  # (name, penalty, weight) added; metrics not
+  for name, penalty, weight in gan.penalties:
+    if not lazy or penalty.with_its_loss_only:
+      penalties.append((name, penalty, weight))
+    elif regularise:
+      penalties.append((name, penalty, weight * gan.reg_every * gan.d_steps))
+    else:
+      skipped.append(penalty.metric)
+
   def loss_fn(d_params):
     logits, collections = _discriminate(gan, state.d, d_params, both, both_keys,
                                         update_collections=True)
     real_logits, fake_logits = jnp.split(logits, 2)
     loss = gan.loss.d_loss(_global(real_logits), _global(fake_logits))
     metrics = {'d_real': jnp.mean(real_logits), 'd_fake': jnp.mean(fake_logits)}
-    for name, penalty, weight in gan.penalties:
+    for name, penalty, weight in penalties:
       j = list(losses.PENALTIES).index(name)
       keys_key, drop_key = keys[4 + 2 * j], keys[5 + 2 * j]
       critic = lambda x, k=drop_key: _discriminate(  # noqa: E731
           gan, state.d, d_params, x, _local_keys(k, gan.batch_size))[0]
-      example_keys = _local_keys(keys_key, gan.batch_size)
-      if gan.reg_every > 1 and not penalty.with_its_loss_only:
-        value = losses.lazy(penalty.fn, gan.reg_every, d_index,
-                            critic, real, fake, example_keys)
-        loss = loss + weight * gan.reg_every * value
-      else:
-        value = penalty.fn(critic, real, fake, example_keys)
-        loss = loss + weight * value
+      value = penalty.fn(critic, real, fake,
+                         _local_keys(keys_key, gan.batch_size))
+      loss = loss + weight * value
       metrics[penalty.metric] = value
+    # A lazy penalty's metric is 0 on the updates without it.
+    metrics.update({metric: jnp.zeros((), jnp.float32) for metric in skipped})
     return loss, (metrics, collections)
 
   (loss, (metrics, collections)), grads = jax.value_and_grad(
@@ -369,31 +378,33 @@ def _generator_update(gan: GAN, state: GANState, data_arrays: dict,
 
 
 def train_step(gan: GAN, state: GANState, data_arrays: dict,
-               step: Array | None = None) -> tuple[GANState, dict[str, Array]]:
+               regularise: bool = True) -> tuple[GANState, dict[str, Array]]:
   """`gan.d_steps` discriminator updates, then one generator update.
 
   Per device and pure: run it through `parallel.shard_map_step` (or
   `parallel.pmap_step`). The randomness of update number `state.step + 1`
   comes from fold_in(state.key, state.step), and the real batch is drawn
   from `data_arrays` inside the step, so a resumed run repeats exactly.
-
-  `step` is `state.step`, passed unbatched by `train_step_seeds` so that
-  lazy regularisation takes one branch for all members of a vmapped run.
+  `regularise`: whether the first D update adds the lazy penalties, for a
+  run with `gan.reg_every` > 1 (`compile_step` picks it on the host).
 
   Returns:
     The new state and scalar metrics averaged over devices (and D steps).
   """
   step_key = jax.random.fold_in(state.key, state.step)
   d_key, g_key = jax.random.split(step_key)
-  step = state.step if step is None else step
 
-  def d_update(carry, i):
+  def d_update(carry, i, regularise=False):
     return _discriminator_update(gan, carry, data_arrays,
-                                 jax.random.fold_in(d_key, i),
-                                 step * gan.d_steps + i)
+                                 jax.random.fold_in(d_key, i), regularise)
 
   if gan.d_steps == 1:
-    state, d_metrics = d_update(state, 0)
+    state, d_metrics = d_update(state, 0, regularise)
+  elif gan.reg_every > 1:  # the first update on its own: it may regularise
+    state, first = d_update(state, 0, regularise)
+    state, rest = jax.lax.scan(d_update, state, jnp.arange(1, gan.d_steps))
+    d_metrics = jax.tree.map(lambda a, b: (a + jnp.sum(b)) / gan.d_steps,
+                             first, rest)
   else:
     state, d_metrics = jax.lax.scan(d_update, state, jnp.arange(gan.d_steps))
     d_metrics = jax.tree.map(jnp.mean, d_metrics)
@@ -410,8 +421,8 @@ def train_step(gan: GAN, state: GANState, data_arrays: dict,
   return state.replace(step=state.step + 1, nonfinite_step=first_bad), metrics
 
 
-def train_step_seeds(gan: GAN, state: GANState,
-                     data_arrays: dict) -> tuple[GANState, dict[str, Array]]:
+def train_step_seeds(gan: GAN, state: GANState, data_arrays: dict,
+                     regularise: bool = True) -> tuple[GANState, dict[str, Array]]:
   """`train_step` of every member of a stacked state, in one program:
   vmapped, or one member after another (`gan.seed_batching`).
 
@@ -420,7 +431,7 @@ def train_step_seeds(gan: GAN, state: GANState,
   what they did before the seed axis existed (a batched matmul may round
   differently).
   """
-  step = functools.partial(train_step, gan)
+  step = functools.partial(train_step, gan, regularise=regularise)
   if state.step.shape == (1,):
     return jax.tree.map(lambda x: x[None], step(member(state, 0), data_arrays))
   if gan.seed_batching == 'loop':
@@ -429,9 +440,7 @@ def train_step_seeds(gan: GAN, state: GANState,
     _, out = jax.lax.scan(lambda _, one: (None, step(one, data_arrays)), None,
                           state, unroll=True)
     return out
-  # Every member has made the same number of updates: the step is shared.
-  return jax.vmap(functools.partial(step, step=state.step[0]),
-                  in_axes=(0, None))(state, data_arrays)
+  return jax.vmap(step, in_axes=(0, None))(state, data_arrays)
 
 
 def average_generator(average: PyTree, current: PyTree, decay: float,
@@ -634,10 +643,34 @@ def fresh_states(gan: GAN, seeds: list[int], mesh) -> GANState:
 
 def compile_step(gan: GAN, state: GANState, data_arrays: dict, mesh):
   """`train_step_seeds` over `mesh`, compiled for these (replicated) arguments:
-  the step that training and `gan_jax.bench` run."""
-  step_fn = parallel.shard_map_step(functools.partial(train_step_seeds, gan),
-                                    mesh)
-  return step_fn.lower(state, data_arrays).compile()
+  the step that training and `gan_jax.bench` run. With lazy regularisation
+  (`gan.reg_every` > 1), two programs, with and without the lazy penalties,
+  and a `LazyStep` that calls the first on every reg_every-th step: a branch
+  inside one program ran its penalty ~20x slower on XLA:CPU."""
+  def compiled(regularise: bool):
+    step_fn = parallel.shard_map_step(
+        functools.partial(train_step_seeds, gan, regularise=regularise), mesh)
+    return step_fn.lower(state, data_arrays).compile()
+
+  if gan.reg_every == 1:
+    return compiled(True)
+  return LazyStep(compiled(True), compiled(False), gan.reg_every,
+                  current_step(state))
+
+
+class LazyStep:
+  """The compiled step of a lazily regularised run: `regularised` when the
+  generator updates done (counted on the host from `step`) are a multiple
+  of `every`, else `plain`. Called as the compiled step is."""
+
+  def __init__(self, regularised, plain, every: int, step: int):
+    self._regularised, self._plain = regularised, plain
+    self._every, self._step = every, step
+
+  def __call__(self, state: GANState, data_arrays: dict):
+    program = self._regularised if self._step % self._every == 0 else self._plain
+    self._step += 1
+    return program(state, data_arrays)
 
 
 def _restore_or_init(gan: GAN, seeds: list[int], ckpts: checkpoints.Checkpoints,

@@ -87,10 +87,10 @@ def test_one_training_step_of_every_loss_changes_both_players(name):
   assert {losses.PENALTIES[p].metric for p in losses.LOSSES[name].penalties} <= set(metrics)
 
 
-def test_lazy_regularisation_adds_k_times_the_penalty_on_every_kth_d_update():
-  """R1 with reg_every = 2: D update 0 adds 2γ·R1 (so its loss exceeds the
-  every-update run's, 1·γ·R1, by γ·R1 at the same state and keys), update
-  1 none, update 2 again; the logged r1 is 0 between."""
+def test_lazy_regularisation_adds_k_times_the_penalty_on_every_kth_step():
+  """R1 with reg_every = 2 (one D update a step): step 1 adds 2γ·R1 (so its
+  loss exceeds the every-step run's, 1·γ·R1, by γ·R1 at the same state and
+  keys), step 2 none, step 3 again; the logged r1 is 0 between."""
   config = _toy_config('non_saturating')
   config.loss.r1_weight = 0.5
   config = configs.resolve(config)
@@ -366,9 +366,8 @@ def _train_steps(config, source, steps: int, every_step: bool = False):
   gan = train.build_gan(config, source.example_shape, source.sample_one)
   mesh = parallel.make_mesh(jax.devices()[:1])
   state = train.fresh_states(gan, [config.seed], mesh)
-  step = parallel.shard_map_step(
-      lambda s, a: train.train_step_seeds(gan, s, a), mesh)
   arrays = parallel.replicate(source.arrays, mesh)
+  step = train.compile_step(gan, state, arrays, mesh)  # as training runs it
   metrics = []
   for _ in range(steps):
     state, step_metrics = step(state, arrays)

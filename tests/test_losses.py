@@ -130,19 +130,6 @@ def test_r1_and_r2_apply_to_every_loss_when_weighted():
       'gradient_penalty', 'r1', 'r2']
 
 
-def test_lazy_regularisation_computes_every_kth_call_only():
-  calls = []
-
-  def penalty(x):
-    jax.debug.callback(lambda: calls.append(1))
-    return 2.0 * x
-
-  lazy = jax.jit(lambda i: losses.lazy(penalty, 4, i, jnp.float32(1.5)))
-  values = [float(lazy(jnp.int32(i))) for i in range(9)]
-  assert values == [3.0, 0, 0, 0, 3.0, 0, 0, 0, 3.0]
-  assert len(calls) == 3  # the other calls skipped the branch
-
-
 def test_generator_reads_real_only_where_its_loss_does():
   assert not any(losses.generator_reads_real(loss)
                  for loss in (losses.LOSSES['vanilla'], losses.LOSSES['wgan_gp']))

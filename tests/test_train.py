@@ -90,6 +90,15 @@ def test_resumed_run_equals_uninterrupted_run_bitwise(tmp_path, idx_dir):
   assert resumed.step.tolist() == [4]  # one seed: a seed axis of size 1
 
 
+def test_a_lazy_step_regularises_every_kth_step_counted_from_the_state():
+  calls = []
+  step = train.LazyStep(lambda s, a: calls.append('reg'),
+                        lambda s, a: calls.append('plain'), every=4, step=3)
+  for _ in range(6):
+    step(None, None)
+  assert calls == ['plain', 'reg', 'plain', 'plain', 'plain', 'reg']  # steps 3-8
+
+
 def test_the_generator_average_copies_g_until_its_start_then_decays():
   average, current = {'w': jnp.array([1.0, 2.0])}, {'w': jnp.array([3.0, 6.0])}
   copied = train.average_generator(average, current, 0.9, updates=5, start=5)
