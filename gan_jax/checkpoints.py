@@ -136,6 +136,11 @@ class Checkpoints:
     """The shape of each leaf of checkpoint `step`, by path ('g/params/...')."""
     return _leaf_paths(self._manager.item_metadata(step).tree)
 
+  def has_node(self, step: int, name: str) -> bool:
+    """Whether checkpoint `step`'s tree has a top-level node `name`, even an
+    empty one (which `shapes` cannot show: it lists leaves)."""
+    return name in self._manager.item_metadata(step).tree
+
   def check_fits(self, abstract_state, step: int) -> None:
     """Raises UserError unless checkpoint `step` has exactly the leaves and
     shapes of `abstract_state` (e.g. the config's model changed)."""

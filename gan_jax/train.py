@@ -590,15 +590,34 @@ def _before_players(state: GANState) -> _StateBeforePlayers:
       nonfinite_step=state.nonfinite_step)
 
 
-def _from_before_players(old: _StateBeforePlayers,
-                         abstract: GANState) -> GANState:
+def _from_before_players(old: _StateBeforePlayers, abstract: GANState,
+                         gan: GAN) -> GANState:
   g_collections = ({'batch_stats': old.g_batch_stats}
                    if 'batch_stats' in abstract.g.collections else {})
+  g = Player(old.g_params, g_collections, old.g_opt_state)
   return GANState(
-      step=old.step,
-      g=Player(old.g_params, g_collections, old.g_opt_state),
-      d=Player(old.d_params, {}, old.d_opt_state),
-      key=old.key, nonfinite_step=old.nonfinite_step)
+      step=old.step, g=g, d=Player(old.d_params, {}, old.d_opt_state),
+      key=old.key, nonfinite_step=old.nonfinite_step,
+      g_ema=_average_from(g, gan))
+
+
+@flax.struct.dataclass
+class _StateBeforeAverage:
+  """The checkpoint layout before `GANState.g_ema`; `_restore` loads it."""
+
+  step: Array
+  g: Player
+  d: Player
+  key: Array
+  nonfinite_step: Array
+
+
+def _average_from(g: Player, gan: GAN) -> PyTree:
+  """G's average for a state saved without one: {} when the run keeps none,
+  else a copy of G (a run that turns the average on starts it from G)."""
+  if gan.g_ema_decay == 0:
+    return {}
+  return jax.tree.map(jnp.copy, g.variables())
 
 
 def _restore(gan: GAN, ckpts: checkpoints.Checkpoints, mesh, num_seeds: int,
@@ -606,8 +625,9 @@ def _restore(gan: GAN, ckpts: checkpoints.Checkpoints, mesh, num_seeds: int,
   """Checkpoint `step` (default: the latest) as a state of `num_seeds` members.
 
   Checkpoints of older gan_jax versions load too: one from before
-  `num_seeds` existed (no seed axis) as the one member of a one-seed run, and
-  one from before `Player` (leaves `g_params/...`) into the players.
+  `num_seeds` existed (no seed axis) as the one member of a one-seed run, one
+  from before `Player` (leaves `g_params/...`) into the players, and one from
+  before `g_ema` with G's average (if the run keeps one) starting from G.
   """
   step = ckpts.latest_step() if step is None else step
   shapes = ckpts.shapes(step)
@@ -625,7 +645,14 @@ def _restore(gan: GAN, ckpts: checkpoints.Checkpoints, mesh, num_seeds: int,
               if no_seed_axis else abstract_state(gan, mesh, num_seeds))
   if any(path.startswith('g_params/') for path in shapes):
     state = _from_before_players(
-        ckpts.restore(_before_players(abstract), step), abstract)
+        ckpts.restore(_before_players(abstract), step), abstract, gan)
+  elif not ckpts.has_node(step, 'g_ema'):
+    old = ckpts.restore(_StateBeforeAverage(
+        step=abstract.step, g=abstract.g, d=abstract.d, key=abstract.key,
+        nonfinite_step=abstract.nonfinite_step), step)
+    state = GANState(step=old.step, g=old.g, d=old.d, key=old.key,
+                     nonfinite_step=old.nonfinite_step,
+                     g_ema=_average_from(old.g, gan))
   else:
     state = ckpts.restore(abstract, step)
   if no_seed_axis:
@@ -652,10 +679,17 @@ def compile_step(gan: GAN, state: GANState, data_arrays: dict, mesh):
         functools.partial(train_step_seeds, gan, regularise=regularise), mesh)
     return step_fn.lower(state, data_arrays).compile()
 
-  if gan.reg_every == 1:
+  if not has_lazy_penalties(gan):
     return compiled(True)
   return LazyStep(compiled(True), compiled(False), gan.reg_every,
                   current_step(state))
+
+
+def has_lazy_penalties(gan: GAN) -> bool:
+  """Whether the run regularises lazily: reg_every > 1 and a penalty it
+  applies lazily (R1 or R2 weighted > 0; a loss's own penalty never is)."""
+  return gan.reg_every > 1 and any(not penalty.with_its_loss_only
+                                   for _, penalty, _ in gan.penalties)
 
 
 class LazyStep:

@@ -226,6 +226,40 @@ def test_a_checkpoint_from_before_players_loads_into_them(tmp_path, model, seed_
     np.testing.assert_array_equal(a, b)
 
 
+@flax.struct.dataclass
+class StateOf37505fb:
+  """The checkpoint layout before GANState.g_ema (the state of 37505fb)."""
+
+  step: Any
+  g: Any
+  d: Any
+  key: Any
+  nonfinite_step: Any
+
+
+@pytest.mark.parametrize('decay', [0.0, 0.9])
+def test_a_checkpoint_from_before_the_average_of_g_loads(tmp_path, decay):
+  """Without g_ema (not even an empty node): it loads as it was, and a run
+  that now averages G starts its average from G."""
+  config = tiny_toy_config()
+  config.optim.g_ema_decay = decay
+  gan = train.build_gan(configs.resolve(config), (2,))
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  state = train.fresh_states(gan, [0], mesh)
+  ckpts = checkpoints.Checkpoints(str(tmp_path / 'checkpoints'))
+  ckpts.save(3, StateOf37505fb(step=state.step, g=state.g, d=state.d,
+                               key=state.key, nonfinite_step=state.nonfinite_step))
+  ckpts.wait()
+  restored = train._restore(gan, ckpts, mesh, 1)
+  ckpts.close()
+  want, got = (jax.device_get(s.replace(key=jax.random.key_data(s.key)))
+               for s in (state, restored))
+  assert jax.tree.structure(want) == jax.tree.structure(got)
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert (restored.g_ema == {}) == (decay == 0)
+
+
 class SpectralNormCritic(nn.Module):
   """A critic with a collection of its own (spectral normalisation's)."""
 
