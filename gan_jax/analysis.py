@@ -129,24 +129,30 @@ def train_once(config: ml_collections.ConfigDict, workdir: str) -> Results:
 def fid_results(workdir: str) -> Results | None:
   """The run's results.json with `metrics_per_seed` replaced by the figures
   of `python -m gan_jax.fid REFERENCE WORKDIR --member=i` saved in the workdir
-  as fid_member<i>.json, for the members that have one, and 'weights_hash'
-  the set of Inception weights they were scored with (None when the run has
+  as fid_member<i>.json, for the members that have one, 'weights_hash' the
+  set of Inception weights they were scored with, and 'samples_from' the
+  generator they sampled when the lines agree on it (None when the run has
   no results or no such file)."""
   results = load_results(workdir)
   if results is None:
     return None
-  scored, hashes = [], set()
+  scored, hashes, generators = [], set(), set()
   for member, seed in enumerate(results.get('seeds') or [None]):
     path = os.path.join(workdir, FID_FILE.format(member=member))
     text = open(path).read().strip() if os.path.exists(path) else ''
     if text:  # empty: the redirect of a command that failed or still runs
       line = json.loads(text)
-      hashes.add(line.get('weights_hash'))
-      scored.append({'seed': seed, **{k: v for k, v in line.items()
-                                      if isinstance(v, (int, float))}})
+      if line.get('weights_hash'):
+        hashes.add(line['weights_hash'])
+      generators.update((line.get('samples_from') or {}).values())
+      scored.append({'seed': seed, **{
+          k: v for k, v in line.items()
+          if isinstance(v, (int, float)) and not isinstance(v, bool)}})
   if not scored:
     return None
-  return {**results, 'metrics_per_seed': scored, 'weights_hash': sorted(hashes)}
+  scoring = {'samples_from': generators.pop()} if len(generators) == 1 else {}
+  return {**results, 'metrics_per_seed': scored, 'weights_hash': sorted(hashes),
+          **scoring}
 
 
 def find_runs(pattern: str) -> list[str]:

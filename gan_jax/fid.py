@@ -133,7 +133,7 @@ def read_set(spec: str, num: int | None, member: int = 0,
       --num larger than the set.
   """
   if os.path.isdir(spec):
-    if os.path.exists(os.path.join(spec, 'config.json')):
+    if is_run(spec):
       return _sample_run(spec, num, member, raw)
     return _read_directory(spec, num)
   if os.path.isfile(spec):
@@ -184,7 +184,22 @@ def main(argv: list[str]) -> None:
   weights = inception.load(_INCEPTION.value)
   sets = [read_set(spec, num, _MEMBER.value, _RAW()) for spec in argv[1:]]
   datasets = tuple(is_dataset(spec) for spec in argv[1:])
-  print(json.dumps(compare(*sets, weights, what=tuple(argv[1:]), cached=datasets)))
+  figures = compare(*sets, weights, what=tuple(argv[1:]), cached=datasets)
+  # Which generator each run's samples came from ('ema' or 'raw').
+  runs = {spec: samples_from(spec, _RAW()) for spec in argv[1:] if is_run(spec)}
+  print(json.dumps({**figures, **({'samples_from': runs} if runs else {})}))
+
+
+def is_run(spec: str) -> bool:
+  """Whether `spec` is a run's workdir (it holds config.json)."""
+  return os.path.isdir(spec) and os.path.exists(os.path.join(spec, 'config.json'))
+
+
+def samples_from(workdir: str, raw: bool) -> str:
+  """'ema' when the run in `workdir` averages G and not `raw`, else 'raw'."""
+  from gan_jax import train  # noqa: PLC0415 (only workdirs need it)
+  decay = train.load_run_config(workdir).optim.get('g_ema_decay', 0.0)
+  return 'ema' if decay > 0 and not raw else 'raw'
 
 
 if __name__ == '__main__':

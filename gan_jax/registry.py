@@ -49,7 +49,7 @@ def check_value(key: str, value: Any, check: str | tuple[str, ...]) -> None:
   """Raises a one-line UserError unless `value` of config `key` meets `check`."""
   if isinstance(check, tuple):
     if value not in check:
-      raise UserError(f'unknown {key}={value!r}; valid: {", ".join(check)}')
+      raise UserError(f'unknown {key}={value!r}; valid: {", ".join(map(str, check))}')
     return
   ok = {POSITIVE: lambda v: v > 0, NON_NEGATIVE: lambda v: v >= 0,
         FRACTION: lambda v: 0 <= v < 1}[check]

@@ -278,6 +278,7 @@ def test_fid_results_pool_the_scored_members_into_a_table(tmp_path):
   assert [f['seed'] for f in results['fid_a']['metrics_per_seed']] == [0, 1]
   assert [f['fid'] for f in results['fid_b']['metrics_per_seed']] == [51.8]
   assert results['fid_b']['weights_hash'] == ['1dd9ccc25932d506']
+  assert 'samples_from' not in results['fid_b']  # neither results.json nor fid said
   assert results['fid_c'] is None  # nothing scored yet
   assert analysis.fid_results(str(tmp_path / 'missing')) is None
 

@@ -51,6 +51,11 @@ def test_every_config_key_is_validated():
     ('model.transposed_conv', 'fft',
      "unknown model.transposed_conv='fft'; valid: subpixel, flax"),
     ('optim.schedule', 'step', "unknown optim.schedule='step'; valid: constant,"),
+    ('loss.r1_weight', -0.5, 'loss.r1_weight=-0.5 is invalid; it must be >= 0'),
+    ('loss.reg_every', 0, 'loss.reg_every=0 is invalid; it must be > 0'),
+    ('model.spectral_norm', None, 'unknown model.spectral_norm=None; valid: False, True'),
+    ('optim.g_ema_decay', 1.0, 'optim.g_ema_decay=1.0 is invalid; it must be in [0, 1)'),
+    ('optim.g_ema_start', -1, 'optim.g_ema_start=-1 is invalid; it must be >= 0'),
 ])
 def test_component_keys_are_validated_from_their_specs(key, value, message):
   config = configs.default_config()

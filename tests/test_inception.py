@@ -216,6 +216,8 @@ def test_inception_evaluator_scores_against_cached_real_statistics(
   assert score(samples)['fid'] == pytest.approx(results['metrics']['fid'], rel=1e-5)
   with pytest.raises(UserError, match=r'--member=1 is invalid: .* 1 member\(s\), 0 to 0'):
     fid.read_set(workdir, 8, member=1)
+  assert fid.is_run(workdir) and not fid.is_run(str(tmp_path / 'cache'))
+  assert fid.samples_from(workdir, raw=False) == 'raw'  # it keeps no average
 
 
 def test_fid_command_compares_sets_of_every_kind(weights_path, digits, tmp_path):
