@@ -74,6 +74,20 @@ def test_product_order_types_and_names():
   assert sweep.parse_sweep('a.flag=true,0', flagged) == ('a.flag', [True, False])
 
 
+def test_the_stabilisers_sweep_turns_on_one_stabiliser_per_point(tmp_path):
+  """experiments/ring8_stabilisers.py (docs/stabilisers.md): every loss times
+  every stabiliser, the mission's losses first, each point a valid run."""
+  path = os.path.join(REPO, 'experiments', 'ring8_stabilisers.py')
+  module = sweep.load_config_module(path)
+  config = module.get_config()
+  config.lock()
+  points = sweep.sweep_points(path, config, TINY, [])
+  assert len(points) == len(losses.LOSSES) * len(module.STABILISERS)
+  assert [p['loss.name'] for p in points[:9:3]] == ['non_saturating', 'vanilla', 'wgan_gp']
+  planned = sweep.plan(sweep.point_config(config, TINY), points, str(tmp_path), 1)
+  assert len({p.workdir for p in planned}) == len(points)
+
+
 def test_config_get_sweep_is_the_base_of_the_product(tmp_path):
   config = ring8_config()
   names = list(losses.LOSSES)  # ring8's get_sweep(): every registered loss
