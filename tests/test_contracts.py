@@ -220,7 +220,9 @@ STABILISERS = {'model.spectral_norm': True, 'loss.r1_weight': 1.0,
 
 @pytest.mark.parametrize('name', list(models.MODELS))
 def test_every_model_with_every_stabiliser_resumes_bit_exactly(tmp_path, name):
-  """(Without stabilisers: tests/test_train.py.)"""
+  """The whole state: BatchNorm statistics, dropout keys, both Adam states,
+  spectral norm's u and sigma, lazy R1/R2's host-side step count and G's
+  average (without stabilisers too: tests/test_seeds.py, tests/test_cli.py)."""
   config = _small_run(_model_config(name), models.MODELS[name].test_shape)
   for key, value in STABILISERS.items():
     section, field = key.split('.')
