@@ -176,6 +176,23 @@ class StateOfEbf5d69:
   nonfinite_step: jax.Array
 
 
+def assert_restores_as(state, old, gan, mesh, tmp_path):
+  """Saves `old` (an older checkpoint layout) as checkpoint 3, restores it
+  with train._restore and checks it equals `state` leaf for leaf; returns
+  the restored state."""
+  ckpts = checkpoints.Checkpoints(str(tmp_path / 'checkpoints'))
+  ckpts.save(3, old)
+  ckpts.wait()
+  restored = train._restore(gan, ckpts, mesh, 1)
+  ckpts.close()
+  want, got = (jax.device_get(s.replace(key=jax.random.key_data(s.key)))
+               for s in (state, restored))
+  assert jax.tree.structure(want) == jax.tree.structure(got)
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+    np.testing.assert_array_equal(a, b)
+  return restored
+
+
 @pytest.mark.parametrize('model, seed_axis', [('dcgan', True), ('mlp', True),
                                               ('mlp', False)])
 def test_a_checkpoint_from_before_players_loads_into_them(tmp_path, model, seed_axis):
@@ -194,16 +211,7 @@ def test_a_checkpoint_from_before_players_loads_into_them(tmp_path, model, seed_
       nonfinite_step=state.nonfinite_step)
   if not seed_axis:  # before num_seeds existed
     old = jax.tree.map(lambda x: x[0], old)
-  ckpts = checkpoints.Checkpoints(str(tmp_path / 'checkpoints'))
-  ckpts.save(3, old)
-  ckpts.wait()
-  restored = train._restore(gan, ckpts, mesh, 1)
-  ckpts.close()
-  want, got = (jax.device_get(s.replace(key=jax.random.key_data(s.key)))
-               for s in (state, restored))
-  assert jax.tree.structure(want) == jax.tree.structure(got)
-  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
-    np.testing.assert_array_equal(a, b)
+  assert_restores_as(state, old, gan, mesh, tmp_path)
 
 
 @flax.struct.dataclass
@@ -226,17 +234,9 @@ def test_a_checkpoint_from_before_the_average_of_g_loads(tmp_path, decay):
   gan = train.build_gan(configs.resolve(config), (2,))
   mesh = parallel.make_mesh(jax.devices()[:1])
   state = train.fresh_states(gan, [0], mesh)
-  ckpts = checkpoints.Checkpoints(str(tmp_path / 'checkpoints'))
-  ckpts.save(3, StateOf37505fb(step=state.step, g=state.g, d=state.d,
-                               key=state.key, nonfinite_step=state.nonfinite_step))
-  ckpts.wait()
-  restored = train._restore(gan, ckpts, mesh, 1)
-  ckpts.close()
-  want, got = (jax.device_get(s.replace(key=jax.random.key_data(s.key)))
-               for s in (state, restored))
-  assert jax.tree.structure(want) == jax.tree.structure(got)
-  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
-    np.testing.assert_array_equal(a, b)
+  restored = assert_restores_as(state, StateOf37505fb(
+      step=state.step, g=state.g, d=state.d, key=state.key,
+      nonfinite_step=state.nonfinite_step), gan, mesh, tmp_path)
   assert (restored.g_ema == {}) == (decay == 0)
 
 
