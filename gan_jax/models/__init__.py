@@ -75,6 +75,9 @@ class Model:
   convolutional: bool
 
 
+SPECTRAL_NORM_COLLECTION = 'spectral_norm'  # D's u and sigma (SpectrallyNormalised)
+
+
 class SpectrallyNormalised(nn.Module):
   """`discriminator` with every weight (each parameter of 2 or more
   dimensions; a convolution kernel as a [kh·kw·in, out] matrix) divided by
@@ -97,9 +100,6 @@ class SpectrallyNormalised(nn.Module):
                                  collection_name=SPECTRAL_NORM_COLLECTION)
     return normalised(x, train=train, example_keys_B=example_keys_B,
                       update_stats=train)
-
-
-SPECTRAL_NORM_COLLECTION = 'spectral_norm'
 
 
 def _build_dcgan(config, example_shape, dtype):
