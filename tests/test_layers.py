@@ -165,16 +165,33 @@ def test_depth_to_space_interleaves_the_phases():
     assert y[0, sh * i + a_h, sw * j + a_w, ch] == x[0, i, j, (a_h * sw + a_w) * c + ch]
 
 
-def generator(image_shape, transposed_conv):
-  model_config = configs.default_config().model
-  model_config.transposed_conv = transposed_conv
-  return models.build(model_config, image_shape)[0]
+# Every model with the model.transposed_conv choice.
+TRANSPOSING_MODELS = [name for name, spec in models.MODELS.items()
+                      if 'transposed_conv' in spec.fields]
 
 
-def test_dcgan_generator_is_the_same_function_with_either_layer():
-  sub, ref = (generator((28, 28, 1), kind) for kind in ('subpixel', 'flax'))
-  assert isinstance(sub, dcgan.Generator) and sub.transposed_conv == 'subpixel'
-  assert ref.transposed_conv == 'flax'
+def build_both(name):
+  """Model `name` (at its test shape and widths) with either kind of layer:
+  ((G, D) subpixel, (G, D) flax)."""
+  spec = models.MODELS[name]
+  built = []
+  for kind in ('subpixel', 'flax'):
+    model_config = configs.default_config().model
+    model_config.update(name=name, transposed_conv=kind, **spec.test_fields)
+    built.append(models.build(model_config, spec.test_shape))
+  return built
+
+
+def test_the_dcgan_is_among_the_models_with_either_layer():
+  assert {'dcgan', 'sngan'} <= set(TRANSPOSING_MODELS)
+  (g, d), _ = build_both('dcgan')
+  assert isinstance(g, dcgan.Generator) and isinstance(d, dcgan.Discriminator)
+
+
+@pytest.mark.parametrize('name', TRANSPOSING_MODELS)
+def test_every_generator_is_the_same_function_with_either_layer(name):
+  (sub, _), (ref, _) = build_both(name)
+  assert sub.transposed_conv == 'subpixel' and ref.transposed_conv == 'flax'
   z = jax.random.normal(jax.random.key(0), (4, 100))
   # The same variables (names, shapes, values) from the same key, so a
   # checkpoint of either loads into the other.
@@ -257,15 +274,12 @@ def test_subpixel_grad_conv_equals_flax_conv(batch, height, width, cin, cout,
   assert_close(sub_gp['params']['kernel'], ref_gp['params']['kernel'])
 
 
-def test_dcgan_discriminator_is_the_same_function_with_either_layer():
-  model_configs = []
-  for kind in ('subpixel', 'flax'):
-    model_config = configs.default_config().model
-    model_config.transposed_conv = kind
-    model_configs.append(models.build(model_config, (28, 28, 1))[1])
-  sub, ref = model_configs
+@pytest.mark.parametrize('name', TRANSPOSING_MODELS)
+def test_every_discriminator_is_the_same_function_with_either_layer(name):
+  (_, sub), (_, ref) = build_both(name)
   assert sub.transposed_conv == 'subpixel' and ref.transposed_conv == 'flax'
-  x = jax.random.normal(jax.random.key(0), (4, 28, 28, 1))
+  x = jax.random.normal(jax.random.key(0),
+                        (4, *models.MODELS[name].test_shape))
   sub_vars, ref_vars = jax.jit(lambda key: (
       sub.init(key, x, train=False), ref.init(key, x, train=False)))(
           jax.random.key(1))

@@ -1,4 +1,4 @@
-"""Model output shapes and parameter counts (the tutorial's architecture)."""
+"""Model output shapes and parameter counts against the papers' tables."""
 
 import jax
 import jax.numpy as jnp
@@ -25,8 +25,8 @@ def test_dcgan_mnist_matches_the_tutorial_parameter_counts():
   g, d = build('dcgan', (28, 28, 1))
   z = jnp.zeros((3, 100))
   g_vars = g.init(jax.random.key(0), z, train=False)
-  images = g.apply(g_vars, jax.random.normal(jax.random.key(1), (3, 100)),
-                   train=False)
+  images = jax.jit(lambda v, z: g.apply(v, z, train=False))(
+      g_vars, jax.random.normal(jax.random.key(1), (3, 100)))
   assert images.shape == (3, 28, 28, 1)
   assert float(jnp.max(jnp.abs(images))) <= 1.0
   # Keras' model.summary() of the tutorial: 2,305,472 trainable parameters
@@ -90,9 +90,78 @@ def test_mlp_shapes_and_parameter_counts():
   assert d.apply(d_params, points, train=False).shape == (5,)
 
 
+# Parameters of the layers in the papers' tables: biases everywhere, as in
+# the authors' code; BatchNorm has a scale and an offset per feature.
+def conv(kernel, cin, cout):
+  return kernel * kernel * cin * cout + cout
+
+
+def batch_norm(features):
+  return 2 * features
+
+
+def sngan_counts(start, image_channels, latent=128):
+  """Miyato et al. 2018, Table 3: G: dense to start x start x 512 (BN over
+  its features), 4x4 deconvolutions to 256, 128, 64 (BN), 3x3 conv to the
+  image. D: 3x3/4x4 convolutions of 64, 64, 128, 128, 256, 256, 512, dense
+  from D's 4x4x512 features."""
+  features = start * start * 512
+  g = conv(1, latent, features) + batch_norm(features)
+  for cin, cout in ((512, 256), (256, 128), (128, 64)):
+    g += conv(4, cin, cout) + batch_norm(cout)
+  g += conv(3, 64, image_channels)
+  d, cin = 0, image_channels
+  for kernel, cout in ((3, 64), (4, 64), (3, 128), (4, 128), (3, 256), (4, 256),
+                       (3, 512)):
+    d, cin = d + conv(kernel, cin, cout), cout
+  return g, d + conv(1, 4 * 4 * 512, 1)
+
+
+def resnet_counts(start, image_channels, upsampling_blocks, latent=128):
+  """Miyato et al. 2018, Table 4 (Gulrajani et al. 2017's blocks): G: dense
+  to start x start x 256, three blocks (BN, conv 3x3, BN, conv 3x3; a 1x1
+  shortcut when up-sampling), BN, 3x3 conv to the image. D: an optimized
+  block (two 3x3 convs, 1x1 shortcut), a down-sampling block (the same), two
+  blocks with identity shortcuts (two 3x3 convs), all 128 wide; dense 128 -> 1."""
+  block = batch_norm(256) + conv(3, 256, 256) + batch_norm(256) + conv(3, 256, 256)
+  g = (conv(1, latent, start * start * 256) + 3 * block
+       + upsampling_blocks * conv(1, 256, 256)
+       + batch_norm(256) + conv(3, 256, image_channels))
+  d = (conv(3, image_channels, 128) + conv(3, 128, 128) + conv(1, image_channels, 128)
+       + conv(3, 128, 128) * 2 + conv(1, 128, 128)
+       + 2 * (conv(3, 128, 128) * 2) + conv(1, 128, 1))
+  return g, d
+
+
+@pytest.mark.parametrize('name,shape,expected', [
+    # The papers' CIFAR-10 setting: G from 4x4, three up-sampling stages.
+    ('sngan', (32, 32, 3), sngan_counts(4, 3)),
+    ('resnet', (32, 32, 3), resnet_counts(4, 3, upsampling_blocks=3)),
+    # MNIST: G from 7x7, two up-sampling stages (the third keeps the size).
+    ('sngan', (28, 28, 1), sngan_counts(7, 1)),
+    ('resnet', (28, 28, 1), resnet_counts(7, 1, upsampling_blocks=2)),
+])
+def test_sngan_and_resnet_match_the_papers_tables(name, shape, expected):
+  g, d = build(name, shape, latent_dim=128)
+  z = jnp.zeros((2, 128))
+  g_vars = jax.eval_shape(lambda: g.init(jax.random.key(0), z, train=False))
+  images = jax.eval_shape(lambda v: g.apply(v, z, train=False), g_vars)
+  assert images.shape == (2, *shape)
+  d_vars = jax.eval_shape(lambda x: d.init(jax.random.key(1), x, train=False),
+                          images)
+  logits = jax.eval_shape(lambda v, x: d.apply(v, x, train=False), d_vars, images)
+  assert logits.shape == (2,)
+  assert (count(g_vars['params']), count(d_vars['params'])) == expected
+  if shape == (32, 32, 3):  # the figures the papers and mimicry quote
+    assert {'sngan': (3.8e6, 2.9e6), 'resnet': (4.3e6, 1.05e6)}[name] == pytest.approx(
+        expected, rel=0.02)
+
+
 @pytest.mark.parametrize('name,shape,message', [
-    ('resnet', (28, 28, 1), 'valid: dcgan, mlp'),
+    ('stylegan', (28, 28, 1), 'valid: dcgan, mlp, sngan, resnet'),
     ('dcgan', (2,), 'divisible by 4'),
+    ('sngan', (30, 30, 3), 'divisible by 4'),
+    ('resnet', (2,), 'model.name=resnet needs images'),
     ('mlp', (28, 28, 1), 'flat examples'),
 ])
 def test_bad_model_choices_raise_user_errors(name, shape, message):
@@ -100,6 +169,38 @@ def test_bad_model_choices_raise_user_errors(name, shape, message):
     build(name, shape)
 
 
+def test_sngan_channels_that_do_not_halve_three_times_are_a_user_error():
+  with pytest.raises(UserError, match='model.d_channels=100 must be a multiple of 8'):
+    build('sngan', (32, 32, 3), d_channels=100)
+
+
 def test_a_bad_transposed_conv_is_a_user_error_not_flax_silently():
   with pytest.raises(UserError, match="model.transposed_conv='Flax'.*valid: subpixel, flax"):
     build('dcgan', (28, 28, 1), transposed_conv='Flax')
+
+
+def test_cifar10_sngan_recipe_loads_mocked_cifar10_and_the_papers_models(monkeypatch):
+  """experiments/cifar10_sngan.py as it loads: mimicry's recipe, TFDS's mock
+  CIFAR-10, and the ResNet pair of Table 4 at latent 128. (That every model
+  trains and resumes with spectral norm on synthetic 32x32 images:
+  tests/test_contracts_resume.py.)"""
+  tfds = pytest.importorskip('tensorflow_datasets')
+  from gan_jax import analysis  # noqa: PLC0415
+  from gan_jax import data  # noqa: PLC0415
+  config = analysis.experiment_config('experiments/cifar10_sngan.py')
+  assert (config.model.name, config.loss.name, config.model.spectral_norm,
+          config.train.d_steps, config.optim.schedule, config.train.batch_size,
+          config.train.num_steps, config.optim.b1, config.optim.b2) == (
+              'resnet', 'hinge', True, 5, 'linear', 64, 100_000, 0.0, 0.9)
+  monkeypatch.setattr(data, '_tfds_offline_reason', lambda name: None)
+  with tfds.testing.mock_data(num_examples=4):
+    source = data.load(config.data)
+  assert source.example_shape == (32, 32, 3)
+  g, d = models.build(config.model, source.example_shape)
+  assert isinstance(d, models.SpectrallyNormalised)
+  z = jnp.zeros((2, config.model.latent_dim))
+  g_vars = jax.eval_shape(lambda: g.init(jax.random.key(0), z, train=False))
+  images = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
+  d_vars = jax.eval_shape(lambda x: d.init(jax.random.key(1), x, train=False), images)
+  assert (count(g_vars['params']), count(d_vars['params'])) == resnet_counts(
+      4, 3, upsampling_blocks=3)

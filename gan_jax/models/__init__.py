@@ -24,6 +24,7 @@ from its spec's `fields`; adding a model is one entry here plus its module.
 
 from collections.abc import Callable, Sequence
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -33,6 +34,8 @@ from gan_jax import registry
 from gan_jax.errors import UserError
 from gan_jax.models import dcgan
 from gan_jax.models import mlp
+from gan_jax.models import resnet
+from gan_jax.models import sngan
 from gan_jax.registry import Field
 
 # model.transposed_conv: how the DCGAN computes its transposed convolutions,
@@ -65,6 +68,8 @@ class Model:
     convolutional: whether it convolves; then several seeds run one after
       another on the CPU (train.seed_batching), where vmapped per-seed
       kernels would make slow grouped convolutions.
+    test_fields: field values the contract tests train with (narrower
+      layers), so that the suite stays fast; param_counts are the defaults'.
   """
 
   build: Builder
@@ -73,6 +78,7 @@ class Model:
   test_shape: tuple[int, ...]
   param_counts: tuple[int, int]
   convolutional: bool
+  test_fields: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 SPECTRAL_NORM_COLLECTION = 'spectral_norm'  # D's u and sigma (SpectrallyNormalised)
@@ -103,15 +109,47 @@ class SpectrallyNormalised(nn.Module):
 
 
 def _build_dcgan(config, example_shape, dtype):
-  if len(example_shape) != 3 or example_shape[0] % 4 or example_shape[1] % 4:
-    raise UserError(
-        f'model.name=dcgan needs images with height and width divisible by 4,'
-        f' got examples of shape {tuple(example_shape)}; use model.name=mlp'
-        ' for 2-D points')
-  return (dcgan.Generator(tuple(example_shape),
+  return (dcgan.Generator(_image_shape('dcgan', example_shape),
                           transposed_conv=config.transposed_conv, dtype=dtype),
           dcgan.Discriminator(config.dropout, dtype=dtype,
                               transposed_conv=config.transposed_conv))
+
+
+def _image_shape(name: str, example_shape) -> tuple[int, int, int]:
+  """`example_shape` as (H, W, C) with sides divisible by 4; else a UserError
+  naming model `name`."""
+  if len(example_shape) != 3 or example_shape[0] % 4 or example_shape[1] % 4:
+    raise UserError(
+        f'model.name={name} needs images with height and width divisible by'
+        f' 4, got examples of shape {tuple(example_shape)}; use'
+        ' model.name=mlp for 2-D points')
+  return tuple(example_shape)
+
+
+def _check_divisible(values: dict[str, int], divisor: int) -> None:
+  for key, value in values.items():
+    if value % divisor:
+      raise UserError(f'model.{key}={value} must be a multiple of {divisor}'
+                      f' (the narrowest layer has 1/{divisor} of it)')
+
+
+def _build_sngan(config, example_shape, dtype):
+  image_shape = _image_shape('sngan', example_shape)
+  g_channels = config.g_channels or sngan.G_CHANNELS
+  d_channels = config.d_channels or sngan.D_CHANNELS
+  _check_divisible({'g_channels': g_channels, 'd_channels': d_channels}, 8)
+  return (sngan.Generator(image_shape, g_channels,
+                          transposed_conv=config.transposed_conv, dtype=dtype),
+          sngan.Discriminator(d_channels, transposed_conv=config.transposed_conv,
+                              dtype=dtype))
+
+
+def _build_resnet(config, example_shape, dtype):
+  image_shape = _image_shape('resnet', example_shape)
+  return (resnet.Generator(image_shape, config.g_channels or resnet.G_CHANNELS,
+                           dtype=dtype),
+          resnet.Discriminator(config.d_channels or resnet.D_CHANNELS,
+                               dtype=dtype))
 
 
 def _build_mlp(config, example_shape, dtype):
@@ -124,22 +162,31 @@ def _build_mlp(config, example_shape, dtype):
           mlp.Discriminator(config.width, config.depth, dtype=dtype))
 
 
+def _transposed_conv_field() -> Field:
+  # Transposed convolutions (G's layers, and the input gradients of D's
+  # strided convolutions) as one stride-1 convolution and a depth-to-space
+  # shuffle ('subpixel', several times faster on CPU), or through
+  # nn.ConvTranspose and nn.Conv ('flax', the reference): the same function
+  # and parameters.
+  return Field('subpixel', TRANSPOSED_CONVS,
+               'transposed convolutions as a stride-1 convolution and a'
+               ' depth-to-space shuffle (\'subpixel\'), or Flax\'s (\'flax\','
+               ' the reference)')
+
+
+def _channels_field(player: str, paper: int) -> Field:
+  # Shared by models whose papers' widths differ, so 0 stands for each one's.
+  return Field(0, registry.NON_NEGATIVE,
+               f'{player}\'s widest layers\' channels (0 = the paper\'s, {paper})')
+
+
 MODELS: dict[str, Model] = {
     'dcgan': Model(
         _build_dcgan,
         fields={
             'dropout': Field(0.3, registry.FRACTION,
                              'the dropout rate in the discriminator'),
-            # Transposed convolutions (G's layers, and the input gradients of
-            # D's strided convolutions) as one stride-1 convolution and a
-            # depth-to-space shuffle ('subpixel', several times faster on
-            # CPU), or through nn.ConvTranspose and nn.Conv ('flax', the
-            # reference): the same function and parameters.
-            'transposed_conv': Field(
-                'subpixel', TRANSPOSED_CONVS,
-                'transposed convolutions as a stride-1 convolution and a'
-                ' depth-to-space shuffle (\'subpixel\'), or Flax\'s'
-                ' (\'flax\', the reference)'),
+            'transposed_conv': _transposed_conv_field(),
         },
         summary=('the TensorFlow DCGAN tutorial\'s convolutional pair'
                  ' (Radford et al. 2016), for images with sides divisible'
@@ -156,6 +203,27 @@ MODELS: dict[str, Model] = {
                  ' for 2-D points'),
         test_shape=(2,), param_counts=(578_050, 527_361),
         convolutional=False),
+    'sngan': Model(
+        _build_sngan,
+        fields={
+            'g_channels': _channels_field('G', sngan.G_CHANNELS),
+            'd_channels': _channels_field('D', sngan.D_CHANNELS),
+            'transposed_conv': _transposed_conv_field(),
+        },
+        summary=('the "standard CNN" of Miyato et al. 2018 (Table 3), for'
+                 ' images with sides divisible by 4'),
+        test_shape=(32, 32, 3), param_counts=(3_599_363, 2_935_873),
+        convolutional=True, test_fields={'g_channels': 16, 'd_channels': 16}),
+    'resnet': Model(
+        _build_resnet,
+        fields={
+            'g_channels': _channels_field('G', resnet.G_CHANNELS),
+            'd_channels': _channels_field('D', resnet.D_CHANNELS),
+        },
+        summary=('the CIFAR-10 ResNets of Gulrajani et al. 2017 and Miyato'
+                 ' et al. 2018 (Table 4), for images with sides divisible by 4'),
+        test_shape=(32, 32, 3), param_counts=(4_162_051, 1_053_825),
+        convolutional=True, test_fields={'g_channels': 16, 'd_channels': 16}),
 }
 
 

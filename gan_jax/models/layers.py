@@ -240,3 +240,38 @@ def example_dropout(x_B: jax.Array, example_keys_B: jax.Array, rate: float,
   mask = jax.vmap(lambda key: jax.random.bernoulli(key, keep, x_B.shape[1:]))(
       layer_keys)
   return jnp.where(mask, x_B / keep, jnp.zeros_like(x_B))
+
+
+def transposed_conv(kind: str, features: int, kernel_size: Sequence[int],
+                    stride: int, **kwargs) -> nn.Module:
+  """A 2-D transposed convolution with 'SAME' padding (output = stride x
+  input): `SubPixelConvTranspose` for kind 'subpixel', `nn.ConvTranspose`
+  (the reference) for 'flax'; the same parameters and function. `kwargs` go
+  to the layer (name, use_bias, kernel_init, dtype, ...)."""
+  if kind == 'subpixel':
+    return SubPixelConvTranspose(features, kernel_size, (stride, stride), **kwargs)
+  return nn.ConvTranspose(features, kernel_size, (stride, stride),
+                          padding='SAME', **kwargs)
+
+
+def strided_conv(kind: str, features: int, kernel_size: Sequence[int],
+                 stride: int, **kwargs) -> nn.Module:
+  """A 2-D convolution with 'SAME' padding whose input gradient is computed
+  sub-pixel when strided and kind is 'subpixel' (`SubPixelGradConv`), else
+  `nn.Conv`; the same parameters and function."""
+  if kind == 'subpixel' and stride > 1:
+    return SubPixelGradConv(features, kernel_size, stride, **kwargs)
+  return nn.Conv(features, kernel_size, (stride, stride), padding='SAME', **kwargs)
+
+
+def upsampling_plan(height: int, width: int,
+                    stages: int) -> tuple[tuple[int, int], tuple[int, ...]]:
+  """Where a generator of `stages` up-sampling stages starts, and each stage's
+  factor: every stage doubles (32x32 from 4x4 in 3 stages) when both sides
+  divide by 2**stages; else, when they divide by 4, the first two double and
+  the rest keep the size (28x28 from 7x7). ValueError otherwise."""
+  for doubling in (stages, 2):
+    if height % 2**doubling == 0 and width % 2**doubling == 0:
+      factors = (2,) * doubling + (1,) * (stages - doubling)
+      return (height // 2**doubling, width // 2**doubling), factors
+  raise ValueError(f'images of {height}x{width} need sides divisible by 4')
