@@ -31,6 +31,15 @@ def compilation_cache(tmp_path_factory):
     os.environ[name.upper()] = str(value)
 
 
+@pytest.fixture
+def fast_compile():
+  """XLA without most of its optimisations: these tiny runs are mostly
+  compilation, which this halves (both runs compared compile alike)."""
+  jax.config.update('jax_disable_most_optimizations', True)
+  yield
+  jax.config.update('jax_disable_most_optimizations', False)
+
+
 def write_idx_images(path: str, images: np.ndarray) -> None:
   """Writes uint8 [N, H, W] images as an MNIST-format idx3 file (gzip if .gz)."""
   header = struct.pack('>HBB', 0, 0x08, 3) + struct.pack('>III', *images.shape)

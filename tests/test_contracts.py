@@ -1,13 +1,12 @@
 """Contracts every registry entry keeps: losses, penalties, models, schedules.
 
 Parametrised over the registries, so a new entry is covered without editing
-this file. (Datasets and evaluators: tests/test_contracts_data.py.)
+this file. (Datasets and evaluators: tests/test_contracts_data.py; resuming
+with every stabiliser: tests/test_contracts_resume.py; one and four devices:
+tests/test_contracts_devices.py. Separate files, so that pytest's two
+workers share them.)
 """
 
-import json
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -22,8 +21,9 @@ from gan_jax import models
 from gan_jax import parallel
 from gan_jax import schedules
 from gan_jax import train
-from tests.conftest import REPO
-from tests.conftest import restored_state
+
+# Small programs, mostly compilation, which this halves (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures('fast_compile')
 
 EXTREME = jnp.array([-1e4, 1e4, -1e4, 1e4, 0.0, -3.0, 60.0], jnp.float32)
 
@@ -109,10 +109,14 @@ def test_lazy_regularisation_adds_k_times_the_penalty_on_every_kth_step():
 # ----------------------------------------------------------------- models
 
 
-def _model_config(name: str, spectral_norm: bool = False) -> ml_collections.ConfigDict:
+def _model_config(name: str, spectral_norm: bool = False,
+                  paper_widths: bool = False) -> ml_collections.ConfigDict:
+  """Model `name` with its spec's narrower test_fields unless paper_widths."""
   config = configs.default_config()
   config.model.name = name
   config.model.spectral_norm = spectral_norm
+  if not paper_widths:
+    config.model.update(models.MODELS[name].test_fields)
   return config
 
 
@@ -132,17 +136,24 @@ def _count(tree) -> int:
 @pytest.mark.parametrize('name', list(models.MODELS))
 @pytest.mark.parametrize('dtype', models.DTYPES)
 def test_every_model_has_its_shapes_float32_outputs_and_parameter_count(name, dtype):
+  """Outputs computed at the test widths; parameters counted (from shapes
+  alone) at the defaults."""
   spec = models.MODELS[name]
-  config = _model_config(name)
-  g, d = models.build(config.model, spec.test_shape, dtype)
-  z = jnp.ones((3, config.model.latent_dim))
+  g, d = models.build(_model_config(name, paper_widths=True).model,
+                      spec.test_shape, dtype)
+  z = jnp.ones((3, configs.default_config().model.latent_dim))
+  images = jax.ShapeDtypeStruct((3, *spec.test_shape), jnp.float32)
+  g_params = jax.eval_shape(lambda: g.init(jax.random.key(0), z, train=False))
+  d_params = jax.eval_shape(lambda x: d.init(jax.random.key(1), x, train=False),
+                            images)
+  assert (_count(g_params['params']), _count(d_params['params'])) == spec.param_counts
+  g, d = models.build(_model_config(name).model, spec.test_shape, dtype)
   g_vars = g.init(jax.random.key(0), z, train=False)
   x = g.apply(g_vars, z, train=False)
   d_vars = d.init(jax.random.key(1), x, train=False)
   logits = d.apply(d_vars, x, train=False)
   assert x.shape == (3, *spec.test_shape) and x.dtype == jnp.float32
   assert logits.shape == (3,) and logits.dtype == jnp.float32
-  assert (_count(g_vars['params']), _count(d_vars['params'])) == spec.param_counts
 
 
 @pytest.mark.parametrize('name', list(models.MODELS))
@@ -208,108 +219,6 @@ def _set(tree, path, value):
   """`tree` (nested dicts) with the leaf at `path` replaced."""
   key = path[0].key
   return {**tree, key: value if len(path) == 1 else _set(tree[key], path[1:], value)}
-
-
-# Every stabiliser at once: spectral norm's u and sigma, lazy R1 and R2 (the
-# penalties on D updates 0 and 2, whichever run makes them), G's average
-# (G's copy at update 1, averaged after it; with BatchNorm's statistics).
-STABILISERS = {'model.spectral_norm': True, 'loss.r1_weight': 1.0,
-               'loss.r2_weight': 0.5, 'loss.reg_every': 2,
-               'optim.g_ema_decay': 0.9, 'optim.g_ema_start': 1}
-
-
-@pytest.mark.parametrize('name', list(models.MODELS))
-def test_every_model_with_every_stabiliser_resumes_bit_exactly(tmp_path, name):
-  """The whole state: BatchNorm statistics, dropout keys, both Adam states,
-  spectral norm's u and sigma, lazy R1/R2's host-side step count and G's
-  average (without stabilisers too: tests/test_seeds.py, tests/test_cli.py)."""
-  config = _small_run(_model_config(name), models.MODELS[name].test_shape)
-  for key, value in STABILISERS.items():
-    section, field = key.split('.')
-    config[section][field] = value
-  source = data.synthetic(config.data.name, num_images=64)
-  config.train.num_steps = 4
-  train.train_and_evaluate(config, str(tmp_path / 'straight'), source)
-  config.train.num_steps = 2
-  train.train_and_evaluate(config, str(tmp_path / 'resumed'), source)
-  config.train.num_steps = 4
-  train.train_and_evaluate(config, str(tmp_path / 'resumed'), source)
-  straight = restored_state(str(tmp_path / 'straight'))
-  resumed = restored_state(str(tmp_path / 'resumed'))
-  for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed), strict=True):
-    np.testing.assert_array_equal(a, b)
-
-
-# One process with 4 forced CPU devices: one step (D's updates, then G's) of
-# every model (at its test shape), of every loss (toy MLP) and of the DCGAN
-# with every stabiliser, on 1 device and on 4; prints each case's largest
-# relative difference as JSON. (One step:
-# Adam's first update is ~lr * sign(gradient), which turns round-off in a
-# gradient near 0 into differences of 2 lr that later steps compound.)
-DEVICE_SCRIPT = r'''
-import functools, json, sys
-from gan_jax import runtime
-runtime.setup()
-import jax
-jax.config.update('jax_disable_most_optimizations', True)
-import numpy as np
-from gan_jax import configs, data, losses, models, parallel, train
-from tests import test_contracts as tc
-
-def run(config, source, devices):
-  mesh = parallel.make_mesh(jax.devices()[:devices])
-  gan = train.build_gan(config, source.example_shape, source.sample_one)
-  state = train.fresh_states(gan, [config.seed], mesh)
-  step = parallel.shard_map_step(functools.partial(train.train_step_seeds, gan), mesh)
-  arrays = parallel.replicate(source.arrays, mesh)
-  state, _ = step(state, arrays)
-  return jax.device_get(state.replace(key=jax.random.key_data(state.key)))
-
-out = {}
-cases = [('model', n, tc._small_run(tc._model_config(n), s.test_shape))
-         for n, s in models.MODELS.items()]
-cases += [('stabilisers', 'dcgan', tc._small_run(tc._stabilised('dcgan'),
-                                                 models.MODELS['dcgan'].test_shape))]
-cases += [('loss', n, tc._toy_config(n)) for n in losses.LOSSES]
-for kind, name, config in cases:
-  config = configs.resolve(config)
-  source = (data.load(config.data) if config.data.source == 'toy'
-            else data.synthetic(config.data.name, num_images=64))
-  one, four = run(config, source, 1), run(config, source, 4)
-  # Adam's moments and the collections (BatchNorm statistics), each against
-  # the largest value of its kind in the state: a gradient that cancels to
-  # round-off in one leaf (a critic's bias) must not dominate. Parameters
-  # follow from the moments.
-  groups = {}
-  for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(one)[0],
-                          jax.tree.leaves(four), strict=True):
-    path = jax.tree_util.keystr(path)
-    if a.dtype.kind == 'f' and '.params' not in path:
-      group = next((g for g in ('.mu', '.nu') if g in path), 'collections')
-      groups.setdefault(group, []).append((a, b))
-  out[f'{kind}:{name}'] = max(
-      max(float(np.max(np.abs(a - b))) for a, b in pairs)
-      / (max(float(np.max(np.abs(a))) for a, _ in pairs) + 1e-12)
-      for pairs in groups.values())
-print(json.dumps(out))
-'''
-
-
-def test_every_model_and_loss_gives_the_same_state_on_one_and_four_devices():
-  """Covers each model's BatchNorm over the data axis and each loss's batch
-  means over the global batch (a relativistic loss on device-local means
-  would differ)."""
-  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}
-  result = subprocess.run([sys.executable, '-c', DEVICE_SCRIPT], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
-  assert result.returncode == 0, result.stderr[-3000:]
-  differences = json.loads(result.stdout.strip().splitlines()[-1])
-  expected = ({f'model:{n}' for n in models.MODELS} | {f'loss:{n}' for n in losses.LOSSES}
-              | {'stabilisers:dcgan'})
-  assert set(differences) == expected
-  # Float32 summation order only; a loss averaged wrongly is off by ~100 %.
-  assert max(differences.values()) < 1e-4, differences
 
 
 # ----------------------------------------------------------------- schedules

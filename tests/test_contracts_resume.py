@@ -1,0 +1,48 @@
+"""Every model with every stabiliser at once resumes bit-exactly (a contract of
+tests/test_contracts.py, in its own file so that pytest's workers share them)."""
+
+import jax
+import numpy as np
+import pytest
+
+from gan_jax import data
+from gan_jax import models
+from gan_jax import train
+from tests.conftest import restored_state
+from tests.test_contracts import _model_config
+from tests.test_contracts import _small_run
+
+# Every stabiliser at once: spectral norm's u and sigma, lazy R1 and R2 (the
+# penalties on D updates 0 and 2, whichever run makes them), G's average
+# (G's copy at update 1, averaged after it; with BatchNorm's statistics).
+STABILISERS = {'model.spectral_norm': True, 'loss.r1_weight': 1.0,
+               'loss.r2_weight': 0.5, 'loss.reg_every': 2,
+               'optim.g_ema_decay': 0.9, 'optim.g_ema_start': 1}
+
+
+@pytest.mark.parametrize('name', list(models.MODELS))
+def test_every_model_with_every_stabiliser_resumes_bit_exactly(tmp_path, name,
+                                                              fast_compile):
+  """The whole state: BatchNorm statistics, dropout keys, both Adam states,
+  spectral norm's u and sigma, lazy R1/R2's host-side step count (MLP) and
+  G's average (without stabilisers too: tests/test_seeds.py, tests/test_cli.py)."""
+  config = _small_run(_model_config(name), models.MODELS[name].test_shape)
+  for key, value in STABILISERS.items():
+    section, field = key.split('.')
+    config[section][field] = value
+  if models.MODELS[name].convolutional:
+    # Lazy regularisation's step count is the host's, whatever the model: the
+    # MLP's run covers it, and the convolutional ones compile one program
+    # (penalties every step) instead of two, which halves their compilation.
+    config.loss.reg_every = 1
+  source = data.synthetic(config.data.name, num_images=64)
+  config.train.num_steps = 4
+  train.train_and_evaluate(config, str(tmp_path / 'straight'), source)
+  config.train.num_steps = 2
+  train.train_and_evaluate(config, str(tmp_path / 'resumed'), source)
+  config.train.num_steps = 4
+  train.train_and_evaluate(config, str(tmp_path / 'resumed'), source)
+  straight = restored_state(str(tmp_path / 'straight'))
+  resumed = restored_state(str(tmp_path / 'resumed'))
+  for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed), strict=True):
+    np.testing.assert_array_equal(a, b)
