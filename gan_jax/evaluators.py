@@ -21,7 +21,7 @@ classifier's directory or in eval.inception_cache, beside the real Inception
 statistics.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 import dataclasses
 import hashlib
 import json
@@ -120,7 +120,7 @@ def _classifier_directory(config, dataset_name: str) -> str:
 
 
 IMAGE_FIGURES = ('fid_lenet', 'kid_lenet', 'kid_lenet_std', 'precision', 'recall',
-                 'density', 'coverage', 'score_lenet')
+                 'density', 'coverage', 'score_lenet', 'top_class_share')
 
 
 def image_figures(real_feats: np.ndarray, feats: np.ndarray,
@@ -135,6 +135,7 @@ def image_figures(real_feats: np.ndarray, feats: np.ndarray,
       **{k: float(v) for k, v in metrics.precision_recall(real_feats, feats).items()},
       **{k: float(v) for k, v in metrics.density_coverage(real_feats, feats).items()},
       'score_lenet': float(metrics.classifier_score(probs)),
+      'top_class_share': float(metrics.top_class_share(probs)),
   }
 
 
@@ -151,14 +152,16 @@ class _Reference:
   floor: dict[str, float]  # held-out real images' figures (real_<name>)
 
 
-def _cached_floor(directory: str, key: str, compute: Callable[[], dict]) -> dict:
-  """compute() once per key, kept in directory/floors.json."""
+def _cached_floor(directory: str, key: str, compute: Callable[[], dict],
+                  figures: Sequence[str] = ()) -> dict:
+  """compute() once per key, kept in directory/floors.json (again when the
+  kept one lacks one of `figures`, a figure added since)."""
   path = os.path.join(directory, FLOORS_FILE)
   floors = {}
   if os.path.exists(path):
     with open(path) as f:
       floors = json.load(f)
-  if key not in floors:
+  if key not in floors or not set(figures) <= set(floors[key]):
     floors[key] = compute()
     if jax.process_index() == 0:
       files.write_json(path, floors)
@@ -189,7 +192,8 @@ def _image_reference(config, directory: str):
 
     key = f'classifier | {labeled.description} | n={n}'
     _REFERENCES[cache_key] = (
-        net, n, _Reference(real_feats, _cached_floor(directory, key, floor)))
+        net, n, _Reference(real_feats, _cached_floor(directory, key, floor,
+                                                     IMAGE_FIGURES)))
   return _REFERENCES[cache_key]
 
 

@@ -487,6 +487,19 @@ def classifier_score(probs: Array) -> Array:
   return jnp.exp(jnp.mean(kl))
 
 
+def top_class_share(probs: Array) -> Array:
+  """The largest share of the N rows that one class wins (argmax): 1/C for
+  samples spread evenly over C classes, 1 for a generator stuck on one.
+
+  Args:
+    probs: [N, C] class probabilities (or logits: only the argmax counts).
+  """
+  probs = _as_float(probs)
+  _check_features('probs', probs)
+  counts = jnp.bincount(jnp.argmax(probs, axis=-1), length=probs.shape[-1])
+  return jnp.max(counts) / probs.shape[0]
+
+
 def inception_score(logits, splits: int = 10) -> tuple[float, float]:
   """Inception Score (Salimans et al. 2016): `classifier_score` of the
   softmax of the 1008 logits in each of `splits` consecutive, equal parts

@@ -108,7 +108,7 @@ def test_classifier_evaluator_writes_results_and_caches_the_real_floor(
   workdir = str(tmp_path / 'run')
   results = train.train_and_evaluate(config, workdir)
   figures = ('fid_lenet', 'kid_lenet', 'kid_lenet_std', 'precision', 'recall',
-             'density', 'coverage', 'score_lenet')
+             'density', 'coverage', 'score_lenet', 'top_class_share')
   scores = results['metrics']
   assert set(scores) == set(figures) | {f'real_{k}' for k in figures}
   with open(os.path.join(workdir, 'results.json')) as f:
@@ -122,6 +122,7 @@ def test_classifier_evaluator_writes_results_and_caches_the_real_floor(
   assert scores['real_recall'] > 0.5 > scores['recall']
   assert scores['real_coverage'] > 0.5 > scores['coverage']
   assert scores['real_score_lenet'] > 5 > scores['score_lenet'] >= 1
+  assert scores['real_top_class_share'] < 0.25 < scores['top_class_share']
 
   # The floor is computed once per dataset, classifier and sample count, and
   # read back from the classifier's floors.json afterwards.

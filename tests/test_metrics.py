@@ -251,6 +251,12 @@ def test_classifier_score_extremes():
   np.testing.assert_allclose(metrics.classifier_score(identical), 1.0, rtol=1e-6)
 
 
+def test_top_class_share_is_the_most_frequent_argmax_share():
+  probs = np.eye(10)[[3, 3, 3, 1, 2, 3, 0, 9]] * 0.9 + 0.01  # 4 of 8 are 3s
+  np.testing.assert_allclose(metrics.top_class_share(probs), 0.5)
+  np.testing.assert_allclose(metrics.top_class_share(np.eye(10)[np.arange(50) % 10]), 0.1)
+
+
 def test_classifier_score_matches_numpy():
   rng = np.random.default_rng(8)
   probs = rng.dirichlet(np.full(7, 0.3), size=200)
