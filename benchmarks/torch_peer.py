@@ -3,6 +3,9 @@
   pip install torch   # optional; never a dependency of gan_jax or its tests
   python benchmarks/torch_peer.py --workload=dcgan --steps=20
   python benchmarks/torch_peer.py --workload=wgan_gp_toy --steps=200
+  # train the dcgan workload on MNIST and save samples (issue 13's peer):
+  python benchmarks/torch_peer.py --train_mnist=../shared/data/mnist \
+      --steps=1500 --batch_size=64 --seed=0 --out=runs/peer_mnist/seed_0.npy
 
 Workloads (each step: d_steps discriminator updates, then one generator
 update, Adam for both, synthetic data drawn inside the timed step as
@@ -18,13 +21,23 @@ gan_jax draws it):
 
 The last line printed is one JSON object with steps_per_s, examples_per_s,
 threads and the sizes, like gan_jax.bench's.
+
+--train_mnist=DIR trains the `dcgan` workload (the same networks and step,
+Adam 2e-4 with beta1 0.5, Radford et al. 2016) on the MNIST-format files in
+DIR, read by gan_jax's own idx loader (the images `gan_jax.main` trains on
+with data.source=idx), for --steps steps at --batch_size, seeded by --seed;
+then it saves --num_samples samples of the generator in eval mode (BatchNorm's
+running statistics) as a float32 [N, 28, 28, 1] .npy in [-1, 1], which
+benchmarks/mnist_goal.py scores as it scores gan_jax's runs.
 """
 
 import argparse
 import json
 import math
+import os
 import time
 
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -125,15 +138,21 @@ def wgan_gp_step(g, d, g_opt, d_opt, batch: int, d_steps: int,
   g_opt.step()
 
 
+def dcgan(images: torch.Tensor, batch: int):
+  """(generator, the dcgan workload's step as a no-argument function) on uint8
+  [N, 1, 28, 28] `images`."""
+  g, d = DCGANGenerator(), DCGANDiscriminator()
+  adam = dict(lr=2e-4, betas=(0.5, 0.999))
+  g_opt, d_opt = (torch.optim.Adam(g.parameters(), **adam),
+                  torch.optim.Adam(d.parameters(), **adam))
+  return g, lambda: dcgan_step(g, d, g_opt, d_opt, images, batch, 100)
+
+
 def build(workload: str, batch: int):
   """The workload's step as a no-argument function."""
   if workload == 'dcgan':
-    g, d = DCGANGenerator(), DCGANDiscriminator()
-    adam = dict(lr=2e-4, betas=(0.5, 0.999))
-    g_opt, d_opt = (torch.optim.Adam(g.parameters(), **adam),
-                    torch.optim.Adam(d.parameters(), **adam))
-    images = torch.randint(0, 256, (1024, 1, 28, 28), dtype=torch.uint8)
-    return lambda: dcgan_step(g, d, g_opt, d_opt, images, batch, 100)
+    return dcgan(torch.randint(0, 256, (1024, 1, 28, 28), dtype=torch.uint8),
+                 batch)[1]
   g, d = mlp(2, 512, 3, 2), mlp(2, 512, 3, 1)
   d_forward = d.forward
   d.forward = lambda x: d_forward(x)[:, 0]
@@ -143,17 +162,54 @@ def build(workload: str, batch: int):
   return lambda: wgan_gp_step(g, d, g_opt, d_opt, batch, 5, 0.1)
 
 
+def train_mnist(directory: str, steps: int, batch: int, num_samples: int,
+                out: str) -> dict:
+  """Trains the dcgan workload on the MNIST files of `directory`; saves
+  `num_samples` samples to `out`."""
+  from gan_jax import data  # noqa: PLC0415 (the repository's loader)
+  images, description = data._load_idx_images('mnist', directory)  # noqa: SLF001
+  g, step = dcgan(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+                  batch)
+  start = time.perf_counter()
+  for _ in range(steps):
+    step()
+  seconds = time.perf_counter() - start
+  g.eval()
+  with torch.no_grad():
+    samples = torch.cat([g(torch.randn(500, 100))
+                         for _ in range(math.ceil(num_samples / 500))])
+  samples = samples[:num_samples].permute(0, 2, 3, 1).numpy().astype(np.float32)
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  np.save(out, samples)
+  return {'data': description, 'out': out, 'num_samples': num_samples,
+          'train_seconds': seconds}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--workload', choices=('dcgan', 'wgan_gp_toy'),
-                      required=True)
+                      default='dcgan')
+  parser.add_argument('--train_mnist', default='',
+                      help='train the dcgan workload on the MNIST files of'
+                      ' this directory and save samples to --out')
+  parser.add_argument('--out', default='peer_mnist.npy')
+  parser.add_argument('--num_samples', type=int, default=10_000)
+  parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--steps', type=int, default=20)
   parser.add_argument('--warmup', type=int, default=3)
   parser.add_argument('--batch_size', type=int, default=256)
   parser.add_argument('--threads', type=int, default=2)
   args = parser.parse_args()
   torch.set_num_threads(args.threads)
-  torch.manual_seed(0)
+  torch.manual_seed(args.seed)
+  if args.train_mnist:
+    print(json.dumps({
+        **train_mnist(args.train_mnist, args.steps, args.batch_size,
+                      args.num_samples, args.out),
+        'steps': args.steps, 'batch_size': args.batch_size, 'seed': args.seed,
+        'threads': torch.get_num_threads(), 'torch': torch.__version__,
+    }, sort_keys=True))
+    return
   step = build(args.workload, args.batch_size)
   for _ in range(args.warmup):
     step()
