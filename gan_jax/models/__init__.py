@@ -38,7 +38,7 @@ from gan_jax.models import resnet
 from gan_jax.models import sngan
 from gan_jax.registry import Field
 
-# model.transposed_conv: how the DCGAN computes its transposed convolutions,
+# model.transposed_conv: how dcgan and sngan compute their transposed convolutions,
 # the generator's layers and the input gradients of the discriminator's
 # strided convolutions: sub-pixel (layers.SubPixelConvTranspose and
 # layers.SubPixelGradConv), or Flax's nn.ConvTranspose and nn.Conv.
