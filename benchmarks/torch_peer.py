@@ -36,6 +36,7 @@ import json
 import math
 import os
 import time
+import types
 
 import numpy as np
 import torch
@@ -167,7 +168,9 @@ def train_mnist(directory: str, steps: int, batch: int, num_samples: int,
   """Trains the dcgan workload on the MNIST files of `directory`; saves
   `num_samples` samples to `out`."""
   from gan_jax import data  # noqa: PLC0415 (the repository's loader)
-  images, description = data._load_idx_images('mnist', directory)  # noqa: SLF001
+  source = data.load(types.SimpleNamespace(name='mnist', source='idx',
+                                           path=directory))
+  images, description = source.arrays['images'], source.description
   g, step = dcgan(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
                   batch)
   start = time.perf_counter()

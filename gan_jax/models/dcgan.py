@@ -39,19 +39,15 @@ class Generator(nn.Module):
   @nn.compact
   def __call__(self, z_BL: jax.Array, train: bool) -> jax.Array:
     height, width, channels = self.image_shape
-    batch_norm = lambda: nn.BatchNorm(  # noqa: E731
-        use_running_average=not train, momentum=0.99, epsilon=1e-3,
-        axis_name=self.bn_axis_name if train else None, dtype=self.dtype)
+    batch_norm = lambda: layers.batch_norm(  # noqa: E731 (Keras' momentum and epsilon)
+        train, self.bn_axis_name, self.dtype, momentum=0.99, epsilon=1e-3)
     h, w = height // 4, width // 4
-    conv_transpose = (layers.SubPixelConvTranspose
-                      if self.transposed_conv == 'subpixel' else nn.ConvTranspose)
 
     def deconv(index, features, stride):
       # Named as Flax names nn.ConvTranspose: both kinds share checkpoints.
-      return conv_transpose(features, (5, 5), (stride, stride), use_bias=False,
-                            dtype=self.dtype, name=f'ConvTranspose_{index}',
-                            **({} if self.transposed_conv == 'subpixel'
-                               else {'padding': 'SAME'}))
+      return layers.transposed_conv(
+          self.transposed_conv, features, (5, 5), stride, use_bias=False,
+          dtype=self.dtype, name=f'ConvTranspose_{index}')
 
     x = nn.Dense(h * w * 256, use_bias=False, dtype=self.dtype)(z_BL)
     x = nn.leaky_relu(batch_norm()(x), LEAKY_SLOPE)
@@ -99,11 +95,8 @@ class Discriminator(nn.Module):
 
     def conv(index, features):
       # Named as Flax names nn.Conv: both kinds share checkpoints.
-      if self.transposed_conv == 'subpixel':
-        return layers.SubPixelGradConv(features, (5, 5), (2, 2),
-                                       dtype=self.dtype, name=f'Conv_{index}')
-      return nn.Conv(features, (5, 5), (2, 2), padding='SAME',
-                     dtype=self.dtype, name=f'Conv_{index}')
+      return layers.strided_conv(self.transposed_conv, features, (5, 5), 2,
+                                 dtype=self.dtype, name=f'Conv_{index}')
 
     x = conv(0, 64)(x_BHWC)
     x = dropout(nn.leaky_relu(x, LEAKY_SLOPE), 0)

@@ -275,3 +275,14 @@ def upsampling_plan(height: int, width: int,
       factors = (2,) * doubling + (1,) * (stages - doubling)
       return (height // 2**doubling, width // 2**doubling), factors
   raise ValueError(f'images of {height}x{width} need sides divisible by 4')
+
+
+def batch_norm(train: bool, axis_name: str | None, dtype, momentum: float = 0.9,
+               epsilon: float = 1e-5) -> nn.BatchNorm:
+  """BatchNorm with batch statistics averaged over `axis_name` (the global
+  batch's, `parallel.DATA_AXIS`) in training and the running averages
+  otherwise; momentum and epsilon default to PyTorch's (0.1 -> 0.9)."""
+  return nn.BatchNorm(use_running_average=not train, momentum=momentum,
+                      epsilon=epsilon, axis_name=axis_name if train else None,
+                      dtype=dtype)
+

@@ -54,9 +54,8 @@ class GeneratorBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    batch_norm = lambda: nn.BatchNorm(  # noqa: E731
-        use_running_average=not self.train, momentum=0.9, epsilon=1e-5,
-        axis_name=self.bn_axis_name if self.train else None, dtype=self.dtype)
+    batch_norm = lambda: layers.batch_norm(  # noqa: E731
+        self.train, self.bn_axis_name, self.dtype)
     conv = lambda: nn.Conv(self.channels, (3, 3), kernel_init=RESIDUAL_INIT,  # noqa: E731
                            dtype=self.dtype)
     h = nn.relu(batch_norm()(x))
@@ -108,9 +107,7 @@ class Generator(nn.Module):
     for factor in factors:
       x = GeneratorBlock(self.channels, factor == 2, train, self.bn_axis_name,
                          self.dtype)(x)
-    x = nn.relu(nn.BatchNorm(
-        use_running_average=not train, momentum=0.9, epsilon=1e-5,
-        axis_name=self.bn_axis_name if train else None, dtype=self.dtype)(x))
+    x = nn.relu(layers.batch_norm(train, self.bn_axis_name, self.dtype)(x))
     x = nn.Conv(image_channels, (3, 3), kernel_init=PLAIN_INIT, dtype=self.dtype)(x)
     return jnp.tanh(x.astype(jnp.float32))
 

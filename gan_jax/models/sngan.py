@@ -47,9 +47,7 @@ class Generator(nn.Module):
   def __call__(self, z_BL: jax.Array, train: bool) -> jax.Array:
     height, width, image_channels = self.image_shape
     (h, w), strides = layers.upsampling_plan(height, width, stages=3)
-    batch_norm = lambda: nn.BatchNorm(  # noqa: E731
-        use_running_average=not train, momentum=0.9, epsilon=1e-5,
-        axis_name=self.bn_axis_name if train else None, dtype=self.dtype)
+    batch_norm = lambda: layers.batch_norm(train, self.bn_axis_name, self.dtype)  # noqa: E731
     x = nn.Dense(h * w * self.channels, kernel_init=INIT, dtype=self.dtype)(z_BL)
     x = nn.relu(batch_norm()(x)).reshape((-1, h, w, self.channels))
     for index, stride in enumerate(strides):
