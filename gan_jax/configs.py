@@ -43,6 +43,9 @@ def default_config() -> ml_collections.ConfigDict:
   # Every weight of the discriminator divided by its largest singular value
   # (Miyato et al. 2018; models.SpectrallyNormalised), for every model.
   c.model.spectral_norm = False
+  # PacGAN (Lin et al. 2018): D judges packs of this many examples of one
+  # kind, joined on the last axis (models.pack); 1 = one example, no packing.
+  c.model.pack = 1
   # Every model's own keys (models.MODELS[name].fields), e.g. the mlp's width
   # and depth, the dcgan's dropout and transposed_conv.
   for key, field in model_fields().items():
@@ -161,6 +164,7 @@ def checks() -> dict[str, str | tuple[str, ...]]:
       'num_seeds': POSITIVE,
       'data.source': data.SOURCES,
       'model.latent_dim': POSITIVE, 'model.spectral_norm': (False, True),
+      'model.pack': POSITIVE,
       **{f'model.{k}': f.check for k, f in model_fields().items()},
       **{f'loss.{k}': f.check for k, f in penalty_fields().items()},
       'loss.reg_every': POSITIVE,
@@ -196,6 +200,13 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     raise UserError(
         f'train.batch_size={batch} does not divide across {num_devices} devices;'
         f' use a multiple of {num_devices}')
+  pack_size = config.model.get('pack', 1)
+  if (batch // num_devices) % pack_size:
+    raise UserError(
+        f'model.pack={pack_size} does not divide the batch per device'
+        f' ({batch // num_devices} = train.batch_size {batch} / {num_devices}'
+        f' devices); use a train.batch_size that is a multiple of'
+        f' {pack_size * num_devices}')
 
 
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

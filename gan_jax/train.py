@@ -119,6 +119,7 @@ class GAN:
   # and the updates before which it copies G (optim.g_ema_start).
   g_ema_decay: float = 0.0
   g_ema_start: int = 0
+  pack: int = 1  # D judges packs of this many examples (models.pack, PacGAN)
   seed_batching: str = 'vmap'  # 'vmap' or 'loop': how members share a program
 
 
@@ -153,6 +154,7 @@ def build_gan(config: ml_collections.ConfigDict,
       sample_real=sample_real,
       g_ema_decay=config.optim.get('g_ema_decay', 0.0),
       g_ema_start=config.optim.get('g_ema_start', 0),
+      pack=config.model.get('pack', 1),
       seed_batching=seed_batching(config.train.get('seed_batching', 'auto'),
                                   config.model.name, jax.default_backend()))
 
@@ -189,7 +191,8 @@ def init_state(gan: GAN, key: Array) -> GANState:
   return GANState(
       step=jnp.zeros((), jnp.int32), g=g,
       d=_init_player(gan.discriminator, gan.d_optimizer, d_key,
-                     jnp.zeros((1,) + gan.example_shape)),
+                     jnp.zeros((1,) + models.packed_shape(gan.example_shape,
+                                                          gan.pack))),
       key=train_key, nonfinite_step=jnp.full((), -1, jnp.int32),
       g_ema=g.variables() if gan.g_ema_decay > 0 else {})
 
@@ -257,8 +260,9 @@ def _apply(module: nn.Module, player: Player, params: PyTree, *args,
 def _discriminate(gan: GAN, d: Player, d_params: PyTree, x: Array,
                   example_keys: Array,
                   update_collections: bool = False) -> tuple[Array, PyTree]:
-  """D's logits [N] in training mode, example i with dropout key i, and D's
-  collections (updated only in D's own update).
+  """D's logits [N] on N inputs (examples, or packs with gan.pack > 1) in
+  training mode, input i with dropout key i, and D's collections (updated
+  only in D's own update).
 
   D sees the whole batch at once (large matrix products and convolutions) and
   draws each example's dropout masks from that example's key alone.
@@ -266,6 +270,12 @@ def _discriminate(gan: GAN, d: Player, d_params: PyTree, x: Array,
   return _apply(gan.discriminator, d, d_params, x,
                 update_collections=update_collections,
                 example_keys_B=example_keys)
+
+
+def _packs(gan: GAN, x: Array, example_keys: Array) -> tuple[Array, Array]:
+  """This device's examples as D's packs of `gan.pack` (models.pack), each
+  with its first example's key; unchanged when gan.pack is 1."""
+  return models.pack(x, gan.pack), example_keys[::gan.pack]
 
 
 def _global(logits: Array) -> Array:
@@ -304,12 +314,16 @@ def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
                    _latents(gan, z_key), update_collections=True)
   fake = jax.lax.stop_gradient(fake)
 
+  # D judges packs (gan.pack examples each; one example per pack unless
+  # model.pack is set), and so do the penalties: R1's gradient and WGAN-GP's
+  # interpolate are a whole pack's, as for any other input of D.
+  real, real_keys = _packs(gan, real, _local_keys(real_drop, gan.batch_size))
+  fake, fake_keys = _packs(gan, fake, _local_keys(fake_drop, gan.batch_size))
   # Real and fake in one pass of D (larger matrix products, fewer ops): the
   # same numbers as two passes, since D treats every example on its own (no
   # batch statistics, per-example dropout keys; models/__init__.py).
   both = jnp.concatenate([real, fake])
-  both_keys = jnp.concatenate([_local_keys(real_drop, gan.batch_size),
-                               _local_keys(fake_drop, gan.batch_size)])
+  both_keys = jnp.concatenate([real_keys, fake_keys])
 
   lazy = gan.reg_every > 1
   penalties, skipped = [], []  # (name, penalty, weight) added; metrics not
@@ -331,9 +345,10 @@ def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
       j = list(losses.PENALTIES).index(name)
       keys_key, drop_key = keys[4 + 2 * j], keys[5 + 2 * j]
       critic = lambda x, k=drop_key: _discriminate(  # noqa: E731
-          gan, state.d, d_params, x, _local_keys(k, gan.batch_size))[0]
+          gan, state.d, d_params, x,
+          _local_keys(k, gan.batch_size)[::gan.pack])[0]
       value = penalty.fn(critic, real, fake,
-                         _local_keys(keys_key, gan.batch_size))
+                         _local_keys(keys_key, gan.batch_size)[::gan.pack])
       loss = loss + weight * value
       metrics[penalty.metric] = value
     # A lazy penalty's metric is 0 on the updates without it.
@@ -359,14 +374,15 @@ def _generator_update(gan: GAN, state: GANState, data_arrays: dict,
   real_logits = None
   if gan.generator_reads_real:
     real_logits = _global(_discriminate(
-        gan, state.d, state.d.params, _real_batch(gan, data_arrays, real_key),
-        _local_keys(real_drop, gan.batch_size))[0])
+        gan, state.d, state.d.params, *_packs(
+            gan, _real_batch(gan, data_arrays, real_key),
+            _local_keys(real_drop, gan.batch_size)))[0])
 
   def loss_fn(g_params):
     fake, collections = _apply(gan.generator, state.g, g_params, z,
                                update_collections=True)
-    fake_logits, _ = _discriminate(gan, state.d, state.d.params, fake,
-                                   _local_keys(drop_key, gan.batch_size))
+    fake_logits, _ = _discriminate(gan, state.d, state.d.params, *_packs(
+        gan, fake, _local_keys(drop_key, gan.batch_size)))
     return gan.loss.g_loss(real_logits, _global(fake_logits)), collections
 
   (loss, collections), grads = jax.value_and_grad(loss_fn, has_aux=True)(

@@ -56,6 +56,8 @@ def test_every_config_key_is_validated():
     ('model.spectral_norm', None, 'unknown model.spectral_norm=None; valid: False, True'),
     ('optim.g_ema_decay', 1.0, 'optim.g_ema_decay=1.0 is invalid; it must be in [0, 1)'),
     ('optim.g_ema_start', -1, 'optim.g_ema_start=-1 is invalid; it must be >= 0'),
+    ('model.pack', 0, 'model.pack=0 is invalid; it must be > 0'),
+    ('model.pack', 3, 'model.pack=3 does not divide the batch per device .64'),
 ])
 def test_component_keys_are_validated_from_their_specs(key, value, message):
   config = configs.default_config()

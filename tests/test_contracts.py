@@ -249,9 +249,10 @@ def _toy_config(loss: str) -> ml_collections.ConfigDict:
 
 def _stabilised(name: str) -> ml_collections.ConfigDict:
   """Model `name` with every stabiliser on, the penalties on every update:
-  R1, R2 (each example's input gradient, on this device's examples), spectral
-  norm (u from the weights alone) and G's average."""
+  R1, R2 (each pack's input gradient, on this device's examples), spectral
+  norm (u from the weights alone), G's average and packs of 2 (PacGAN)."""
   config = _model_config(name, spectral_norm=True)
+  config.model.pack = 2
   config.loss.r1_weight, config.loss.r2_weight = 1.0, 0.5
   config.optim.g_ema_decay = 0.9
   return config

@@ -14,8 +14,9 @@ from tests.test_contracts import _small_run
 
 # Every stabiliser at once: spectral norm's u and sigma, lazy R1 and R2 (the
 # penalties on D updates 0 and 2, whichever run makes them), G's average
-# (G's copy at update 1, averaged after it; with BatchNorm's statistics).
-STABILISERS = {'model.spectral_norm': True, 'loss.r1_weight': 1.0,
+# (G's copy at update 1, averaged after it; with BatchNorm's statistics),
+# PacGAN's packs of 2.
+STABILISERS = {'model.spectral_norm': True, 'model.pack': 2, 'loss.r1_weight': 1.0,
                'loss.r2_weight': 0.5, 'loss.reg_every': 2,
                'optim.g_ema_decay': 0.9, 'optim.g_ema_start': 1}
 

@@ -1,5 +1,7 @@
 """Model output shapes and parameter counts against the papers' tables."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +9,7 @@ import pytest
 
 from gan_jax import configs
 from gan_jax import models
+from gan_jax import train
 from gan_jax.errors import UserError
 
 
@@ -204,3 +207,25 @@ def test_cifar10_sngan_recipe_loads_mocked_cifar10_and_the_papers_models(monkeyp
   d_vars = jax.eval_shape(lambda x: d.init(jax.random.key(1), x, train=False), images)
   assert (count(g_vars['params']), count(d_vars['params'])) == resnet_counts(
       4, 3, upsampling_blocks=3)
+
+
+def test_pack_joins_consecutive_examples_on_the_last_axis():
+  """PacGAN's packs (Lin et al. 2018): m examples side by side in the
+  channels of an image, in the coordinates of a point."""
+  images = jax.random.normal(jax.random.key(0), (6, 4, 4, 3))
+  packed = models.pack(images, 3)
+  assert packed.shape == (2, 4, 4, 9) == (2, *models.packed_shape((4, 4, 3), 3))
+  for p, i in itertools.product(range(2), range(3)):
+    np.testing.assert_array_equal(packed[p, ..., 3 * i:3 * i + 3], images[3 * p + i])
+  points = jnp.arange(8.0).reshape(4, 2)
+  np.testing.assert_array_equal(models.pack(points, 2), [[0, 1, 2, 3], [4, 5, 6, 7]])
+  assert models.pack(points, 1) is points
+
+
+def test_a_packed_run_gives_its_discriminator_whole_packs():
+  config = configs.toy_config('grid25')
+  config.model.width, config.model.pack = 8, 4
+  gan = train.build_gan(config, (2,))
+  state = train.init_state(gan, jax.random.key(0))
+  first_kernel = state.d.params['Dense_0']['kernel']
+  assert first_kernel.shape == (4 * 2, 8)  # 4 points of 2 coordinates each

@@ -16,7 +16,8 @@ entry of MODELS):
   the training state keeps every collection a model creates (train.Player).
 
 `model.spectral_norm=True` wraps any model's discriminator in
-`SpectrallyNormalised`, so every model has it without code of its own.
+`SpectrallyNormalised`, and `model.pack=m` gives it packs of m examples
+(`pack`, PacGAN), so every model has both without code of its own.
 
 A model's config keys under `model.` (besides `name` and `latent_dim`) come
 from its spec's `fields`; adding a model is one entry here plus its module.
@@ -225,6 +226,27 @@ MODELS: dict[str, Model] = {
         test_shape=(32, 32, 3), param_counts=(4_162_051, 1_053_825),
         convolutional=True, test_fields={'g_channels': 16, 'd_channels': 16}),
 }
+
+
+def packed_shape(example_shape: Sequence[int], pack_size: int) -> tuple[int, ...]:
+  """The shape of one pack of `pack_size` examples: their last axes (an
+  image's channels, a point's coordinates) side by side."""
+  *rest, last = example_shape
+  return (*rest, last * pack_size)
+
+
+def pack(x_B: jnp.ndarray, pack_size: int) -> jnp.ndarray:
+  """Examples [B, ..., C] as B / pack_size packs [B / pack_size, ..., pack_size·C]
+  of consecutive examples, concatenated on the last axis: what PacGAN's
+  discriminator judges (Lin et al. 2018, "PacGAN: The power of two samples in
+  generative adversarial networks", §3: one label for m samples of one
+  distribution, joined along the channels). pack_size 1 returns `x_B`."""
+  if pack_size == 1:
+    return x_B
+  batch, *shape = x_B.shape
+  x = x_B.reshape(batch // pack_size, pack_size, *shape)
+  x = jnp.moveaxis(x, 1, -2)  # [P, ..., m, C]: each position's m examples
+  return x.reshape(batch // pack_size, *packed_shape(shape, pack_size))
 
 
 def build(model_config: ml_collections.ConfigDict,
