@@ -1,34 +1,75 @@
-"""ring8 (experiments/ring8.py) with each stabiliser of issue 13, one at a
-time, on every loss: R1 (γ = 1), spectral normalisation, G's moving average.
+"""A 2-D mixture's experiment file (experiments/ring8.py or grid25.py) with
+each stabiliser of issue 13, one at a time, on every loss: PacGAN's packs of
+4, R1 (γ = 1), G's moving average, spectral normalisation.
 
-  python -m gan_jax.sweep --config=experiments/ring8_stabilisers.py \
+  python -m gan_jax.sweep --config=experiments/stabilisers.py:ring8 \
       --config.num_seeds=5 --workdir=runs/stabilisers_ring8
+  python -m gan_jax.sweep --config=experiments/stabilisers.py:grid25 \
+      --config.num_seeds=5 --workdir=runs/stabilisers_grid25
 
-One point per (loss, stabiliser), the mission's losses first; the same
-config and seeds as docs/loss_comparison.md's sweep (runs/compare_ring8),
-which is each loss without a stabiliser. Results: docs/stabilisers.md.
+One point per (loss, stabiliser): the default loss first and wgan_gp, five
+times dearer, last. The same config and seeds as docs/loss_comparison.md's
+sweeps (runs/compare_<dataset>), which are each loss without a stabiliser.
+Results: docs/stabilisers.md.
 """
 
-from gan_jax import configs
+import os
+
+from gan_jax import sweep
+from gan_jax.errors import UserError
 
 # name: the overrides that turn the stabiliser on
 STABILISERS = {
+    'pacgan4': {'model.pack': 4},
     'r1': {'loss.r1_weight': 1.0},
-    'spectral_norm': {'model.spectral_norm': True},
     'g_ema': {'optim.g_ema_decay': 0.999},
+    'spectral_norm': {'model.spectral_norm': True},
 }
-FIRST = ('non_saturating', 'vanilla', 'wgan_gp')  # the mission's losses
+LOSS_ORDER = ('vanilla', 'non_saturating', 'hinge', 'least_squares',
+              'relativistic', 'wgan_gp')
+DATASETS = ('ring8', 'grid25')
 
 
-def get_config():
-  c = configs.toy_config('ring8')  # as experiments/ring8.py
-  c.loss.name = 'vanilla'
-  return c
+def get_config(dataset: str = 'ring8'):
+  """experiments/<dataset>.py's config: the tuned toy defaults, vanilla."""
+  if dataset not in DATASETS:
+    raise UserError(f'experiments/stabilisers.py:{dataset} is not a mixture of'
+                    f' modes; valid: {", ".join(DATASETS)}')
+  here = os.path.dirname(os.path.abspath(__file__))
+  return sweep.load_config_module(os.path.join(here, f'{dataset}.py')).get_config()
 
 
-def get_sweep():
-  """Every (loss, stabiliser) point, the mission's losses first."""
+def get_sweep(dataset: str = 'ring8'):
+  """Every (loss, stabiliser) point, in LOSS_ORDER (the same for each dataset)."""
+  del dataset
   from gan_jax import losses  # noqa: PLC0415 (only sweeps need the registry)
-  names = [*FIRST, *(n for n in losses.LOSSES if n not in FIRST)]
+  names = sorted(losses.LOSSES, key=lambda n: (
+      LOSS_ORDER.index(n) if n in LOSS_ORDER else len(LOSS_ORDER)))
   return [{'loss.name': name, **overrides}
           for name in names for overrides in STABILISERS.values()]
+
+
+def results_table(dataset: str, runs: str = 'runs') -> str | None:
+  """The markdown table of docs/stabilisers.md: one row per (loss,
+  stabiliser) over runs/compare_<dataset> (stabiliser 'none') and
+  runs/stabilisers_<dataset>, pooling each run's seeds; None if neither
+  sweep is there."""
+  from gan_jax import analysis  # noqa: PLC0415 (reads TensorBoard files)
+  points = []
+  for sweep_name in ('compare', 'stabilisers'):
+    directory = os.path.join(runs, f'{sweep_name}_{dataset}')
+    if os.path.isdir(directory):
+      points += analysis.read_sweep(directory)
+  if not points:
+    return None
+  groups = analysis.group_variants(points, 'loss.name', STABILISERS)
+  order = [(loss, name) for loss in LOSS_ORDER for name in ('none', *STABILISERS)]
+  labels = sorted(groups, key=lambda label: (
+      order.index(label) if label in order else len(order), label))
+  return analysis.markdown_table(analysis.comparison_rows(
+      {label: groups[label] for label in labels}), ('loss', 'stabiliser'))
+
+
+if __name__ == '__main__':  # python experiments/stabilisers.py grid25 [RUNS]
+  import sys  # noqa: PLC0415
+  print(results_table(*sys.argv[1:]) or f'no sweep of {sys.argv[1]} in runs/')

@@ -260,19 +260,51 @@ def _value(point: Mapping, key: str) -> str:
   return sweep.format_value(tree)
 
 
+def _with_status(point: Mapping) -> Results:
+  """A point's results.json with the sweep's status (a point that has none
+  yet: {'status', 'num_seeds'}), so that tables count it."""
+  num_seeds = (point['config'] or {}).get('num_seeds', 1)
+  return {'num_seeds': num_seeds, **(point['results'] or {}),
+          'status': point['status']}
+
+
 def group_runs(points: Iterable[dict], keys: Sequence[str]
                ) -> dict[tuple[str, ...], list[Results]]:
   """`read_sweep`'s points grouped by their values of `keys` (e.g.
-  ('loss.name',)), in order of appearance: each point's results.json with the
-  sweep's status (a point that has none yet: {'status', 'num_seeds'}), so
-  that tables count it."""
+  ('loss.name',)), in order of appearance, each as `_with_status`."""
   groups: dict[tuple[str, ...], list[Results]] = {}
   for point in points:
-    num_seeds = (point['config'] or {}).get('num_seeds', 1)
-    results = {'num_seeds': num_seeds, **(point['results'] or {}),
-               'status': point['status']}
     label = tuple(_value(point, key) for key in keys)
-    groups.setdefault(label, []).append(results)
+    groups.setdefault(label, []).append(_with_status(point))
+  return groups
+
+
+def variant_of(point: Mapping, variants: Mapping[str, Mapping[str, object]],
+               other: str = 'none') -> str:
+  """The name of the first of `variants` ({name: {config key: value}}) whose
+  every value the point has, else `other` (e.g. which stabiliser a run of
+  experiments/stabilisers.py turned on). A key the point's config lacks (a
+  run recorded before the key existed) does not match."""
+  for name, overrides in variants.items():
+    try:
+      if all(_value(point, key) == sweep.format_value(value)
+             for key, value in overrides.items()):
+        return name
+    except KeyError:
+      continue
+  return other
+
+
+def group_variants(points: Iterable[dict], key: str,
+                   variants: Mapping[str, Mapping[str, object]]
+                   ) -> dict[tuple[str, str], list[Results]]:
+  """`read_sweep`'s points grouped by (their value of `key`, `variant_of`),
+  each as `_with_status`: e.g. (loss, stabiliser) over two sweeps, one of the
+  losses alone and one with each stabiliser."""
+  groups: dict[tuple[str, str], list[Results]] = {}
+  for point in points:
+    label = (_value(point, key), variant_of(point, variants))
+    groups.setdefault(label, []).append(_with_status(point))
   return groups
 
 

@@ -74,18 +74,26 @@ def test_product_order_types_and_names():
   assert sweep.parse_sweep('a.flag=true,0', flagged) == ('a.flag', [True, False])
 
 
-def test_the_stabilisers_sweep_turns_on_one_stabiliser_per_point(tmp_path):
-  """experiments/ring8_stabilisers.py (docs/stabilisers.md): every loss times
-  every stabiliser, the mission's losses first, each point a valid run."""
-  path = os.path.join(REPO, 'experiments', 'ring8_stabilisers.py')
+@pytest.mark.parametrize('dataset', ['ring8', 'grid25'])
+def test_the_stabilisers_sweep_turns_on_one_stabiliser_per_point(tmp_path, dataset):
+  """experiments/stabilisers.py (docs/stabilisers.md): every loss times every
+  stabiliser on the dataset's own experiment file, the default loss first,
+  each point a valid run."""
+  path = os.path.join(REPO, 'experiments', 'stabilisers.py')
   module = sweep.load_config_module(path)
-  config = module.get_config()
+  config = module.get_config(dataset)
+  assert config.to_dict() == sweep.load_config_module(
+      os.path.join(REPO, 'experiments', f'{dataset}.py')).get_config().to_dict()
   config.lock()
-  points = sweep.sweep_points(path, config, TINY, [])
+  points = sweep.sweep_points(f'{path}:{dataset}', config, TINY, [])
   assert len(points) == len(losses.LOSSES) * len(module.STABILISERS)
-  assert [p['loss.name'] for p in points[:9:3]] == ['non_saturating', 'vanilla', 'wgan_gp']
+  per_loss = len(module.STABILISERS)
+  assert [p['loss.name'] for p in points[::per_loss]][:2] == ['vanilla', 'non_saturating']
+  assert points[-1]['loss.name'] == 'wgan_gp'
   planned = sweep.plan(sweep.point_config(config, TINY), points, str(tmp_path), 1)
   assert len({p.workdir for p in planned}) == len(points)
+  with pytest.raises(UserError, match='stabilisers.py:mnist is not a mixture'):
+    module.get_config('mnist')
 
 
 def test_config_get_sweep_is_the_base_of_the_product(tmp_path):
