@@ -1,6 +1,6 @@
-"""A 2-D mixture's experiment file (experiments/ring8.py or grid25.py) with
-each stabiliser of issue 13, one at a time, on every loss: PacGAN's packs of
-4, R1 (γ = 1), G's moving average, spectral normalisation.
+"""A 2-D mixture's comparison setup (experiments/ring8.py, grid25.py:baseline)
+with each stabiliser of issue 13, one at a time, on every loss: PacGAN's
+packs of 4, R1 (γ = 1), G's moving average, spectral normalisation.
 
   python -m gan_jax.sweep --config=experiments/stabilisers.py:ring8 \
       --config.num_seeds=5 --workdir=runs/stabilisers_ring8
@@ -27,16 +27,19 @@ STABILISERS = {
 }
 LOSS_ORDER = ('vanilla', 'non_saturating', 'hinge', 'least_squares',
               'relativistic', 'wgan_gp')
-DATASETS = ('ring8', 'grid25')
+# dataset: the experiment file (and its argument) that the losses are compared in
+BASES = {'ring8': 'ring8.py', 'grid25': 'grid25.py:baseline'}
 
 
 def get_config(dataset: str = 'ring8'):
-  """experiments/<dataset>.py's config: the tuned toy defaults, vanilla."""
-  if dataset not in DATASETS:
+  """The config of BASES[dataset]: the tuned toy defaults, vanilla, 10,000 steps."""
+  if dataset not in BASES:
     raise UserError(f'experiments/stabilisers.py:{dataset} is not a mixture of'
-                    f' modes; valid: {", ".join(DATASETS)}')
+                    f' modes; valid: {", ".join(BASES)}')
+  file, _, arg = BASES[dataset].partition(':')
   here = os.path.dirname(os.path.abspath(__file__))
-  return sweep.load_config_module(os.path.join(here, f'{dataset}.py')).get_config()
+  return sweep.load_config_module(os.path.join(here, file)).get_config(
+      *([arg] if arg else []))
 
 
 def get_sweep(dataset: str = 'ring8'):

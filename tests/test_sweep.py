@@ -11,6 +11,7 @@ import sys
 import ml_collections
 import pytest
 
+from gan_jax import analysis
 from gan_jax import files
 from gan_jax import losses
 from gan_jax import preemption
@@ -82,8 +83,9 @@ def test_the_stabilisers_sweep_turns_on_one_stabiliser_per_point(tmp_path, datas
   path = os.path.join(REPO, 'experiments', 'stabilisers.py')
   module = sweep.load_config_module(path)
   config = module.get_config(dataset)
-  assert config.to_dict() == sweep.load_config_module(
-      os.path.join(REPO, 'experiments', f'{dataset}.py')).get_config().to_dict()
+  base = {'ring8': 'ring8.py', 'grid25': 'grid25.py:baseline'}[dataset]
+  assert config.to_dict() == analysis.experiment_config(
+      os.path.join(REPO, 'experiments', base)).to_dict()
   config.lock()
   points = sweep.sweep_points(f'{path}:{dataset}', config, TINY, [])
   assert len(points) == len(losses.LOSSES) * len(module.STABILISERS)
@@ -386,3 +388,18 @@ def test_bad_input_on_the_command_line_is_a_one_line_error(tmp_path):
                     " --sweep=loss.nme=vanilla); valid keys in loss: gp_weight,"
                     " name, r1_weight, r2_weight, reg_every"], proc.stderr[-3000:]
   assert not (tmp_path / 'w').exists()
+
+
+def test_grid25_defaults_to_its_goal_recipe_and_keeps_the_compared_baseline():
+  """experiments/grid25.py: issue 13's goal recipe by default
+  (docs/stabilisers.md), `:baseline` the setup the losses are compared in
+  (docs/loss_comparison.md)."""
+  path = os.path.join(REPO, 'experiments', 'grid25.py')
+  goal, baseline = (analysis.experiment_config(path + arg) for arg in ('', ':baseline'))
+  assert (goal.loss.name, goal.loss.r1_weight, goal.train.num_steps) == (
+      'non_saturating', 1.0, 30_000)
+  assert (baseline.loss.name, baseline.loss.r1_weight, baseline.train.num_steps) == (
+      'vanilla', 0.0, 10_000)
+  assert goal.train.batch_size == baseline.train.batch_size == 1024
+  with pytest.raises(UserError, match='grid25.py:best is not a variant; valid: goal, baseline'):
+    analysis.experiment_config(path + ':best')
