@@ -10,8 +10,10 @@ import pytest
 
 from gan_jax import losses
 from tests.conftest import REPO
+from tests.test_analysis import toy_results
 from tests.test_analysis import write_fid_run
 from tests.test_analysis import write_image_run
+from tests.test_analysis import write_json
 from tests.test_analysis import write_sweep
 
 NOTEBOOK = os.path.join(REPO, 'notebooks', 'compare_losses.ipynb')
@@ -37,6 +39,19 @@ def images(cell) -> int:
   return sum('image/png' in o.get('data', {}) for o in cell.outputs)
 
 
+def write_stabiliser_point(directory, loss, key, value) -> None:
+  """A hand-made experiments/stabilisers.py sweep of one finished point, seeds 0 and 1."""
+  point = f'loss.name-{loss}_{key}-{value}'
+  section, name = key.split('.')
+  write_json(os.path.join(directory, point, 'config.json'),
+             {'loss': {'name': loss}, section: {name: value}, 'num_seeds': 2})
+  write_json(os.path.join(directory, point, 'results.json'),
+             toy_results([8, 8], [0.97, 0.95], [0.0, 0.01], seeds=[0, 1]))
+  with open(os.path.join(directory, 'summary.csv'), 'w') as f:
+    f.write(f'loss.name,{key},status,final_step,num_seeds,point\n'
+            f'{loss},{value},finished,100,2,{point}\n')
+
+
 @pytest.fixture(scope='module')
 def executed(tmp_path_factory):
   """The notebook run by nbclient with 20 steps x 2 seeds per run, a
@@ -45,6 +60,7 @@ def executed(tmp_path_factory):
   root = tmp_path_factory.mktemp('notebook')
   runs = root / 'runs'
   write_sweep(str(runs / 'compare_ring8'))
+  write_stabiliser_point(str(runs / 'stabilisers_ring8'), 'vanilla', 'loss.r1_weight', 1.0)
   write_image_run(str(runs / 'mnist_vanilla'), ['step_300.png'],
                   {'fid_lenet': 518.0, 'precision': 0.78})
   write_fid_run(str(runs / 'fid_mnist_wgan_gp_1500'), 'wgan_gp', 1500, [51.8, 56.8],
@@ -85,6 +101,10 @@ def test_the_notebook_runs_in_this_environment_and_shows_every_section(executed)
   assert 'no sweep in' in text(sweep) and 'compare_grid25' in text(sweep)
   assert '| ring8 | vanilla | 2 | 7.0 ± 1.4 |' in markdown(sweep)
   assert '| ring8 | wgan_gp | 1 of 2, 1 pending |' in markdown(sweep)
+  stabilisers = tagged(executed, 'stabilisers')
+  assert 'no sweep of grid25' in text(stabilisers)
+  assert '| vanilla | none | 2 | 7.0 ± 1.4 |' in markdown(stabilisers)
+  assert '| vanilla | r1 | 2 | 8.0 ± 0.0 | 96.0 ± 1.4 |' in markdown(stabilisers)
   mnist = tagged(executed, 'mnist')
   assert '| wgan_gp | 1,500 | 2 | 54.3 ± 3.5 |' in markdown(mnist)
   assert images(mnist) == 1  # one figure of the runs' sample grids
@@ -110,6 +130,10 @@ def test_the_committed_notebook_holds_the_outputs_of_a_real_run():
   table = markdown(tagged(notebook, 'table'))
   assert all(f'| {d} | {loss} | 3 |' in table
              for d in ('ring8', 'grid25') for loss in LOSSES)
+  # docs/stabilisers.md's grid25 sweep: R1 on the two cross-entropy mission losses.
+  stabilisers = markdown(tagged(notebook, 'stabilisers'))
+  assert all(f'| {loss} | r1 | 5 |' in stabilisers for loss in ('non_saturating', 'vanilla'))
+  assert '**grid25**' in stabilisers
   # docs/inception_fid.md's runs: each mission loss at both budgets, 2 seeds.
   mnist = markdown(tagged(notebook, 'mnist'))
   assert all(f'| {loss} | {steps} | 2 |' in mnist for steps in ('1,500', '10,000')
