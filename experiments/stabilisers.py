@@ -36,10 +36,8 @@ def get_config(dataset: str = 'ring8'):
   if dataset not in BASES:
     raise UserError(f'experiments/stabilisers.py:{dataset} is not a mixture of'
                     f' modes; valid: {", ".join(BASES)}')
-  file, _, arg = BASES[dataset].partition(':')
   here = os.path.dirname(os.path.abspath(__file__))
-  return sweep.load_config_module(os.path.join(here, file)).get_config(
-      *([arg] if arg else []))
+  return sweep.call_config_file(os.path.join(here, BASES[dataset]))
 
 
 def get_sweep(dataset: str = 'ring8'):

@@ -102,8 +102,7 @@ def experiment_config(path: str, overrides: Mapping[str, object] = ()
                       ) -> ml_collections.ConfigDict:
   """`get_config()` of an experiment file (`file.py` or `file.py:arg`) with
   {dotted key: value} overrides, as `--config=path --config.KEY=value` gives it."""
-  path, _, arg = path.partition(':')
-  config = sweep.load_config_module(path).get_config(*([arg] if arg else []))
+  config = sweep.call_config_file(path)
   return sweep.point_config(config, dict(overrides))
 
 

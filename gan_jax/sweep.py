@@ -165,6 +165,15 @@ def load_config_module(path: str):
   return module
 
 
+def call_config_file(config_arg: str, function: str = 'get_config'):
+  """`function` of the config file of --config=`file.py` or `file.py:arg`,
+  called as config_flags calls get_config (with arg when there is one);
+  None if the file does not define it."""
+  path, _, arg = config_arg.partition(':')
+  defined = getattr(load_config_module(path), function, None)
+  return None if defined is None else defined(*([arg] if arg else []))
+
+
 def config_sweep(config_arg: str, config: ml_collections.ConfigDict
                  ) -> list[Point] | None:
   """The points of the config file's `get_sweep()` (None if it has none).
@@ -173,12 +182,10 @@ def config_sweep(config_arg: str, config: ml_collections.ConfigDict
   one per point; it is called like get_config (with the `arg` of
   --config=file.py:arg when there is one).
   """
-  path, _, arg = config_arg.partition(':')
-  get_sweep = getattr(load_config_module(path), 'get_sweep', None)
-  if get_sweep is None:
+  points = call_config_file(config_arg, 'get_sweep')
+  if points is None:
     return None
-  points = get_sweep(*([arg] if arg else []))
-  origin = f'get_sweep() of {path}'
+  origin = f'get_sweep() of {config_arg.partition(":")[0]}'
   if (not isinstance(points, (list, tuple)) or not points
       or not all(isinstance(p, Mapping) and all(isinstance(k, str) for k in p)
                  for p in points)):
