@@ -41,6 +41,49 @@ def test_dcgan_mnist_matches_the_tutorial_parameter_counts():
   assert d.apply({'params': d_params}, images, train=False).shape == (3,)
 
 
+# Each MNIST DCGAN layer's kernel shape and PyTorch's fan_in for it: in·k·k
+# for a convolution or dense layer, out·k·k for a transposed convolution
+# (torch.nn.init._calculate_fan_in_and_fan_out on a [in, out, k, k] weight).
+DCGAN_TORCH_FAN_IN = {
+    ('G', 'Dense_0'): 100, ('G', 'ConvTranspose_0'): 128 * 25,
+    ('G', 'ConvTranspose_1'): 64 * 25, ('G', 'ConvTranspose_2'): 1 * 25,
+    ('D', 'Conv_0'): 1 * 25, ('D', 'Conv_1'): 64 * 25, ('D', 'Dense_0'): 6272}
+
+
+@pytest.mark.parametrize('weight_init', ['flax', 'dcgan', 'torch'])
+def test_dcgan_weight_inits_draw_each_layer_as_documented(weight_init):
+  g, d = build('dcgan', (28, 28, 1), weight_init=weight_init)
+  params = {
+      'G': g.init(jax.random.key(0), jnp.zeros((2, 100)), train=False)['params'],
+      'D': d.init(jax.random.key(1), jnp.zeros((2, 28, 28, 1)),
+                  train=False)['params']}
+  for (player, layer), torch_fan_in in DCGAN_TORCH_FAN_IN.items():
+    kernel = np.asarray(params[player][layer]['kernel'])
+    bias = params[player][layer].get('bias')
+    flax_fan_in = kernel.size // kernel.shape[-1]  # kh·kw·in, LeCun's
+    if weight_init == 'torch':  # U(±1/√fan_in), kernels and biases
+      bound = torch_fan_in ** -0.5
+      assert np.abs(kernel).max() <= bound
+      expected_std = bound / np.sqrt(3)
+      if bias is not None:
+        assert 0 < np.abs(bias).max() <= bound
+    else:  # LeCun normal (variance 1/fan_in) or N(0, 0.02²); zero biases
+      expected_std = flax_fan_in ** -0.5 if weight_init == 'flax' else 0.02
+      if bias is not None:
+        np.testing.assert_array_equal(bias, 0)
+    if kernel.size >= 1000:  # enough draws for the std to within 10 %
+      np.testing.assert_allclose(kernel.std(), expected_std, rtol=0.1,
+                                 err_msg=f'{weight_init} {player} {layer}')
+
+
+def test_dcgan_weight_init_is_validated():
+  config = configs.default_config()
+  config.model.weight_init = 'xavier'
+  with pytest.raises(UserError, match="model.weight_init='xavier'; valid:"
+                     ' flax, dcgan, torch'):
+    configs.validate(config, 1)
+
+
 def test_dcgan_follows_the_data_shape_for_cifar10():
   g, d = build('dcgan', (32, 32, 3))
   g_vars = g.init(jax.random.key(0), jnp.zeros((2, 100)), train=False)

@@ -111,9 +111,11 @@ class SpectrallyNormalised(nn.Module):
 
 def _build_dcgan(config, example_shape, dtype):
   return (dcgan.Generator(_image_shape('dcgan', example_shape),
-                          transposed_conv=config.transposed_conv, dtype=dtype),
+                          transposed_conv=config.transposed_conv, dtype=dtype,
+                          weight_init=config.weight_init),
           dcgan.Discriminator(config.dropout, dtype=dtype,
-                              transposed_conv=config.transposed_conv))
+                              transposed_conv=config.transposed_conv,
+                              weight_init=config.weight_init))
 
 
 def _image_shape(name: str, example_shape) -> tuple[int, int, int]:
@@ -188,6 +190,10 @@ MODELS: dict[str, Model] = {
             'dropout': Field(0.3, registry.FRACTION,
                              'the dropout rate in the discriminator'),
             'transposed_conv': _transposed_conv_field(),
+            'weight_init': Field('flax', dcgan.WEIGHT_INITS,
+                          'the initial weights: Flax\'s defaults, N(0, 0.02²)'
+                          ' (\'dcgan\', Radford et al. 2016) or PyTorch\'s'
+                          ' defaults (\'torch\', the PyTorch peer\'s)'),
         },
         summary=('the TensorFlow DCGAN tutorial\'s convolutional pair'
                  ' (Radford et al. 2016), for images with sides divisible'

@@ -18,6 +18,39 @@ import jax.numpy as jnp
 from gan_jax.models import layers
 
 LEAKY_SLOPE = 0.3  # tf.keras.layers.LeakyReLU's default
+# model.weight_init: how the layers' weights start ('flax', 'dcgan' or 'torch';
+# `initializers` says what each is).
+WEIGHT_INITS = ('flax', 'dcgan', 'torch')
+
+
+def initializers(init: str, transposed: bool = False,
+                 bias_fan_in: int | None = None) -> dict:
+  """A layer's `kernel_init` (and `bias_init`) under `init`.
+
+  'flax': Flax's defaults, LeCun-normal kernels (variance 1/fan_in) and zero
+  biases. 'dcgan': kernels from N(0, 0.02²), zero biases (Radford et al.
+  2016, section 4). 'torch': PyTorch's layer defaults, as the peer
+  (benchmarks/torch_peer.py) starts: kernels and biases from U(±1/√fan_in),
+  where a transposed convolution's fan_in counts its output channels
+  (torch.nn.init._calculate_fan_in_and_fan_out). `bias_fan_in`: the fan_in
+  of a layer with biases, for 'torch'.
+  """
+  if init == 'flax':
+    return {}
+  if init == 'dcgan':
+    return {'kernel_init': nn.initializers.normal(0.02)}
+  if init != 'torch':
+    raise ValueError(f'unknown init {init!r}; valid: {WEIGHT_INITS}')
+  # variance 1/(3 fan): kaiming_uniform_ with a = √5, PyTorch's default.
+  kernels = {'kernel_init': nn.initializers.variance_scaling(
+      1 / 3, 'fan_out' if transposed else 'fan_in', 'uniform')}
+  if bias_fan_in is None:
+    return kernels
+  bound = bias_fan_in ** -0.5
+
+  def bias_init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+  return {**kernels, 'bias_init': bias_init}
 
 
 class Generator(nn.Module):
@@ -35,6 +68,7 @@ class Generator(nn.Module):
   # The layers' compute dtype (bfloat16: mixed precision); parameters and
   # BatchNorm statistics stay float32, and the images come out float32.
   dtype: Any = jnp.float32
+  weight_init: str = 'flax'  # the layers' initialisers (`initializers`)
 
   @nn.compact
   def __call__(self, z_BL: jax.Array, train: bool) -> jax.Array:
@@ -47,9 +81,11 @@ class Generator(nn.Module):
       # Named as Flax names nn.ConvTranspose: both kinds share checkpoints.
       return layers.transposed_conv(
           self.transposed_conv, features, (5, 5), stride, use_bias=False,
-          dtype=self.dtype, name=f'ConvTranspose_{index}')
+          dtype=self.dtype, name=f'ConvTranspose_{index}',
+          **initializers(self.weight_init, transposed=True))
 
-    x = nn.Dense(h * w * 256, use_bias=False, dtype=self.dtype)(z_BL)
+    x = nn.Dense(h * w * 256, use_bias=False, dtype=self.dtype,
+                 **initializers(self.weight_init))(z_BL)
     x = nn.leaky_relu(batch_norm()(x), LEAKY_SLOPE)
     x = x.reshape((x.shape[0], h, w, 256))
     x = deconv(0, 128, 1)(x)
@@ -77,6 +113,7 @@ class Discriminator(nn.Module):
   # transposed convolution) is computed sub-pixel; 'flax': nn.Conv, the
   # reference. The same parameters, outputs and gradients.
   transposed_conv: str = 'subpixel'
+  weight_init: str = 'flax'  # the layers' initialisers (`initializers`)
 
   @nn.compact
   def __call__(self, x_BHWC: jax.Array, train: bool,
@@ -93,14 +130,18 @@ class Discriminator(nn.Module):
         return x
       return layers.example_dropout(x, example_keys_B, self.dropout_rate, layer)
 
-    def conv(index, features):
+    def conv(index, features, x):
       # Named as Flax names nn.Conv: both kinds share checkpoints.
-      return layers.strided_conv(self.transposed_conv, features, (5, 5), 2,
-                                 dtype=self.dtype, name=f'Conv_{index}')
+      return layers.strided_conv(
+          self.transposed_conv, features, (5, 5), 2, dtype=self.dtype,
+          name=f'Conv_{index}',
+          **initializers(self.weight_init, bias_fan_in=25 * x.shape[-1]))(x)
 
-    x = conv(0, 64)(x_BHWC)
+    x = conv(0, 64, x_BHWC)
     x = dropout(nn.leaky_relu(x, LEAKY_SLOPE), 0)
-    x = conv(1, 128)(x)
+    x = conv(1, 128, x)
     x = dropout(nn.leaky_relu(x, LEAKY_SLOPE), 1)
     x = x.reshape((x.shape[0], -1))
-    return nn.Dense(1, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)
+    dense = nn.Dense(1, dtype=self.dtype,
+                     **initializers(self.weight_init, bias_fan_in=x.shape[-1]))
+    return dense(x)[:, 0].astype(jnp.float32)
