@@ -37,7 +37,7 @@ from gan_jax import sweep  # noqa: E402
 
 # The gan_jax side of each workload: config file and overrides.
 WORKLOADS = {
-    'dcgan': ('experiments/mnist.py', {'train.batch_size': 256}),
+    'dcgan': ('experiments/mnist.py:tutorial', {'train.batch_size': 256}),
     'wgan_gp_toy': ('experiments/ring8.py', {
         'loss.name': 'wgan_gp', 'model.width': 512, 'model.depth': 3,
         'train.batch_size': 256, 'train.d_steps': 5, 'loss.gp_weight': 0.1}),

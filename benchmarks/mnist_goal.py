@@ -9,7 +9,8 @@ scored by the same evaluator in one process.
       --config.data.path=$DATA --config.train.num_steps=1500 --config.num_seeds=3 \
       --workdir=runs/mnist_goal_gan_jax
   for s in 0 1 2; do python benchmarks/torch_peer.py --train_mnist=$DATA \
-      --steps=1500 --batch_size=64 --seed=$s --out=runs/mnist_goal_peer/seed_$s.npy; done
+      --steps=1500 --batch_size=64 --seed=$s --threads=1 \
+      --out=runs/mnist_goal_peer/seed_$s.npy; done
   python benchmarks/mnist_goal.py --data=$DATA --run=runs/mnist_goal_gan_jax \
       --peer=runs/mnist_goal_peer [--inception_num=2000]
 

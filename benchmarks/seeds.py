@@ -1,7 +1,7 @@
 """K seeds in one program against one seed at K times the batch, in one process.
 
-  python benchmarks/seeds.py --config=experiments/mnist.py --batch=64 --seeds=2,4,8
-  python benchmarks/seeds.py --config=experiments/mnist.py --batch=64 --seeds=4 \\
+  python benchmarks/seeds.py --config=experiments/mnist.py:tutorial --batch=64 --seeds=2,4,8
+  python benchmarks/seeds.py --config=experiments/mnist.py:tutorial --batch=64 --seeds=4 \\
       --seed_batching=vmap
   # the toys: K seeds against one seed at the same batch (seed-steps/s)
   python benchmarks/seeds.py --config=experiments/ring8.py --batch=256 --seeds=8 \\

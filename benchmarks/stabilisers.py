@@ -40,7 +40,7 @@ STABILISERS = {
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--config', default='experiments/mnist.py')
+  parser.add_argument('--config', default='experiments/mnist.py:tutorial')
   parser.add_argument('--batch', type=int, default=64)
   parser.add_argument('--steps', type=int, default=16, help='steps per burst')
   parser.add_argument('--rounds', type=int, default=3)

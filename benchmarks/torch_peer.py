@@ -13,7 +13,7 @@ gan_jax draws it):
 
   dcgan        the TensorFlow DCGAN tutorial's generator and discriminator
                on 28x28x1 images, non-saturating loss, batch 256, 1 D step
-               (gan_jax: experiments/mnist.py --config.train.batch_size=256)
+               (gan_jax: experiments/mnist.py:tutorial --config.train.batch_size=256)
   wgan_gp_toy  3x512 ReLU MLPs on ring8 (z in R^2), WGAN-GP with
                gp_weight 0.1, batch 256, 5 critic steps
                (gan_jax: experiments/ring8.py --config.loss.name=wgan_gp

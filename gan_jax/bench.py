@@ -15,7 +15,7 @@ object:
   compile_s       tracing, lowering and compiling the first step
   devices, backend, and the run's sizes
 
-  python -m gan_jax.bench --config=experiments/mnist.py --config.train.batch_size=256
+  python -m gan_jax.bench --config=experiments/mnist.py:tutorial --config.train.batch_size=256
   # also the training loop (logging, the final sample picture and checkpoint)
   # over the same steps, against the bare step: loop_steps_per_s, loop_overhead
   python -m gan_jax.bench --config=experiments/ring8.py --config.model.width=8 --loop

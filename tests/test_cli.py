@@ -75,7 +75,7 @@ def test_a_run_leaves_every_artifact(mnist_run):
     assert grid.size == (8 * 30 + 2, 8 * 30 + 2)  # 8x8 grid of 28x28, 2px gaps
   with open(os.path.join(workdir, 'config.json')) as f:
     config = json.load(f)
-  assert config['loss']['name'] == 'non_saturating' and config['train']['d_steps'] == 1
+  assert config['loss']['name'] == 'hinge' and config['train']['d_steps'] == 1
   with open(os.path.join(workdir, 'results.json')) as f:
     results = json.load(f)
   assert results['status'] == 'finished' and results['final_step'] == 4

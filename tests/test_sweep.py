@@ -403,3 +403,20 @@ def test_grid25_defaults_to_its_goal_recipe_and_keeps_the_compared_baseline():
   assert goal.train.batch_size == baseline.train.batch_size == 1024
   with pytest.raises(UserError, match='grid25.py:best is not a variant; valid: goal, baseline'):
     analysis.experiment_config(path + ':best')
+
+
+def test_mnist_defaults_to_its_goal_recipe_and_keeps_the_peers_tutorial_recipe():
+  """experiments/mnist.py: the tuned recipe of docs/mnist_goal.md by default,
+  `:tutorial` the PyTorch peer's (benchmarks/torch_peer.py), which the speed
+  benchmarks compare against."""
+  path = os.path.join(REPO, 'experiments', 'mnist.py')
+  goal, tutorial = (analysis.experiment_config(path + arg) for arg in ('', ':tutorial'))
+  recipe = lambda c: (c.loss.name, c.optim.g_lr, c.optim.d_lr, c.model.dropout,  # noqa: E731
+                      c.optim.g_ema_decay)
+  assert recipe(goal) == ('hinge', 1e-3, 1e-3, 0.0, 0.99)
+  assert recipe(tutorial) == ('non_saturating', 2e-4, 2e-4, 0.3, 0.0)
+  for c in (goal, tutorial):  # the tutorial's networks, Radford et al.'s Adam betas
+    assert (c.model.name, c.optim.b1, c.optim.b2, c.train.batch_size) == (
+        'dcgan', 0.5, 0.999, 64)
+  with pytest.raises(UserError, match='mnist.py:best is not a variant; valid: goal, tutorial'):
+    analysis.experiment_config(path + ':best')
