@@ -22,10 +22,7 @@ VARIANTS = ('goal', 'baseline')
 
 def get_config(variant: str = 'goal'):
   """`goal` (the default) or `baseline`; see the module docstring."""
-  if variant not in VARIANTS:
-    from gan_jax.errors import UserError  # noqa: PLC0415
-    raise UserError(f'experiments/grid25.py:{variant} is not a variant;'
-                    f' valid: {", ".join(VARIANTS)}')
+  configs.check_variant('experiments/grid25.py', variant, VARIANTS)
   c = configs.toy_config('grid25')  # tuned 3x128 MLPs, Adam 1e-3 -> 0
   c.train.batch_size = 1024  # 25 modes: 256 lost some
   if variant == 'baseline':

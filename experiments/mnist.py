@@ -33,8 +33,7 @@ with no digit above 13.7 % (seed 0). The mission's losses stay a flag away
 `tutorial` is the recipe the PyTorch peer and the speed benchmarks run
 (benchmarks/README.md): the non-saturating loss, Adam 2e-4 (β1 0.5, Radford
 et al. 2016), dropout 0.3 in D, no average; LeNet FID 286 ± 86 at that
-budget.
-The tutorial's own Adam 1e-4 (β1 0.9) at batch 256 still drew one
+budget. The tutorial's own Adam 1e-4 (β1 0.9) at batch 256 still drew one
 z-independent checkerboard after 300 steps (one seed), hence Radford et al.'s
 settings.
 
@@ -51,10 +50,7 @@ VARIANTS = ('goal', 'tutorial')
 
 def get_config(variant: str = 'goal'):
   """`goal` (the default) or `tutorial`; see the module docstring."""
-  if variant not in VARIANTS:
-    from gan_jax.errors import UserError  # noqa: PLC0415
-    raise UserError(f'experiments/mnist.py:{variant} is not a variant;'
-                    f' valid: {", ".join(VARIANTS)}')
+  configs.check_variant('experiments/mnist.py', variant, VARIANTS)
   c = configs.default_config()
   c.data.name = 'mnist'  # 28x28x1, scaled to [-1, 1]
   c.data.source = 'tfds'  # offline: 'idx' with data.path

@@ -141,6 +141,15 @@ def toy_config(dataset: str) -> ml_collections.ConfigDict:
   return c
 
 
+def check_variant(experiment: str, variant: str, variants: tuple[str, ...]) -> None:
+  """Raises a one-line UserError unless `variant` (the `:arg` of
+  `--config=experiments/FILE.py:arg`) is one of the experiment file's
+  `variants`."""
+  if variant not in variants:
+    raise UserError(f'{experiment}:{variant} is not a variant;'
+                    f' valid: {", ".join(variants)}')
+
+
 def model_fields() -> dict[str, registry.Field]:
   """The keys every model declares under `model.` (models.MODELS)."""
   from gan_jax import models  # noqa: PLC0415 (configs is a leaf module)
