@@ -20,7 +20,9 @@ real training digits, and the share of the most frequent digit). gan_jax's
 members are sampled as `gan_jax.evaluate` samples them (the averaged
 generator, and with --raw too the raw one, from the same runs); the peer's
 samples are its .npy files. --inception_num adds Inception FID against every
-digit of --data at that many samples (slow on a CPU: ~13 images/s).
+digit of --data at that many samples (slow on a CPU: ~13 images/s). Every
+set's Inception features are cached by content (inception.cached_features), so
+a second scoring of the same samples reads them back.
 
 Prints a markdown table (mean ± std over seeds, and the worst seed) and the
 goals, each met or missed; --out writes every figure as JSON.
@@ -69,7 +71,7 @@ def score_sets(sets: dict[str, list[np.ndarray]], data_path: str,
       if inception_num:
         figures['fid_inception'] = fid.compare(
             reference, samples[:inception_num], weights,
-            what=(f'mnist:idx:{data_path}', system), cached=(True, False))['fid']
+            what=(f'mnist:idx:{data_path}', system), cached=(True, True))['fid']
       scores[system].append(figures)
   return scores
 
