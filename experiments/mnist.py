@@ -78,4 +78,7 @@ def get_config(variant: str = 'goal'):
   # al. 2019) with a half-life of ~23 steps: 0.999 averaged in the early,
   # poor generators (FID 267); 0.99 made more 9s than 0.97 at the same FID.
   c.optim.g_ema_decay = 0.97
+  # Lazy R1 (Mescheder et al. 2018; Karras et al. 2020): FID 73 -> 58 and
+  # the most frequent digit at most 14.5 % instead of 16.2 % (3 seeds).
+  c.loss.r1_weight, c.loss.reg_every = 1.0, 4
   return c

@@ -79,7 +79,8 @@ def test_a_run_leaves_every_artifact(mnist_run):
   with open(os.path.join(workdir, 'results.json')) as f:
     results = json.load(f)
   assert results['status'] == 'finished' and results['final_step'] == 4
-  assert set(results['losses']) == {'d_loss', 'g_loss', 'd_real', 'd_fake'}
+  # The default's lazy R1 penalty is logged beside the losses.
+  assert set(results['losses']) == {'d_loss', 'g_loss', 'd_real', 'd_fake', 'r1'}
   assert results['num_seeds'] == 1 and results['seeds'] == [0]
   assert results['losses_per_seed'] == [{'seed': 0, **results['losses']}]
   assert results['wall_time_s'] > 0 and results['steps_per_s'] > 0

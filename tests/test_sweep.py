@@ -412,10 +412,12 @@ def test_mnist_defaults_to_its_goal_recipe_and_keeps_the_peers_tutorial_recipe()
   path = os.path.join(REPO, 'experiments', 'mnist.py')
   goal, tutorial = (analysis.experiment_config(path + arg) for arg in ('', ':tutorial'))
   recipe = lambda c: (c.loss.name, c.optim.g_lr, c.optim.d_lr, c.optim.b1,  # noqa: E731
-                      c.optim.b2, c.model.dropout, c.optim.g_ema_decay)
-  assert recipe(goal) == ('hinge', 1e-3, 1e-3, 0.0, 0.9, 0.0, 0.97)
+                      c.optim.b2, c.model.dropout, c.optim.g_ema_decay,
+                      c.loss.r1_weight, c.loss.reg_every)
+  assert recipe(goal) == ('hinge', 1e-3, 1e-3, 0.0, 0.9, 0.0, 0.97, 1.0, 4)
   # Radford et al.'s Adam, as the peer trains.
-  assert recipe(tutorial) == ('non_saturating', 2e-4, 2e-4, 0.5, 0.999, 0.3, 0.0)
+  assert recipe(tutorial) == ('non_saturating', 2e-4, 2e-4, 0.5, 0.999, 0.3, 0.0,
+                              0.0, 1)
   for c in (goal, tutorial):  # the tutorial's networks and batch
     assert (c.model.name, c.train.batch_size) == ('dcgan', 64)
   with pytest.raises(UserError, match='mnist.py:best is not a variant; valid: goal, tutorial'):
