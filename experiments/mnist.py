@@ -21,15 +21,16 @@
 The default (`goal`) keeps the tutorial's generator and discriminator and
 changes how they learn: Adam 1e-3 instead of 2e-4 with β (0, 0.9) as
 Miyato et al. 2018 train hinge GANs, no dropout in D, the hinge loss (Lim &
-Ye 2017), and samples from an average of G's weights with a half-life of
+Ye 2017), lazy R1 in D (γ = 1 every 4th step; Mescheder et al. 2018, Karras
+et al. 2020), and samples from an average of G's weights with a half-life of
 about 23 steps (0.97). At issue 13's budget (1,500 steps at batch 64, 3
-seeds) its LeNet FID is 73 ± 5 against the PyTorch peer's 176 ± 35
-(0.41x; Inception FID 40 against 89), with higher recall and coverage; a 9
-still takes up to 16.2 % of the samples (docs/mnist_goal.md has the
-commands, and the one-seed pilots these settings were picked from). The
-previous default (β1 0.5, average 0.99) reached LeNet FID 42 at its full
-10,000 steps with no digit above 13.7 % (seed 0). The mission's losses stay
-a flag away (`--config.loss.name=non_saturating`, `vanilla`, `wgan_gp`).
+seeds) its LeNet FID is 58 ± 4 against the PyTorch peer's 176 ± 35 (0.33x),
+with higher recall and coverage and no digit above 14.5 % of the samples
+(docs/mnist_goal.md has the commands, the Inception FIDs, and the pilots
+these settings were picked from). The previous default (β1 0.5, average
+0.99, no R1) reached LeNet FID 42 at its full 10,000 steps with no digit
+above 13.7 % (seed 0). The mission's losses stay a flag away
+(`--config.loss.name=non_saturating`, `vanilla`, `wgan_gp`).
 
 `tutorial` is the recipe the PyTorch peer and the speed benchmarks run
 (benchmarks/README.md): the non-saturating loss, Adam 2e-4 (β1 0.5, Radford
@@ -38,9 +39,10 @@ budget. The tutorial's own Adam 1e-4 (β1 0.9) at batch 256 still drew one
 z-independent checkerboard after 300 steps (one seed), hence Radford et al.'s
 settings.
 
-On the project's 2-core CPU a seed runs about 5.5 steps/s (compile 7 s), so
-the 1,500 steps take about 5 minutes and the default 10,000 about half an
-hour. Inception FIDs of the mission's losses on the tutorial's recipe are in
+On the project's 2-core CPU a seed of the previous default ran about 5.5
+steps/s (compile 7 s); lazy R1 adds about a quarter of R1's cost a step
+(benchmarks/README.md), so the 1,500 steps take about 5 minutes and the
+default 10,000 over half an hour. Inception FIDs of the mission's losses on the tutorial's recipe are in
 docs/inception_fid.md.
 """
 
