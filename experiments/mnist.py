@@ -42,8 +42,8 @@ settings.
 On the project's 2-core CPU a seed of the previous default ran about 5.5
 steps/s (compile 7 s); lazy R1 adds about a quarter of R1's cost a step
 (benchmarks/README.md), so the 1,500 steps take about 5 minutes and the
-default 10,000 over half an hour. Inception FIDs of the mission's losses on the tutorial's recipe are in
-docs/inception_fid.md.
+default 10,000 over half an hour. Inception FIDs of the mission's losses on
+the tutorial's recipe are in docs/inception_fid.md.
 """
 
 from gan_jax import configs
@@ -69,10 +69,10 @@ def get_config(variant: str = 'goal'):
   c.train.checkpoint_every = 1000
   if variant == 'tutorial':
     return c
-  # Picked on one seed at 1,500 steps, then run on three (docs/mnist_goal.md).
+  # Picked at 1,500 steps: one-seed pilots, then 3-seed runs (docs/mnist_goal.md).
   c.optim.g_lr = c.optim.d_lr = 1e-3  # FID 2e-4: 210 (3 seeds); 5e-4: 149; 2e-3: 148
   c.model.dropout = 0.0  # D learns faster without it (FID 136 -> 110)
-  c.loss.name = 'hinge'  # non_saturating 110 -> hinge 98 (with 0.995 below)
+  c.loss.name = 'hinge'  # non_saturating 110 -> hinge 98 (with an average at 0.995)
   # Adam without momentum, as Miyato et al. 2018 train hinge GANs (β1 0,
   # β2 0.9): FID 94 -> 76 (seed 0, with the average at 0.99).
   c.optim.b1, c.optim.b2 = 0.0, 0.9
