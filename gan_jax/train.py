@@ -351,7 +351,8 @@ def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
                          _local_keys(keys_key, gan.batch_size)[::gan.pack])
       loss = loss + weight * value
       metrics[penalty.metric] = value
-    # A lazy penalty's metric is 0 on the updates without it.
+    # A lazy penalty's metric is 0 on the updates without it (LazyStep
+    # reports the last regularised update's instead).
     metrics.update({metric: jnp.zeros((), jnp.float32) for metric in skipped})
     return loss, (metrics, collections)
 
@@ -698,29 +699,49 @@ def compile_step(gan: GAN, state: GANState, data_arrays: dict, mesh):
   if not has_lazy_penalties(gan):
     return compiled(True)
   return LazyStep(compiled(True), compiled(False), gan.reg_every,
-                  current_step(state))
+                  current_step(state), lazy_metrics(gan))
+
+
+def lazy_metrics(gan: GAN) -> tuple[str, ...]:
+  """The metrics of the penalties the run applies lazily: with reg_every > 1,
+  R1's and R2's when weighted > 0 (a loss's own penalty never is lazy)."""
+  if gan.reg_every <= 1:
+    return ()
+  return tuple(penalty.metric for _, penalty, _ in gan.penalties
+               if not penalty.with_its_loss_only)
 
 
 def has_lazy_penalties(gan: GAN) -> bool:
   """Whether the run regularises lazily: reg_every > 1 and a penalty it
   applies lazily (R1 or R2 weighted > 0; a loss's own penalty never is)."""
-  return gan.reg_every > 1 and any(not penalty.with_its_loss_only
-                                   for _, penalty, _ in gan.penalties)
+  return bool(lazy_metrics(gan))
 
 
 class LazyStep:
   """The compiled step of a lazily regularised run: `regularised` when the
   generator updates done (counted on the host from `step`) are a multiple
-  of `every`, else `plain`. Called as the compiled step is."""
+  of `every`, else `plain`. Called as the compiled step is.
 
-  def __init__(self, regularised, plain, every: int, step: int):
+  The plain program reports the lazy penalties (`metrics`) as 0; this step
+  reports them as the last regularised update computed them (0 before the
+  first), so a log line or results.json shows the penalty whichever update
+  it falls on. Device arrays only: no host sync."""
+
+  def __init__(self, regularised, plain, every: int, step: int,
+               metrics: tuple[str, ...] = ()):
     self._regularised, self._plain = regularised, plain
     self._every, self._step = every, step
+    self._metrics, self._last = metrics, {}
 
   def __call__(self, state: GANState, data_arrays: dict):
-    program = self._regularised if self._step % self._every == 0 else self._plain
+    regularise = self._step % self._every == 0
     self._step += 1
-    return program(state, data_arrays)
+    if regularise:
+      state, metrics = self._regularised(state, data_arrays)
+      self._last = {name: metrics[name] for name in self._metrics}
+      return state, metrics
+    state, metrics = self._plain(state, data_arrays)
+    return state, {**metrics, **self._last}
 
 
 def _restore_or_init(gan: GAN, seeds: list[int], ckpts: checkpoints.Checkpoints,

@@ -90,20 +90,32 @@ def test_one_training_step_of_every_loss_changes_both_players(name):
 def test_lazy_regularisation_adds_k_times_the_penalty_on_every_kth_step():
   """R1 with reg_every = 2 (one D update a step): step 1 adds 2γ·R1 (so its
   loss exceeds the every-step run's, 1·γ·R1, by γ·R1 at the same state and
-  keys), step 2 none, step 3 again; the logged r1 is 0 between."""
+  keys), step 2 none (its loss is a run's without R1 at step 2's state), step
+  3 again; step 2 reports step 1's r1, so no log line reads 0."""
   config = _toy_config('non_saturating')
   config.loss.r1_weight = 0.5
   config = configs.resolve(config)
   source = data.load(config.data)
   _, every = _train_steps(config, source, steps=1)
   config.loss.reg_every = 2
-  per_step = _train_steps(config, source, steps=3, every_step=True)
-  r1 = [float(m['r1'][0]) for m in per_step]
-  d_loss = [float(m['d_loss'][0]) for m in per_step]
-  assert r1[0] > 0 and r1[1] == 0 and r1[2] > 0
+  gan = train.build_gan(config, source.example_shape, source.sample_one)
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  arrays = parallel.replicate(source.arrays, mesh)
+  state = train.fresh_states(gan, [config.seed], mesh)
+  step = train.compile_step(gan, state, arrays, mesh)  # as training runs it
+  state, first = step(state, arrays)
+  copy = jax.tree.map(jnp.copy, state)  # the step donates its state
+  state, second = step(state, arrays)
+  _, third = step(state, arrays)
+  r1 = [float(m['r1'][0]) for m in (first, second, third)]
+  assert r1[0] > 0 and r1[1] == r1[0] and r1[2] > 0 and r1[2] != r1[0]
   np.testing.assert_allclose(r1[0], every['r1'][0], rtol=1e-6)
-  np.testing.assert_allclose(d_loss[0] - float(every['d_loss'][0]), 0.5 * r1[0],
-                             rtol=1e-4)
+  np.testing.assert_allclose(float(first['d_loss'][0]) - float(every['d_loss'][0]),
+                             0.5 * r1[0], rtol=1e-4)
+  config.loss.r1_weight, config.loss.reg_every = 0.0, 1
+  unregularised = train.build_gan(config, source.example_shape, source.sample_one)
+  _, without_r1 = train.compile_step(unregularised, copy, arrays, mesh)(copy, arrays)
+  np.testing.assert_allclose(second['d_loss'], without_r1['d_loss'], rtol=1e-6)
 
 
 # ----------------------------------------------------------------- models

@@ -72,11 +72,24 @@ def test_the_step_is_deterministic_given_seed_and_step():
 
 def test_a_lazy_step_regularises_every_kth_step_counted_from_the_state():
   calls = []
-  step = train.LazyStep(lambda s, a: calls.append('reg'),
-                        lambda s, a: calls.append('plain'), every=4, step=3)
+  step = train.LazyStep(lambda s, a: (calls.append('reg'), {'r1': 0.0}),
+                        lambda s, a: (calls.append('plain'), {'r1': 0.0}),
+                        every=4, step=3)
   for _ in range(6):
     step(None, None)
   assert calls == ['plain', 'reg', 'plain', 'plain', 'plain', 'reg']  # steps 3-8
+
+
+def test_a_lazy_step_reports_the_last_regularised_penalty_between():
+  """The plain program reports R1 as 0; the log must not (it would read 0 on
+  every log step that is not a multiple of reg_every)."""
+  values = iter([1.5, 2.5])
+  step = train.LazyStep(lambda s, a: (s, {'r1': next(values), 'd_loss': 1.0}),
+                        lambda s, a: (s, {'r1': 0.0, 'd_loss': 2.0}),
+                        every=2, step=1, metrics=('r1',))
+  reported = [step(None, None)[1] for _ in range(4)]  # steps 1-4
+  assert [m['r1'] for m in reported] == [0.0, 1.5, 1.5, 2.5]
+  assert [m['d_loss'] for m in reported] == [2.0, 1.0, 2.0, 1.0]
 
 
 def test_the_generator_average_copies_g_until_its_start_then_decays():
