@@ -98,11 +98,7 @@ def test_lazy_regularisation_adds_k_times_the_penalty_on_every_kth_step():
   source = data.load(config.data)
   _, every = _train_steps(config, source, steps=1)
   config.loss.reg_every = 2
-  gan = train.build_gan(config, source.example_shape, source.sample_one)
-  mesh = parallel.make_mesh(jax.devices()[:1])
-  arrays = parallel.replicate(source.arrays, mesh)
-  state = train.fresh_states(gan, [config.seed], mesh)
-  step = train.compile_step(gan, state, arrays, mesh)  # as training runs it
+  step, state, arrays, mesh = _compiled_step(config, source)
   state, first = step(state, arrays)
   copy = jax.tree.map(jnp.copy, state)  # the step donates its state
   state, second = step(state, arrays)
@@ -283,16 +279,19 @@ def _small_run(config: ml_collections.ConfigDict,
   return config
 
 
-def _train_steps(config, source, steps: int, every_step: bool = False):
-  """The member's state and the last step's metrics after `steps` steps (or
-  with `every_step`, every step's metrics)."""
+def _compiled_step(config, source):
+  """(step, fresh stacked state, data arrays, mesh) of a one-member run on one
+  device, the step compiled as training compiles it."""
   gan = train.build_gan(config, source.example_shape, source.sample_one)
   mesh = parallel.make_mesh(jax.devices()[:1])
   state = train.fresh_states(gan, [config.seed], mesh)
   arrays = parallel.replicate(source.arrays, mesh)
-  step = train.compile_step(gan, state, arrays, mesh)  # as training runs it
-  metrics = []
+  return train.compile_step(gan, state, arrays, mesh), state, arrays, mesh
+
+
+def _train_steps(config, source, steps: int):
+  """The member's state and the last step's metrics after `steps` steps."""
+  step, state, arrays, _ = _compiled_step(config, source)
   for _ in range(steps):
-    state, step_metrics = step(state, arrays)
-    metrics.append(jax.device_get(step_metrics))
-  return metrics if every_step else (train.member(state, 0), metrics[-1])
+    state, metrics = step(state, arrays)
+  return train.member(state, 0), jax.device_get(metrics)
