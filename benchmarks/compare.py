@@ -33,7 +33,7 @@ import torch_peer  # noqa: E402
 
 from gan_jax import analysis  # noqa: E402
 from gan_jax import bench  # noqa: E402
-from gan_jax import sweep  # noqa: E402
+from gan_jax.sweep import points as sweep_points  # noqa: E402
 
 # The gan_jax side of each workload: config file and overrides.
 WORKLOADS = {
@@ -52,9 +52,10 @@ def jax_config(workload: str, variant: str | None):
   point = {}
   for item in (variant.split(',') if variant else []):
     key, _, text = item.partition('=')
-    point[key] = sweep.parse_value(
-        key, text, sweep.current_value(config, key, '--variant'), '--variant')
-  return sweep.point_config(config, point)
+    point[key] = sweep_points.parse_value(
+        key, text, sweep_points.current_value(config, key, '--variant'),
+        '--variant')
+  return sweep_points.point_config(config, point)
 
 
 def main():

@@ -40,7 +40,7 @@ from gan_jax import configs
 from gan_jax import data
 from gan_jax import evaluators
 from gan_jax import fid
-from gan_jax import train
+from gan_jax import runs
 
 # (figure, column, whether lower is better)
 COLUMNS = (('fid_lenet', 'FID (LeNet)', True), ('precision', 'precision', False),
@@ -121,7 +121,7 @@ def main():
   parser.add_argument('--out', default='')
   args = parser.parse_args()
   num = configs.default_config().eval.num_samples
-  members = len(configs.seeds(train.load_run_config(args.run)))
+  members = len(configs.seeds(runs.load_run_config(args.run)))
   peer_files = sorted(glob.glob(os.path.join(args.peer, 'seed_*.npy')))
   if not peer_files:
     raise SystemExit(f'{args.peer} holds no seed_*.npy files of the peer')

@@ -15,7 +15,7 @@ Results: docs/stabilisers.md.
 
 import os
 
-from gan_jax import sweep
+from gan_jax import configs
 from gan_jax.errors import UserError
 
 # name: the overrides that turn the stabiliser on
@@ -37,7 +37,7 @@ def get_config(dataset: str = 'ring8'):
     raise UserError(f'experiments/stabilisers.py:{dataset} is not a mixture of'
                     f' modes; valid: {", ".join(BASES)}')
   here = os.path.dirname(os.path.abspath(__file__))
-  return sweep.call_config_file(os.path.join(here, BASES[dataset]))
+  return configs.call_config_file(os.path.join(here, BASES[dataset]))
 
 
 def get_sweep(dataset: str = 'ring8'):

@@ -5,7 +5,6 @@ notebook holds no library logic and so it is tested:
 
   repo_root          the checkout, for paths relative to it wherever the notebook runs
   experiment_config  an `experiments/*.py` config with {dotted key: value} overrides
-  train_once         train a run unless its workdir already holds it, finished
   load_results       a run's results.json; `find_runs`: the runs matching a glob
   latest_picture     a run's last sample picture (samples/step_<N>[_seed<i>].png)
   read_scalars       a run's TensorBoard scalars; `curve`: one tag's mean and members
@@ -35,10 +34,11 @@ import numpy as np
 from gan_jax import aggregate
 from gan_jax import configs
 from gan_jax import files
+from gan_jax import gan as gan_lib
+from gan_jax import runs
 from gan_jax import summary_writer
-from gan_jax import sweep
-from gan_jax import train
 from gan_jax import workdir as workdir_lib
+from gan_jax.sweep import points as sweep_points
 
 Results = dict  # the content of a run's results.json
 
@@ -102,28 +102,13 @@ def experiment_config(path: str, overrides: Mapping[str, object] = ()
                       ) -> ml_collections.ConfigDict:
   """`get_config()` of an experiment file (`file.py` or `file.py:arg`) with
   {dotted key: value} overrides, as `--config=path --config.KEY=value` gives it."""
-  config = sweep.call_config_file(path)
-  return sweep.point_config(config, dict(overrides))
+  config = configs.call_config_file(path)
+  return sweep_points.point_config(config, dict(overrides))
 
 
 def load_results(workdir: str) -> Results | None:
   """results.json of the run in `workdir`, None if it has none (yet)."""
-  return sweep.read_results(workdir)
-
-
-def train_once(config: ml_collections.ConfigDict, workdir: str) -> Results:
-  """The results of `config`'s run in `workdir`, training it only if it is not
-  there already finished at `train.num_steps` (an interrupted run resumes).
-
-  Raises:
-    UserError: `workdir` holds a run of another config (the key that differs
-      is named); train it into another workdir.
-  """
-  results = load_results(workdir)
-  workdir_lib.check_resume(config, workdir)
-  if sweep.is_finished(results, config.train.num_steps):
-    return results
-  return train.train_and_evaluate(config, workdir)
+  return workdir_lib.read_results(workdir)
 
 
 def fid_results(workdir: str) -> Results | None:
@@ -211,9 +196,10 @@ def member_samples(workdir: str, num: int | None = None
   """(seed, float32 samples [num, ...]) of every member of the run's latest
   checkpoint. The noise is drawn with the member's seed, and `num` defaults to
   `eval.num_samples`: the very samples its final evaluation scored."""
-  config, gan, state = train.restore_run(workdir)
+  config, gan, state = runs.restore_run(workdir)
   num = num or config.eval.num_samples
-  return [(seed, train.generate_samples(gan, train.member(state, i), num, seed))
+  return [(seed, gan_lib.generate_samples(gan, gan_lib.member(state, i), num,
+                                          seed))
           for i, seed in enumerate(configs.seeds(config))]
 
 
@@ -257,7 +243,7 @@ def _value(point: Mapping, key: str) -> str:
   tree = point['config'] or {}
   for part in key.split('.'):
     tree = tree[part]
-  return sweep.format_value(tree)
+  return sweep_points.format_value(tree)
 
 
 def _with_status(point: Mapping) -> Results:
@@ -287,7 +273,7 @@ def variant_of(point: Mapping, variants: Mapping[str, Mapping[str, object]],
   run recorded before the key existed) does not match."""
   for name, overrides in variants.items():
     try:
-      if all(_value(point, key) == sweep.format_value(value)
+      if all(_value(point, key) == sweep_points.format_value(value)
              for key, value in overrides.items()):
         return name
     except KeyError:

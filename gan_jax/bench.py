@@ -35,7 +35,9 @@ from ml_collections import config_flags
 from gan_jax import cli
 from gan_jax import configs
 from gan_jax import data
+from gan_jax import gan as gan_lib
 from gan_jax import parallel
+from gan_jax import step as step_lib
 from gan_jax import train
 from gan_jax.errors import UserError
 
@@ -63,12 +65,12 @@ class Stepper:
     self.config = configs.resolve(config)
     self.devices = mesh.size
     source = data.synthetic(self.config.data.name)
-    gan = train.build_gan(self.config, source.example_shape, source.sample_one)
+    gan = gan_lib.build_gan(self.config, source.example_shape, source.sample_one)
     self.seed_batching = gan.seed_batching
-    self._state = train.fresh_states(gan, configs.seeds(self.config), mesh)
+    self._state = gan_lib.fresh_states(gan, configs.seeds(self.config), mesh)
     self._data = parallel.replicate(source.arrays, mesh)
     start = time.perf_counter()
-    self._step = train.compile_step(gan, self._state, self._data, mesh)
+    self._step = step_lib.compile_step(gan, self._state, self._data, mesh)
     self.compile_s = time.perf_counter() - start
 
   def run(self, steps: int) -> float:

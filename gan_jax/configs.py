@@ -11,6 +11,9 @@ from their registries (`gan_jax.registry`), read when a config is built or
 validated.
 """
 
+import importlib.machinery
+import importlib.util
+
 import ml_collections
 
 from gan_jax import registry
@@ -139,6 +142,24 @@ def toy_config(dataset: str) -> ml_collections.ConfigDict:
     c.eval.evaluators = 'modes'  # PacGAN's modes / high-quality / reverse KL
     c.train.eval_every = 1000
   return c
+
+
+def load_config_module(path: str):
+  """The config file as a module, loaded as ml_collections' config_flags does."""
+  loader = importlib.machinery.SourceFileLoader('gan_jax_experiment_config', path)
+  spec = importlib.util.spec_from_loader(loader.name, loader)
+  module = importlib.util.module_from_spec(spec)
+  loader.exec_module(module)
+  return module
+
+
+def call_config_file(config_arg: str, function: str = 'get_config'):
+  """`function` of the config file of --config=`file.py` or `file.py:arg`,
+  called as config_flags calls get_config (with arg when there is one);
+  None if the file does not define it."""
+  path, _, arg = config_arg.partition(':')
+  defined = getattr(load_config_module(path), function, None)
+  return None if defined is None else defined(*([arg] if arg else []))
 
 
 def check_variant(experiment: str, variant: str, variants: tuple[str, ...]) -> None:

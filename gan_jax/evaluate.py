@@ -22,7 +22,8 @@ from gan_jax import configs
 from gan_jax import data
 from gan_jax import evaluators
 from gan_jax import files
-from gan_jax import train
+from gan_jax import gan as gan_lib
+from gan_jax import runs
 from gan_jax.errors import UserError
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A run directory of gan_jax.main.')
@@ -41,7 +42,7 @@ def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
   results.json."""
   if num_samples is not None and num_samples <= 0:
     raise UserError(f'--num_samples={num_samples} is invalid; it must be > 0')
-  config, gan, state = train.restore_run(workdir)
+  config, gan, state = runs.restore_run(workdir)
   names = evaluators.parse(config.eval.evaluators) if names is None else names
   if not names:
     raise UserError(f'no evaluators: the run in {workdir} has eval.evaluators=""'
@@ -49,24 +50,24 @@ def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
   num_samples = config.eval.num_samples if num_samples is None else num_samples
   config.eval.num_samples = num_samples
   score_samples = evaluators.build(names, config, data.load(config.data))
-  per_seed = train.score_members(gan, state, configs.seeds(config), num_samples,
+  per_seed = gan_lib.score_members(gan, state, configs.seeds(config), num_samples,
                                  score_samples, raw=raw)
   figures = aggregate.results('metrics', per_seed)
-  step = train.current_step(state)
+  step = gan_lib.current_step(state)
 
   path = os.path.join(workdir, 'results.json')
   results = {}
   if os.path.exists(path):
     with open(path) as f:
       results = json.load(f)
-  about = getattr(score_samples, 'about', None) or {}
+  about = score_samples.about
   results.update(**figures, metrics_step=step,
-                 samples_from=train.samples_from(gan, raw))
+                 samples_from=gan_lib.samples_from(gan, raw))
   results.pop('metrics_about', None)  # an earlier scoring's, maybe other evaluators
   if about:
     results['metrics_about'] = about
   files.write_json(path, results)
-  return {'step': step, **figures, 'samples_from': train.samples_from(gan, raw),
+  return {'step': step, **figures, 'samples_from': gan_lib.samples_from(gan, raw),
           **({'metrics_about': about} if about else {})}
 
 

@@ -40,7 +40,19 @@ from gan_jax.errors import UserError
 FLOORS_FILE = 'floors.json'
 SUBSET_SEED = 0  # which real images form the reference and held-out sets
 
-Scorer = Callable[[np.ndarray], dict[str, float]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scorer:
+  """A built evaluator: the figures of generated samples, and what a reader
+  needs beside them (the inception evaluator's N, weights and reference set),
+  which results.json records under `metrics_about`. Called as `score`."""
+
+  score: Callable[[np.ndarray], dict[str, float]]
+  about: dict = dataclasses.field(default_factory=dict)
+
+  def __call__(self, samples: np.ndarray) -> dict[str, float]:
+    return self.score(samples)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +77,9 @@ def parse(spec: str) -> tuple[str, ...]:
 
 
 def build(names: tuple[str, ...], config, source: data.DataSource) -> Scorer:
-  """One function: generated samples (float32, as `train.generate_samples`
-  returns them) -> the figures of every evaluator in `names`.
+  """One Scorer: generated samples (float32, as `gan.generate_samples`
+  returns them) -> the figures of every evaluator in `names`, with the
+  `about` of each.
 
   Raises:
     UserError: an unknown evaluator, one that does not fit `source`, or a
@@ -88,10 +101,10 @@ def build(names: tuple[str, ...], config, source: data.DataSource) -> Scorer:
       scores.update(scorer(samples))
     return scores
 
-  score.about = {}  # what a figure needs beside it (the inception one's N, weights)
+  about = {}
   for scorer in scorers:
-    score.about.update(getattr(scorer, 'about', {}))
-  return score
+    about.update(scorer.about)
+  return Scorer(score, about)
 
 
 # ----------------------------------------------------------------- modes
@@ -108,7 +121,7 @@ def _modes(config, source: data.DataSource) -> Scorer:
             'high_quality': float(scores['high_quality']),
             'reverse_kl': float(scores['reverse_kl'])}
 
-  return score
+  return Scorer(score)
 
 
 # ----------------------------------------------------------------- images
@@ -212,7 +225,7 @@ def _classifier(config, source: data.DataSource) -> Scorer:
     return {**image_figures(reference.feats, feats, probs),
             **{f'real_{k}': v for k, v in reference.floor.items()}}
 
-  return score
+  return Scorer(score)
 
 
 # ----------------------------------------------------------------- inception
@@ -287,7 +300,7 @@ def _inception_reference(config, weights: inception.Weights):
 
 def _inception(config, source: data.DataSource) -> Scorer:
   """Inception-space figures (gan_jax.inception) against `n` real training
-  images; the first `n` generated samples count. `score.about` records N,
+  images; the first `n` generated samples count. The Scorer's `about` records N,
   the weights' hash and the reference set."""
   del source  # The data config names the real images.
   weights = inception.load(config.eval.get('inception', ''))
@@ -301,10 +314,9 @@ def _inception(config, source: data.DataSource) -> Scorer:
     return {**inception_figures(gaussian, feats, fake, logits),
             **{f'real_{k}': v for k, v in floor.items()}}
 
-  score.about = {'inception': {'n': n, 'weights_hash': weights.hash,
-                               'weights': weights.source,
-                               'reference': f'{n} training images of {description}'}}
-  return score
+  return Scorer(score, about={'inception': {
+      'n': n, 'weights_hash': weights.hash, 'weights': weights.source,
+      'reference': f'{n} training images of {description}'}})
 
 
 # ----------------------------------------------------------------- stacked
@@ -347,7 +359,7 @@ def _stacked_mnist(config, source: data.DataSource) -> Scorer:
     return {**_triples(net, samples),
             **{f'real_{k}': v for k, v in floor.items()}}
 
-  return score
+  return Scorer(score)
 
 
 # ----------------------------------------------------------------- registry

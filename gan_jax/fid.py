@@ -94,14 +94,16 @@ def _read_npy(path: str, num: int | None) -> np.ndarray:
 def _sample_run(workdir: str, num: int | None, member: int,
                 raw: bool = False) -> np.ndarray:
   from gan_jax import configs  # noqa: PLC0415 (only workdirs need these)
-  from gan_jax import train  # noqa: PLC0415
-  config, gan, state = train.restore_run(workdir)
+  from gan_jax import gan as gan_lib  # noqa: PLC0415
+  from gan_jax import runs  # noqa: PLC0415
+  config, gan, state = runs.restore_run(workdir)
   seeds = configs.seeds(config)
   if not 0 <= member < len(seeds):
     raise UserError(f'--member={member} is invalid: the run in {workdir} has'
                     f' {len(seeds)} member(s), 0 to {len(seeds) - 1}')
-  return train.generate_samples(gan, train.member(state, member),
-                                num or DEFAULT_RUN_SAMPLES, seeds[member], raw=raw)
+  return gan_lib.generate_samples(gan, gan_lib.member(state, member),
+                                  num or DEFAULT_RUN_SAMPLES, seeds[member],
+                                  raw=raw)
 
 
 def _read_dataset(spec: str, num: int | None) -> np.ndarray:
@@ -197,8 +199,8 @@ def is_run(spec: str) -> bool:
 
 def samples_from(workdir: str, raw: bool) -> str:
   """'ema' when the run in `workdir` averages G and not `raw`, else 'raw'."""
-  from gan_jax import train  # noqa: PLC0415 (only workdirs need it)
-  decay = train.load_run_config(workdir).optim.get('g_ema_decay', 0.0)
+  from gan_jax import runs  # noqa: PLC0415 (only workdirs need it)
+  decay = runs.load_run_config(workdir).optim.get('g_ema_decay', 0.0)
   return 'ema' if decay > 0 and not raw else 'raw'
 
 

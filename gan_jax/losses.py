@@ -388,6 +388,13 @@ PENALTIES: dict[str, Penalty] = {
 }
 
 
+# Append only. Each penalty draws its randomness (WGAN-GP's ε, D's dropout in
+# its critic) from two keys of the D update, picked by its index here
+# (step.penalty_keys), so its numbers do not depend on where it stands in
+# PENALTIES or on which others are active; a new penalty takes the next index.
+PENALTY_KEY_INDEX: dict[str, int] = {'gradient_penalty': 0, 'r1': 1, 'r2': 2}
+
+
 def active_penalties(loss_name: str, loss_config) -> tuple[tuple[str, Penalty, float], ...]:
   """(name, penalty, weight) of each penalty the run adds to D's loss:
   those its loss lists, and the others whose weight in `loss_config` is > 0."""

@@ -18,8 +18,9 @@ import numpy as np
 
 from gan_jax import cli
 from gan_jax import files
+from gan_jax import gan as gan_lib
 from gan_jax import parallel
-from gan_jax import train
+from gan_jax import runs
 from gan_jax.errors import UserError
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A run directory of gan_jax.main.')
@@ -42,8 +43,8 @@ def main(argv: list[str]) -> None:
   if not out.endswith('.npy'):
     raise UserError(f'--out={out} must name a .npy file')
   files.check_writable_file(out, '--out')
-  gan, state, seed = train.restore_member(_WORKDIR.value, _SEED_INDEX.value)
-  samples = train.generate_samples(gan, state, _NUM.value, _SEED.value,
+  gan, state, seed = runs.restore_member(_WORKDIR.value, _SEED_INDEX.value)
+  samples = gan_lib.generate_samples(gan, state, _NUM.value, _SEED.value,
                                    raw=_RAW())
   try:
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -53,7 +54,7 @@ def main(argv: list[str]) -> None:
   print(f'wrote {samples.shape[0]} samples of shape {samples.shape[1:]} to'
         f' {_OUT.value} (checkpoint step {int(parallel.fetch(state.step))},'
         f' member {_SEED_INDEX.value}: seed {seed}; generator:'
-        f' {train.samples_from(gan, _RAW())})')
+        f' {gan_lib.samples_from(gan, _RAW())})')
 
 
 if __name__ == '__main__':

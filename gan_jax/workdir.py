@@ -12,8 +12,10 @@
   one-line error listing the differing keys. FREE_KEYS may change (intervals,
   the length, data and classifier locations); other keys only when named.
 - `create(workdir)`: the directory, or a one-line error if it cannot be one.
+- `read_results(workdir)`, `is_finished`: what its results.json says.
 """
 
+from collections.abc import Mapping
 import contextlib
 import errno
 import fcntl
@@ -35,6 +37,7 @@ from gan_jax.errors import UserError
 
 LOCK_FILE = 'run.lock'
 HISTORY_FILE = 'config_history.json'
+RESULTS_FILE = 'results.json'
 
 # Keys a resumed run may change: they do not change what a step computes.
 # train.num_steps extends (or shortens) the run; with a decaying
@@ -213,6 +216,20 @@ def run_lock(workdir: str):
     if message:
       raise UserError(message)
     yield
+
+
+# ------------------------------------------------------------------ results
+
+
+def read_results(workdir: str) -> dict | None:
+  """results.json of the run in `workdir`, None if it has none (yet)."""
+  return files.read_json(os.path.join(workdir, RESULTS_FILE))
+
+
+def is_finished(results: Mapping | None, num_steps: int) -> bool:
+  """Whether a run's results.json says it finished all of `num_steps`."""
+  return (results is not None and results.get('status') == 'finished'
+          and results.get('final_step') == num_steps)
 
 
 # ------------------------------------------------------------------ configs

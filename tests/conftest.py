@@ -78,8 +78,8 @@ def read_events(path: str):
 def restored_state(workdir: str):
   """The latest checkpoint of a run as host arrays (the key as raw key data),
   every leaf with the seed axis [num_seeds]."""
-  from gan_jax import train  # noqa: PLC0415
-  _, _, state = train.restore_run(workdir)
+  from gan_jax import runs  # noqa: PLC0415
+  _, _, state = runs.restore_run(workdir)
   return jax.device_get(state.replace(key=jax.random.key_data(state.key)))
 
 

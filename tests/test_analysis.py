@@ -97,10 +97,10 @@ def write_fid_run(workdir, loss, steps, fids, pictures=()) -> None:
 
 @pytest.fixture(scope='module')
 def two_seeds(tmp_path_factory):
-  """A tiny ring8 run of 2 seeds, trained through analysis.train_once."""
+  """A tiny ring8 run of 2 seeds, trained through train.train_once."""
   workdir = str(tmp_path_factory.mktemp('analysis') / 'ring8')
   config = analysis.experiment_config(RING8, {**TINY, 'loss.name': 'non_saturating'})
-  return config, workdir, analysis.train_once(config, workdir)
+  return config, workdir, train.train_once(config, workdir)
 
 
 def test_experiment_config_is_the_file_with_overrides():
@@ -127,10 +127,10 @@ def test_train_once_trains_then_loads_and_refuses_another_config(
     raise AssertionError('trained again')
 
   monkeypatch.setattr(train, 'train_and_evaluate', must_not_train)
-  assert analysis.train_once(config, workdir) == analysis.load_results(workdir)
+  assert train.train_once(config, workdir) == analysis.load_results(workdir)
   other = analysis.experiment_config(RING8, {**TINY, 'loss.name': 'vanilla'})
   with pytest.raises(UserError, match="loss.name='non_saturating' there"):
-    analysis.train_once(other, workdir)
+    train.train_once(other, workdir)
 
 
 def test_scalars_are_what_tensorboard_reads_and_curves_split_the_seeds(two_seeds):

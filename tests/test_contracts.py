@@ -16,11 +16,12 @@ import pytest
 
 from gan_jax import configs
 from gan_jax import data
+from gan_jax import gan as gan_lib
 from gan_jax import losses
 from gan_jax import models
 from gan_jax import parallel
 from gan_jax import schedules
-from gan_jax import train
+from gan_jax import step as step_lib
 
 # Small programs, mostly compilation, which this halves (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures('fast_compile')
@@ -75,7 +76,7 @@ def test_one_training_step_of_every_loss_changes_both_players(name):
   config = configs.resolve(config)
   source = data.load(config.data)
   state, metrics = _train_steps(config, source, steps=1)
-  fresh = train.init_state(train.build_gan(config, source.example_shape),
+  fresh = gan_lib.init_state(gan_lib.build_gan(config, source.example_shape),
                            jax.random.key(config.seed))
   for player in ('g', 'd'):
     before = jax.tree.leaves(getattr(fresh, player).params)
@@ -109,8 +110,8 @@ def test_lazy_regularisation_adds_k_times_the_penalty_on_every_kth_step():
   np.testing.assert_allclose(float(first['d_loss'][0]) - float(every['d_loss'][0]),
                              0.5 * r1[0], rtol=1e-4)
   config.loss.r1_weight, config.loss.reg_every = 0.0, 1
-  unregularised = train.build_gan(config, source.example_shape, source.sample_one)
-  _, without_r1 = train.compile_step(unregularised, copy, arrays, mesh)(copy, arrays)
+  unregularised = gan_lib.build_gan(config, source.example_shape, source.sample_one)
+  _, without_r1 = step_lib.compile_step(unregularised, copy, arrays, mesh)(copy, arrays)
   np.testing.assert_allclose(second['d_loss'], without_r1['d_loss'], rtol=1e-6)
 
 
@@ -282,11 +283,11 @@ def _small_run(config: ml_collections.ConfigDict,
 def _compiled_step(config, source):
   """(step, fresh stacked state, data arrays, mesh) of a one-member run on one
   device, the step compiled as training compiles it."""
-  gan = train.build_gan(config, source.example_shape, source.sample_one)
+  gan = gan_lib.build_gan(config, source.example_shape, source.sample_one)
   mesh = parallel.make_mesh(jax.devices()[:1])
-  state = train.fresh_states(gan, [config.seed], mesh)
+  state = gan_lib.fresh_states(gan, [config.seed], mesh)
   arrays = parallel.replicate(source.arrays, mesh)
-  return train.compile_step(gan, state, arrays, mesh), state, arrays, mesh
+  return step_lib.compile_step(gan, state, arrays, mesh), state, arrays, mesh
 
 
 def _train_steps(config, source, steps: int):
@@ -294,4 +295,4 @@ def _train_steps(config, source, steps: int):
   step, state, arrays, _ = _compiled_step(config, source)
   for _ in range(steps):
     state, metrics = step(state, arrays)
-  return train.member(state, 0), jax.device_get(metrics)
+  return gan_lib.member(state, 0), jax.device_get(metrics)

@@ -24,14 +24,16 @@ runtime.setup()
 import jax
 jax.config.update('jax_disable_most_optimizations', True)
 import numpy as np
-from gan_jax import configs, data, losses, models, parallel, train
+from gan_jax import configs, data, losses, models, parallel
+from gan_jax import gan as gan_lib
+from gan_jax import step as step_lib
 from tests import test_contracts as tc
 
 def run(config, source, devices):
   mesh = parallel.make_mesh(jax.devices()[:devices])
-  gan = train.build_gan(config, source.example_shape, source.sample_one)
-  state = train.fresh_states(gan, [config.seed], mesh)
-  step = parallel.shard_map_step(functools.partial(train.train_step_seeds, gan), mesh)
+  gan = gan_lib.build_gan(config, source.example_shape, source.sample_one)
+  state = gan_lib.fresh_states(gan, [config.seed], mesh)
+  step = parallel.shard_map_step(functools.partial(step_lib.train_step_seeds, gan), mesh)
   arrays = parallel.replicate(source.arrays, mesh)
   state, _ = step(state, arrays)
   return jax.device_get(state.replace(key=jax.random.key_data(state.key)))

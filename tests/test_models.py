@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from gan_jax import configs
+from gan_jax import gan as gan_lib
 from gan_jax import models
-from gan_jax import train
 from gan_jax.errors import UserError
 
 
@@ -268,7 +268,7 @@ def test_pack_joins_consecutive_examples_on_the_last_axis():
 def test_a_packed_run_gives_its_discriminator_whole_packs():
   config = configs.toy_config('grid25')
   config.model.width, config.model.pack = 8, 4
-  gan = train.build_gan(config, (2,))
-  state = train.init_state(gan, jax.random.key(0))
+  gan = gan_lib.build_gan(config, (2,))
+  state = gan_lib.init_state(gan, jax.random.key(0))
   first_kernel = state.d.params['Dense_0']['kernel']
   assert first_kernel.shape == (4 * 2, 8)  # 4 points of 2 coordinates each

@@ -30,24 +30,26 @@ from tests.conftest import restored_state
 DEVICE_SCRIPT = r'''
 import dataclasses, functools, json, sys
 import jax, numpy as np
-from gan_jax import configs, data, parallel, train
+from gan_jax import configs, data, parallel
+from gan_jax import gan as gan_lib
+from gan_jax import step as step_lib
 from tests.conftest import tiny_image_config
 
 config = configs.resolve(tiny_image_config(sys.argv[1]))
 source = data.load(config.data)
-gan = train.build_gan(config, source.example_shape, source.sample_one)
+gan = gan_lib.build_gan(config, source.example_shape, source.sample_one)
 assert gan.seed_batching == 'loop', gan.seed_batching  # 'auto' on the CPU
-step_fn = functools.partial(train.train_step_seeds, gan)
-vmap_step_fn = functools.partial(train.train_step_seeds,
+step_fn = functools.partial(step_lib.train_step_seeds, gan)
+vmap_step_fn = functools.partial(step_lib.train_step_seeds,
                                  dataclasses.replace(gan, seed_batching='vmap'))
-init = functools.partial(train.init_states, gan)
+init = functools.partial(gan_lib.init_states, gan)
 out = {}
 
 def save(name, state, metrics):
   """Each member's leaves and metrics."""
   state = jax.device_get(state.replace(key=jax.random.key_data(state.key)))
   for i in range(len(state.step)):
-    member = train.member(state, i)
+    member = gan_lib.member(state, i)
     np.savez(sys.argv[2] + f'/{name}_m{i}.npz', **{
         jax.tree_util.keystr(p): np.asarray(x)
         for p, x in jax.tree_util.tree_flatten_with_path(member)[0]})

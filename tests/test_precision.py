@@ -10,9 +10,10 @@ import pytest
 
 from gan_jax import configs
 from gan_jax import data
+from gan_jax import gan as gan_lib
 from gan_jax import models
 from gan_jax import parallel
-from gan_jax import train
+from gan_jax import step as step_lib
 from gan_jax.errors import UserError
 from tests.conftest import tiny_image_config
 from tests.conftest import tiny_toy_config
@@ -23,14 +24,14 @@ def build_gan(config, dtype: str):
   config.train.dtype = dtype
   configs.validate(config, 1)
   source = data.load(config.data)
-  return train.build_gan(config, source.example_shape, source.sample_one), source
+  return gan_lib.build_gan(config, source.example_shape, source.sample_one), source
 
 
 def run_steps(gan, source, state, num_steps: int):
   """`num_steps` steps of `train_step` on one device; the state and each
   step's metrics on the host."""
   mesh = parallel.make_mesh(jax.devices()[:1])
-  step = parallel.shard_map_step(functools.partial(train.train_step, gan), mesh)
+  step = parallel.shard_map_step(functools.partial(step_lib.train_step, gan), mesh)
   arrays = parallel.replicate(source.arrays, mesh)
   state = jax.device_put(state, parallel.replicated(mesh))
   metrics = []
@@ -54,7 +55,7 @@ def initial_outputs(gan, source, state, num: int = 8):
     arrays = jax.tree.map(jnp.asarray, source.arrays)
     real = jax.vmap(functools.partial(source.sample_one, arrays))(
         jax.random.split(real_key, num))
-    fake = train.generate(gan, state.g.variables(),
+    fake = gan_lib.generate(gan, state.g.variables(),
                           jax.random.normal(z_key, (num, gan.latent_dim)))
     logits = gan.discriminator.apply(state.d.variables(),
                                      jnp.concatenate([real, fake]), train=False)
@@ -78,7 +79,7 @@ def check_bfloat16(config, bf16_steps: int, compare_first_step: bool):
   also the first training step's metrics against a float32 step's."""
   gan32, source = build_gan(config, 'float32')
   gan16, _ = build_gan(config, 'bfloat16')
-  init = jax.jit(functools.partial(train.init_state, gan32))
+  init = jax.jit(functools.partial(gan_lib.init_state, gan32))
   state = init(jax.random.key(0))
 
   fake32, losses32 = initial_outputs(gan32, source, state)
@@ -160,5 +161,5 @@ def test_default_is_float32_and_runs_recorded_without_the_key_build():
   assert configs.default_config().train.dtype == 'float32'
   config = configs.resolve(tiny_toy_config()).to_dict()
   del config['train']['dtype']  # a config.json from before train.dtype existed
-  gan = train.build_gan(ml_collections.ConfigDict(config), (2,))
+  gan = gan_lib.build_gan(ml_collections.ConfigDict(config), (2,))
   assert gan.generator.dtype == gan.discriminator.dtype == jnp.float32

@@ -20,7 +20,9 @@ import pytest
 from gan_jax import checkpoints
 from gan_jax import evaluate
 from gan_jax import files
+from gan_jax import gan as gan_lib
 from gan_jax import preemption
+from gan_jax import runs
 from gan_jax import train
 from gan_jax import workdir as workdir_lib
 from gan_jax.errors import UserError
@@ -162,8 +164,8 @@ def test_a_damaged_checkpoint_is_set_aside_and_the_last_intact_one_resumed(tmp_p
   flip_a_byte(largest_file(os.path.join(workdir, 'checkpoints', '4')))
 
   # sample and evaluate read the newest intact checkpoint and move nothing.
-  _, _, state = train.restore_run(workdir)
-  assert train.current_step(state) == 2
+  _, _, state = runs.restore_run(workdir)
+  assert gan_lib.current_step(state) == 2
   assert os.path.isdir(os.path.join(workdir, 'checkpoints', '4'))
 
   config.train.num_steps = 6
@@ -298,10 +300,10 @@ def saved_steps(tmp_path_factory):
   """Checkpoints 1 and 2 of a small state, with their checksums, as a template."""
   directory = str(tmp_path_factory.mktemp('ckpts') / 'checkpoints')
   ckpts = checkpoints.Checkpoints(directory)
-  state = train.GANState(
+  state = gan_lib.GANState(
       step=np.int32(0),
-      g=train.Player({'w': np.arange(2000, dtype=np.float32)}, {}, ()),
-      d=train.Player({'w': np.ones(3, np.float32)}, {}, ()),
+      g=gan_lib.Player({'w': np.arange(2000, dtype=np.float32)}, {}, ()),
+      d=gan_lib.Player({'w': np.ones(3, np.float32)}, {}, ()),
       key=jax.random.key(0), nonfinite_step=np.int32(-1))
   for step in (1, 2):
     ckpts.save(step, state.replace(step=np.int32(step)))

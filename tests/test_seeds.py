@@ -17,7 +17,10 @@ from gan_jax import checkpoints
 from gan_jax import configs
 from gan_jax import data
 from gan_jax import evaluate
+from gan_jax import gan as gan_lib
 from gan_jax import parallel
+from gan_jax import runs
+from gan_jax import step as step_lib
 from gan_jax import train
 from gan_jax.errors import UserError
 from tests.conftest import read_events
@@ -50,8 +53,8 @@ def test_each_member_is_the_run_of_its_seed(tmp_path):
     workdir = str(tmp_path / f'seed{seed}')
     single = train.train_and_evaluate(config(1, seed=seed), workdir)
     # Parameters, batch statistics, both Adam states, step and key.
-    for a, b in zip(leaves(train.member(stacked, i)),
-                    leaves(train.member(restored_state(workdir), 0)), strict=True):
+    for a, b in zip(leaves(gan_lib.member(stacked, i)),
+                    leaves(gan_lib.member(restored_state(workdir), 0)), strict=True):
       np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     # The evaluation's z and the sample picture's z come from the member's seed.
     assert many['metrics_per_seed'][i] == pytest.approx(
@@ -62,7 +65,7 @@ def test_each_member_is_the_run_of_its_seed(tmp_path):
         np.asarray(Image.open(tmp_path / 'k3' / 'samples' / f'step_4_seed{i}.png')),
         np.asarray(Image.open(os.path.join(workdir, 'samples', 'step_4.png'))))
   # ... and the members are three different GANs.
-  g = [leaves(train.member(stacked, i).g.params) for i in range(3)]
+  g = [leaves(gan_lib.member(stacked, i).g.params) for i in range(3)]
   for i, j in ((0, 1), (0, 2), (1, 2)):
     assert not any(np.allclose(a, b) for a, b in zip(g[i], g[j], strict=True))
 
@@ -144,16 +147,16 @@ def test_results_tensorboard_and_pictures_per_seed_and_their_mean(two_seeds):
 def test_restore_member_picks_a_member_and_refuses_an_index_out_of_range(two_seeds):
   """What `python -m gan_jax.sample --seed_index=i` samples (see test_cli)."""
   workdir, _ = two_seeds
-  _, gan, state = train.restore_run(workdir)
+  _, gan, state = runs.restore_run(workdir)
   for i in (0, 1):
-    _, one, seed = train.restore_member(workdir, i)
+    _, one, seed = runs.restore_member(workdir, i)
     assert seed == i
-    for a, b in zip(leaves(one.g.params), leaves(train.member(state, i).g.params),
+    for a, b in zip(leaves(one.g.params), leaves(gan_lib.member(state, i).g.params),
                     strict=True):
       np.testing.assert_array_equal(a, b)
   with pytest.raises(UserError, match=r'--seed_index=2 is out of range: the run in'
                      r' .* has num_seeds=2; valid: 0 to 1$'):
-    train.restore_member(workdir, 2)
+    runs.restore_member(workdir, 2)
 
 
 def test_summarize_known_numbers_nan_and_one_seed():
@@ -179,8 +182,8 @@ def test_summarize_known_numbers_nan_and_one_seed():
 
 
 def test_the_first_divergence_names_the_member_and_its_step():
-  assert train.first_divergence(np.array([-1, -1])) is None
-  assert train.first_divergence(np.array([-1, 7, 5, 5])) == (2, 5)
+  assert gan_lib.first_divergence(np.array([-1, -1])) is None
+  assert gan_lib.first_divergence(np.array([-1, 7, 5, 5])) == (2, 5)
 
 
 def test_num_seeds_must_be_positive():
@@ -193,8 +196,8 @@ def test_num_seeds_must_be_positive():
 def test_a_checkpoint_without_the_seed_axis_restores_as_one_seed(tmp_path):
   """Runs from before num_seeds (no seed axis, no num_seeds in config.json)."""
   config = configs.resolve(tiny_toy_config())
-  gan = train.build_gan(config, (2,))
-  state = jax.jit(functools.partial(train.init_state, gan))(jax.random.key(0))
+  gan = gan_lib.build_gan(config, (2,))
+  state = jax.jit(functools.partial(gan_lib.init_state, gan))(jax.random.key(0))
   ckpts = checkpoints.Checkpoints(str(tmp_path / 'checkpoints'))
   ckpts.save(3, state)
   ckpts.wait()
@@ -202,23 +205,23 @@ def test_a_checkpoint_without_the_seed_axis_restores_as_one_seed(tmp_path):
   old_config = config.to_dict()
   del old_config['num_seeds']
   (tmp_path / 'config.json').write_text(json.dumps(old_config))
-  config, _, restored = train.restore_run(str(tmp_path))
-  assert config.num_seeds == 1 and train.current_step(restored) == 0
+  config, _, restored = runs.restore_run(str(tmp_path))
+  assert config.num_seeds == 1 and gan_lib.current_step(restored) == 0
   assert parallel.fetch(restored.step).shape == (1,)
   two = seeds_config(2)
   with pytest.raises(UserError, match='holds 1 seed but the config has num_seeds=2'):
     train.train_and_evaluate(two, str(tmp_path))
   host = lambda s: s.replace(key=jax.random.key_data(s.key))
-  for a, b in zip(leaves(host(train.member(restored, 0))), leaves(host(state)),
+  for a, b in zip(leaves(host(gan_lib.member(restored, 0))), leaves(host(state)),
                   strict=True):
     np.testing.assert_array_equal(a, b)
 
 
 def test_auto_seed_batching_loops_over_conv_members_on_the_cpu_only():
-  assert train.seed_batching('auto', 'dcgan', 'cpu') == 'loop'
-  assert train.seed_batching('auto', 'mlp', 'cpu') == 'vmap'
-  assert train.seed_batching('auto', 'dcgan', 'gpu') == 'vmap'
-  assert train.seed_batching('vmap', 'dcgan', 'cpu') == 'vmap'
+  assert gan_lib.seed_batching('auto', 'dcgan', 'cpu') == 'loop'
+  assert gan_lib.seed_batching('auto', 'mlp', 'cpu') == 'vmap'
+  assert gan_lib.seed_batching('auto', 'dcgan', 'gpu') == 'vmap'
+  assert gan_lib.seed_batching('vmap', 'dcgan', 'cpu') == 'vmap'
   config = seeds_config(2)
   config.train.seed_batching = 'scan'
   with pytest.raises(UserError, match="train.seed_batching='scan'; valid: auto,"
@@ -236,10 +239,10 @@ def test_looped_and_vmapped_members_take_the_same_step():
   out = {}
   for way in ('loop', 'vmap'):
     config.train.seed_batching = way
-    gan = train.build_gan(config, source.example_shape, source.sample_one)
+    gan = gan_lib.build_gan(config, source.example_shape, source.sample_one)
     assert gan.seed_batching == way
-    state = train.fresh_states(gan, configs.seeds(config), mesh)
-    step = train.compile_step(gan, state, arrays, mesh)
+    state = gan_lib.fresh_states(gan, configs.seeds(config), mesh)
+    step = step_lib.compile_step(gan, state, arrays, mesh)
     for _ in range(2):
       state, metrics = step(state, arrays)
     out[way] = jax.device_get((state.replace(key=jax.random.key_data(state.key)),

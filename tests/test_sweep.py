@@ -12,13 +12,16 @@ import ml_collections
 import pytest
 
 from gan_jax import analysis
+from gan_jax import configs
 from gan_jax import files
 from gan_jax import losses
 from gan_jax import preemption
 from gan_jax import sweep
 from gan_jax import train
 from gan_jax import workdir as workdir_lib
+from gan_jax.errors import TrainingDiverged
 from gan_jax.errors import UserError
+from gan_jax.sweep import points as sweep_points
 from tests.conftest import REPO
 
 RING8 = os.path.join(REPO, 'experiments', 'ring8.py')
@@ -29,9 +32,9 @@ TINY = {'model.width': 32, 'model.depth': 2, 'train.batch_size': 16,
 
 def ring8_config(overrides=TINY) -> ml_collections.ConfigDict:
   """experiments/ring8.py with --config overrides, as the command loads it."""
-  config = sweep.load_config_module(RING8).get_config()
+  config = configs.load_config_module(RING8).get_config()
   config.lock()
-  return sweep.point_config(config, overrides)
+  return sweep_points.point_config(config, overrides)
 
 
 def must_not_train(config, workdir):
@@ -45,34 +48,34 @@ def read_csv(path) -> list[dict[str, str]]:
 
 def test_product_order_types_and_names():
   config = ring8_config()
-  points = sweep.sweep_points(RING8, config, TINY, [
+  points = sweep_points.sweep_points(RING8, config, TINY, [
       'loss.name=vanilla,wgan_gp', 'optim.g_lr=1e-3,0.0002,1', 'train.d_steps=1,5'])
   assert points == [{'loss.name': loss, 'optim.g_lr': lr, 'train.d_steps': d}
                     for loss in ('vanilla', 'wgan_gp') for lr in (1e-3, 2e-4, 1.0)
                     for d in (1, 5)]
   assert {type(p['optim.g_lr']) for p in points} == {float}
   assert {type(p['train.d_steps']) for p in points} == {int}
-  names = [sweep.point_name(p) for p in points]
+  names = [sweep_points.point_name(p) for p in points]
   assert names[:3] == ['loss.name-vanilla_optim.g_lr-0.001_train.d_steps-1',
                        'loss.name-vanilla_optim.g_lr-0.001_train.d_steps-5',
                        'loss.name-vanilla_optim.g_lr-0.0002_train.d_steps-1']
   assert names[5] == 'loss.name-vanilla_optim.g_lr-1.0_train.d_steps-5'
   assert len(set(names)) == 12
   # Stable: the same values, however written, name the same sub-workdir.
-  again = sweep.sweep_points(RING8, config, TINY, [
+  again = sweep_points.sweep_points(RING8, config, TINY, [
       'loss.name=vanilla,wgan_gp', 'optim.g_lr=0.001,2e-4,1.0', 'train.d_steps=1,5'])
-  assert [sweep.point_name(p) for p in again] == names
+  assert [sweep_points.point_name(p) for p in again] == names
 
-  assert sweep.parse_sweep(r'eval.evaluators=,modes\,x', config) == (
+  assert sweep_points.parse_sweep(r'eval.evaluators=,modes\,x', config) == (
       'eval.evaluators', ['', 'modes,x'])
-  assert sweep.point_name({'eval.evaluators': 'modes,x', 'data.path': '/a b'}) == (
+  assert sweep_points.point_name({'eval.evaluators': 'modes,x', 'data.path': '/a b'}) == (
       'eval.evaluators-modes%2Cx_data.path-%2Fa%20b')
-  assert sweep.point_name({}) == 'base'
-  long = sweep.point_name({'data.path': 'x' * 300})
-  assert len(long) == sweep.MAX_NAME and long[-13] == '~'
-  assert long != sweep.point_name({'data.path': 'x' * 301})
+  assert sweep_points.point_name({}) == 'base'
+  long = sweep_points.point_name({'data.path': 'x' * 300})
+  assert len(long) == sweep_points.MAX_NAME and long[-13] == '~'
+  assert long != sweep_points.point_name({'data.path': 'x' * 301})
   flagged = ml_collections.ConfigDict({'a': {'flag': False}})
-  assert sweep.parse_sweep('a.flag=true,0', flagged) == ('a.flag', [True, False])
+  assert sweep_points.parse_sweep('a.flag=true,0', flagged) == ('a.flag', [True, False])
 
 
 @pytest.mark.parametrize('dataset', ['ring8', 'grid25'])
@@ -81,18 +84,18 @@ def test_the_stabilisers_sweep_turns_on_one_stabiliser_per_point(tmp_path, datas
   stabiliser on the dataset's own experiment file, the default loss first,
   each point a valid run."""
   path = os.path.join(REPO, 'experiments', 'stabilisers.py')
-  module = sweep.load_config_module(path)
+  module = configs.load_config_module(path)
   config = module.get_config(dataset)
   base = {'ring8': 'ring8.py', 'grid25': 'grid25.py:baseline'}[dataset]
   assert config.to_dict() == analysis.experiment_config(
       os.path.join(REPO, 'experiments', base)).to_dict()
   config.lock()
-  points = sweep.sweep_points(f'{path}:{dataset}', config, TINY, [])
+  points = sweep_points.sweep_points(f'{path}:{dataset}', config, TINY, [])
   assert len(points) == len(losses.LOSSES) * len(module.STABILISERS)
   per_loss = len(module.STABILISERS)
   assert [p['loss.name'] for p in points[::per_loss]][:2] == ['vanilla', 'non_saturating']
   assert points[-1]['loss.name'] == 'wgan_gp'
-  planned = sweep.plan(sweep.point_config(config, TINY), points, str(tmp_path), 1)
+  planned = sweep_points.plan(sweep_points.point_config(config, TINY), points, str(tmp_path), 1)
   assert len({p.workdir for p in planned}) == len(points)
   with pytest.raises(UserError, match='stabilisers.py:mnist is not a mixture'):
     module.get_config('mnist')
@@ -101,15 +104,15 @@ def test_the_stabilisers_sweep_turns_on_one_stabiliser_per_point(tmp_path, datas
 def test_config_get_sweep_is_the_base_of_the_product(tmp_path):
   config = ring8_config()
   names = list(losses.LOSSES)  # ring8's get_sweep(): every registered loss
-  assert sweep.sweep_points(RING8, config, TINY, []) == [
+  assert sweep_points.sweep_points(RING8, config, TINY, []) == [
       {'loss.name': loss} for loss in names]
-  assert sweep.sweep_points(RING8, config, TINY, ['optim.g_lr=1e-3,1e-4']) == [
+  assert sweep_points.sweep_points(RING8, config, TINY, ['optim.g_lr=1e-3,1e-4']) == [
       {'loss.name': loss, 'optim.g_lr': lr} for loss in names for lr in (1e-3, 1e-4)]
   # The command line wins: a --sweep or --config of a get_sweep() key replaces it.
-  assert sweep.sweep_points(RING8, config, TINY, ['loss.name=wgan_gp']) == [
+  assert sweep_points.sweep_points(RING8, config, TINY, ['loss.name=wgan_gp']) == [
       {'loss.name': 'wgan_gp'}]
   with pytest.raises(UserError, match='nothing to sweep'):
-    sweep.sweep_points(RING8, config, {**TINY, 'loss.name': 'vanilla'}, [])
+    sweep_points.sweep_points(RING8, config, {**TINY, 'loss.name': 'vanilla'}, [])
 
   path = tmp_path / 'exp.py'
   path.write_text(
@@ -117,14 +120,14 @@ def test_config_get_sweep_is_the_base_of_the_product(tmp_path):
       'def get_config():\n  return configs.toy_config("ring8")\n'
       'def get_sweep():\n'
       '  return [{}, {"optim.g_lr": "1e-3", "train.d_steps": 2}]\n')
-  assert sweep.sweep_points(str(path), config, {}, []) == [
+  assert sweep_points.sweep_points(str(path), config, {}, []) == [
       {}, {'optim.g_lr': 0.001, 'train.d_steps': 2}]
   path.write_text(path.read_text().replace(': 2}', ': 2.5}'))
   with pytest.raises(UserError, match=r'train.d_steps=2.5 \(from get_sweep\(\) of'):
-    sweep.sweep_points(str(path), config, {}, [])
+    sweep_points.sweep_points(str(path), config, {}, [])
   path.write_text(path.read_text().replace('return [{}', 'return {}, [{}'))
   with pytest.raises(UserError, match='must return a non-empty list of dicts'):
-    sweep.sweep_points(str(path), config, {}, [])
+    sweep_points.sweep_points(str(path), config, {}, [])
 
 
 BAD_SWEEPS = [
@@ -239,7 +242,7 @@ def test_a_diverged_point_is_a_result_and_a_user_error_stops_the_sweep(tmp_path)
       files.write_json(os.path.join(point_workdir, 'results.json'), {
           'status': 'diverged', 'nonfinite_step': 3, 'final_step': 4,
           'last_checkpoint': 2})
-      raise train.TrainingDiverged('a loss became NaN or infinite at step 3')
+      raise TrainingDiverged('a loss became NaN or infinite at step 3')
     files.write_json(os.path.join(point_workdir, 'results.json'), {
         'status': 'finished', 'final_step': 4, 'metrics': {'modes': 8.0},
         'steps_per_s': 10.0, 'wall_time_s': 2.0})
@@ -345,7 +348,7 @@ def test_print_commands_prints_one_exact_command_per_point(tmp_path, capsys):
               ['loss.name=vanilla,wgan_gp', 'optim.g_lr=1e-3'], workdir,
               print_commands=True, extra_flags=extra, train_fn=must_not_train)
   lines = capsys.readouterr().out.splitlines()
-  tiny_flags = [f'--config.{k}={sweep.format_value(v)}' for k, v in TINY.items()]
+  tiny_flags = [f'--config.{k}={sweep_points.format_value(v)}' for k, v in TINY.items()]
   assert [shlex.split(line) for line in lines] == [
       ['python', '-m', 'gan_jax.main', f'--config={RING8}',
        f'--workdir={workdir}/loss.name-{loss}_optim.g_lr-0.001', *tiny_flags,

@@ -18,11 +18,15 @@ from gan_jax import checkpoints
 from gan_jax import configs
 from gan_jax import data
 from gan_jax import evaluate
+from gan_jax import gan as gan_lib
 from gan_jax import losses
 from gan_jax import models
 from gan_jax import parallel
+from gan_jax import runs
 from gan_jax import schedules
+from gan_jax import step as step_lib
 from gan_jax import train
+from gan_jax.errors import TrainingDiverged
 from gan_jax.models import mlp
 from tests.conftest import restored_state
 from tests.conftest import tiny_image_config
@@ -32,11 +36,11 @@ from tests.conftest import tiny_toy_config
 def build(config):
   config = configs.resolve(config)
   source = data.load(config.data)
-  gan = train.build_gan(config, source.example_shape, source.sample_one)
+  gan = gan_lib.build_gan(config, source.example_shape, source.sample_one)
   mesh = parallel.make_mesh(jax.devices()[:1])
-  state = jax.jit(functools.partial(train.init_state, gan),
+  state = jax.jit(functools.partial(gan_lib.init_state, gan),
                   out_shardings=parallel.replicated(mesh))(jax.random.key(config.seed))
-  step = parallel.shard_map_step(functools.partial(train.train_step, gan), mesh)
+  step = parallel.shard_map_step(functools.partial(step_lib.train_step, gan), mesh)
   return gan, state, step, parallel.replicate(source.arrays, mesh)
 
 
@@ -72,7 +76,7 @@ def test_the_step_is_deterministic_given_seed_and_step():
 
 def test_a_lazy_step_regularises_every_kth_step_counted_from_the_state():
   calls = []
-  step = train.LazyStep(lambda s, a: (calls.append('reg'), {'r1': 0.0}),
+  step = step_lib.LazyStep(lambda s, a: (calls.append('reg'), {'r1': 0.0}),
                         lambda s, a: (calls.append('plain'), {'r1': 0.0}),
                         every=4, step=3)
   for _ in range(6):
@@ -84,7 +88,7 @@ def test_a_lazy_step_reports_the_last_regularised_penalty_between():
   """The plain program reports R1 as 0; the log must not (it would read 0 on
   every log step that is not a multiple of reg_every)."""
   values = iter([1.5, 2.5])
-  step = train.LazyStep(lambda s, a: (s, {'r1': next(values), 'd_loss': 1.0}),
+  step = step_lib.LazyStep(lambda s, a: (s, {'r1': next(values), 'd_loss': 1.0}),
                         lambda s, a: (s, {'r1': 0.0, 'd_loss': 2.0}),
                         every=2, step=1, metrics=('r1',))
   reported = [step(None, None)[1] for _ in range(4)]  # steps 1-4
@@ -94,9 +98,9 @@ def test_a_lazy_step_reports_the_last_regularised_penalty_between():
 
 def test_the_generator_average_copies_g_until_its_start_then_decays():
   average, current = {'w': jnp.array([1.0, 2.0])}, {'w': jnp.array([3.0, 6.0])}
-  copied = train.average_generator(average, current, 0.9, updates=5, start=5)
+  copied = gan_lib.average_generator(average, current, 0.9, updates=5, start=5)
   np.testing.assert_array_equal(copied['w'], [3.0, 6.0])
-  decayed = train.average_generator(average, current, 0.9, updates=6, start=5)
+  decayed = gan_lib.average_generator(average, current, 0.9, updates=6, start=5)
   np.testing.assert_allclose(decayed['w'], [0.9 * 1 + 0.1 * 3, 0.9 * 2 + 0.1 * 6],
                              rtol=1e-6)
 
@@ -108,9 +112,9 @@ def test_a_run_that_averages_g_samples_and_scores_the_average_unless_raw(tmp_pat
   workdir = str(tmp_path / 'ema')
   results = train.train_and_evaluate(config, workdir)
   assert results['samples_from'] == 'ema'
-  gan, state, seed = train.restore_member(workdir, 0)
-  ema = train.generate_samples(gan, state, 50, seed)
-  raw = train.generate_samples(gan, state, 50, seed, raw=True)
+  gan, state, seed = runs.restore_member(workdir, 0)
+  ema = gan_lib.generate_samples(gan, state, 50, seed)
+  raw = gan_lib.generate_samples(gan, state, 50, seed, raw=True)
   z = jax.random.normal(jax.random.key(seed), (50, gan.latent_dim))
   np.testing.assert_array_equal(ema, gan.generator.apply(state.g_ema, z, train=False))
   np.testing.assert_array_equal(raw, gan.generator.apply(state.g.variables(), z,
@@ -120,9 +124,9 @@ def test_a_run_that_averages_g_samples_and_scores_the_average_unless_raw(tmp_pat
   with open(os.path.join(workdir, 'results.json')) as f:
     assert json.load(f)['samples_from'] == 'raw'
   # A run without the average has none in its state and samples G.
-  plain = train.build_gan(configs.resolve(tiny_toy_config()), (2,))
-  assert train.init_state(plain, jax.random.key(0)).g_ema == {}
-  assert train.samples_from(plain) == 'raw' == train.samples_from(gan, raw=True)
+  plain = gan_lib.build_gan(configs.resolve(tiny_toy_config()), (2,))
+  assert gan_lib.init_state(plain, jax.random.key(0)).g_ema == {}
+  assert gan_lib.samples_from(plain) == 'raw' == gan_lib.samples_from(gan, raw=True)
 
 
 def test_a_nan_loss_stops_the_run_at_its_step_and_keeps_the_last_good_checkpoint(
@@ -136,7 +140,7 @@ def test_a_nan_loss_stops_the_run_at_its_step_and_keeps_the_last_good_checkpoint
                          lambda real, fake: jnp.mean(fake) * jnp.nan, 'NaN')
   monkeypatch.setitem(losses.LOSSES, 'non_saturating', nan_loss)
   config.train.num_steps = 9
-  with pytest.raises(train.TrainingDiverged, match='at step 4 .*step 3'):
+  with pytest.raises(TrainingDiverged, match='at step 4 .*step 3'):
     train.train_and_evaluate(config, workdir)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['3']
   with open(os.path.join(workdir, 'results.json')) as f:
@@ -156,7 +160,7 @@ def test_learning_rate_schedules_decay_to_zero_over_the_run():
   # halfway through them its learning rate is half the peak (Adam's update
   # of a constant gradient is -lr), not 0 as a schedule over num_steps gives.
   config = configs.resolve(tiny_toy_config('wgan_gp'))
-  gan = train.build_gan(config, (2,))
+  gan = gan_lib.build_gan(config, (2,))
   d_updates = config.train.num_steps * config.train.d_steps
   assert config.train.d_steps == 5
   params, grads = {'w': jnp.ones(())}, {'w': jnp.ones(())}
@@ -191,12 +195,12 @@ class StateOfEbf5d69:
 
 def assert_restores_as(state, old, gan, mesh, tmp_path):
   """Saves `old` (an older checkpoint layout) as checkpoint 3, restores it
-  with train._restore and checks it equals `state` leaf for leaf; returns
+  with runs.restore and checks it equals `state` leaf for leaf; returns
   the restored state."""
   ckpts = checkpoints.Checkpoints(str(tmp_path / 'checkpoints'))
   ckpts.save(3, old)
   ckpts.wait()
-  restored = train._restore(gan, ckpts, mesh, 1)
+  restored = runs.restore(gan, ckpts, mesh, 1)
   ckpts.close()
   want, got = (jax.device_get(s.replace(key=jax.random.key_data(s.key)))
                for s in (state, restored))
@@ -213,9 +217,9 @@ def test_a_checkpoint_from_before_players_loads_into_them(tmp_path, model, seed_
   without BatchNorm statistics, with and without the seed axis."""
   config = configs.default_config() if model == 'dcgan' else tiny_toy_config()
   config = configs.resolve(config)
-  gan = train.build_gan(config, (28, 28, 1) if model == 'dcgan' else (2,))
+  gan = gan_lib.build_gan(config, (28, 28, 1) if model == 'dcgan' else (2,))
   mesh = parallel.make_mesh(jax.devices()[:1])
-  state = train.fresh_states(gan, [0], mesh)
+  state = gan_lib.fresh_states(gan, [0], mesh)
   old = StateOfEbf5d69(
       step=state.step, g_params=state.g.params,
       g_batch_stats=state.g.collections.get('batch_stats', {}),
@@ -244,9 +248,9 @@ def test_a_checkpoint_from_before_the_average_of_g_loads(tmp_path, decay):
   that now averages G starts its average from G."""
   config = tiny_toy_config()
   config.optim.g_ema_decay = decay
-  gan = train.build_gan(configs.resolve(config), (2,))
+  gan = gan_lib.build_gan(configs.resolve(config), (2,))
   mesh = parallel.make_mesh(jax.devices()[:1])
-  state = train.fresh_states(gan, [0], mesh)
+  state = gan_lib.fresh_states(gan, [0], mesh)
   restored = assert_restores_as(state, StateOf37505fb(
       step=state.step, g=state.g, d=state.d, key=state.key,
       nonfinite_step=state.nonfinite_step), gan, mesh, tmp_path)

@@ -13,7 +13,7 @@ entry of MODELS):
 * BatchNorm (in G) averages its batch statistics over the `data` axis
   (`parallel.DATA_AXIS`) in training, so they are the global batch's.
 * Variables: `params`, plus any mutable collections (`batch_stats`, ...);
-  the training state keeps every collection a model creates (train.Player).
+  the training state keeps every collection a model creates (gan.Player).
 
 `model.spectral_norm=True` wraps any model's discriminator in
 `SpectrallyNormalised`, and `model.pack=m` gives it packs of m examples
@@ -93,7 +93,7 @@ class SpectrallyNormalised(nn.Module):
 
   Flax's nn.SpectralNorm: one power-iteration step per pass from the stored
   u, kept (with sigma) in the `spectral_norm` collection only in training
-  mode (train.py keeps it from D's own update, so once per D update). It
+  mode (the step keeps it from D's own update, so once per D update). It
   reads the weights alone, so every device computes the same u. Parameters
   live under `discriminator/`; their count is unchanged.
   """

@@ -1,0 +1,351 @@
+"""The pure training step: `d_steps` discriminator updates and one generator update.
+
+`train_step` is written for one device and is pure: it draws its slice of the
+global batch from (state.key, state.step) inside the compiled program, does
+`d_steps` discriminator updates and one generator update, and averages
+gradients and batch-norm statistics across the `data` axis.
+`train_step_seeds` runs it for every member of a stacked state (gan_jax.gan),
+and `compile_step` wraps that once for all devices (gan_jax.parallel) and
+compiles it: the program training and `gan_jax.bench` run.
+"""
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_jax import losses
+from gan_jax import models
+from gan_jax import parallel
+from gan_jax.gan import GAN
+from gan_jax.gan import GANState
+from gan_jax.gan import Player
+from gan_jax.gan import average_generator
+from gan_jax.gan import current_step
+from gan_jax.gan import member
+from gan_jax.parallel import DATA_AXIS
+
+Array = jax.Array
+PyTree = Any
+
+# A D update's keys: the real batch, z, D's dropout on real and on fake data,
+# then two per penalty (losses.PENALTY_KEY_INDEX).
+_D_UPDATE_KEYS = 4
+
+
+def _local_keys(key: Array, global_batch: int) -> Array:
+  """This device's slice of one key per example of the global batch.
+
+  Every example's randomness depends on (key, its index in the global batch)
+  only, so a run gives the same numbers however the batch is split.
+  """
+  local = global_batch // jax.lax.axis_size(DATA_AXIS)
+  start = jax.lax.axis_index(DATA_AXIS) * local
+  return jax.lax.dynamic_slice_in_dim(jax.random.split(key, global_batch),
+                                      start, local)
+
+
+def _latents(gan: GAN, key: Array) -> Array:
+  keys = _local_keys(key, gan.batch_size)
+  return jax.vmap(lambda k: jax.random.normal(k, (gan.latent_dim,)))(keys)
+
+
+def _apply(module: nn.Module, player: Player, params: PyTree, *args,
+           update_collections: bool, **kwargs) -> tuple[Array, PyTree]:
+  """module(*args, train=True) with the player's variables (its `params`
+  replaced); returns the output and the player's collections, as updated by
+  this pass when `update_collections` (BatchNorm statistics, averaged over
+  the data axis by the module; spectral normalisation's power iteration) and
+  unchanged otherwise. (Training mode writes them either way, so they are
+  always mutable here.)"""
+  variables = player.variables(params)
+  if not player.collections:
+    return module.apply(variables, *args, train=True, **kwargs), player.collections
+  out, updates = module.apply(variables, *args, train=True,
+                              mutable=list(player.collections), **kwargs)
+  if not update_collections:
+    return out, player.collections
+  return out, {**player.collections, **updates}
+
+
+def _discriminate(gan: GAN, d: Player, d_params: PyTree, x: Array,
+                  example_keys: Array,
+                  update_collections: bool = False) -> tuple[Array, PyTree]:
+  """D's logits [N] on N inputs (examples, or packs with gan.pack > 1) in
+  training mode, input i with dropout key i, and D's collections (updated
+  only in D's own update).
+
+  D sees the whole batch at once (large matrix products and convolutions) and
+  draws each example's dropout masks from that example's key alone.
+  """
+  return _apply(gan.discriminator, d, d_params, x,
+                update_collections=update_collections,
+                example_keys_B=example_keys)
+
+
+def _packs(gan: GAN, x: Array, example_keys: Array) -> tuple[Array, Array]:
+  """This device's examples as D's packs of `gan.pack` (models.pack), each
+  with its first example's key; unchanged when gan.pack is 1."""
+  return models.pack(x, gan.pack), example_keys[::gan.pack]
+
+
+def _global(logits: Array) -> Array:
+  """The logits of the whole global batch, gathered from every device in
+  device order: a loss's batch means are then over the global batch. (Its
+  gradient flows back to each device's own examples.)"""
+  if jax.lax.axis_size(DATA_AXIS) == 1:
+    return logits  # no collective to run on one device
+  return jax.lax.all_gather(logits, DATA_AXIS, tiled=True)
+
+
+def _real_batch(gan: GAN, data_arrays: dict, key: Array) -> Array:
+  return jax.vmap(functools.partial(gan.sample_real, data_arrays))(
+      _local_keys(key, gan.batch_size))
+
+
+def _apply_gradients(optimizer: optax.GradientTransformation, params, opt_state,
+                     grads) -> tuple[PyTree, optax.OptState]:
+  """Averages this device's gradients over all devices, then one Adam update."""
+  grads = jax.lax.pmean(grads, DATA_AXIS)
+  updates, opt_state = optimizer.update(grads, opt_state, params)
+  return optax.apply_updates(params, updates), opt_state
+
+
+def penalty_keys(keys: Array, name: str) -> tuple[Array, Array]:
+  """Penalty `name`'s two keys among a D update's `keys`: for its examples
+  (e.g. WGAN-GP's ε) and for D's dropout in its critic. They depend on the
+  penalty's entry in losses.PENALTY_KEY_INDEX alone, not on the order of
+  losses.PENALTIES or on which other penalties are active."""
+  index = _D_UPDATE_KEYS + 2 * losses.PENALTY_KEY_INDEX[name]
+  return keys[index], keys[index + 1]
+
+
+def _d_update_keys(key: Array) -> Array:
+  """The keys of one D update (`_D_UPDATE_KEYS`, then two per penalty index).
+
+  With JAX's partitionable Threefry, split(key, n)[i] does not depend on n,
+  so a penalty appended to the index leaves every other key as it was."""
+  return jax.random.split(
+      key, _D_UPDATE_KEYS + 2 * (max(losses.PENALTY_KEY_INDEX.values()) + 1))
+
+
+def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
+                          key: Array, regularise: bool = False
+                          ) -> tuple[GANState, dict[str, Array]]:
+  """One discriminator (critic) update on fresh real and generated batches;
+  with `regularise`, it adds the lazy penalties too (`GAN.reg_every`)."""
+  keys = _d_update_keys(key)
+  real_key, z_key, real_drop, fake_drop = keys[:_D_UPDATE_KEYS]
+  real = _real_batch(gan, data_arrays, real_key)
+  fake, _ = _apply(gan.generator, state.g, state.g.params,
+                   _latents(gan, z_key), update_collections=True)
+  fake = jax.lax.stop_gradient(fake)
+
+  # D judges packs (gan.pack examples each; one example per pack unless
+  # model.pack is set), and so do the penalties: R1's gradient and WGAN-GP's
+  # interpolate are a whole pack's, as for any other input of D.
+  real, real_keys = _packs(gan, real, _local_keys(real_drop, gan.batch_size))
+  fake, fake_keys = _packs(gan, fake, _local_keys(fake_drop, gan.batch_size))
+  # Real and fake in one pass of D (larger matrix products, fewer ops): the
+  # same numbers as two passes, since D treats every example on its own (no
+  # batch statistics, per-example dropout keys; models/__init__.py).
+  both = jnp.concatenate([real, fake])
+  both_keys = jnp.concatenate([real_keys, fake_keys])
+
+  lazy = gan.reg_every > 1
+  penalties, skipped = [], []  # (name, penalty, weight) added; metrics not
+  for name, penalty, weight in gan.penalties:
+    if not lazy or penalty.with_its_loss_only:
+      penalties.append((name, penalty, weight))
+    elif regularise:
+      penalties.append((name, penalty, weight * gan.reg_every * gan.d_steps))
+    else:
+      skipped.append(penalty.metric)
+
+  def loss_fn(d_params):
+    logits, collections = _discriminate(gan, state.d, d_params, both, both_keys,
+                                        update_collections=True)
+    real_logits, fake_logits = jnp.split(logits, 2)
+    loss = gan.loss.d_loss(_global(real_logits), _global(fake_logits))
+    metrics = {'d_real': jnp.mean(real_logits), 'd_fake': jnp.mean(fake_logits)}
+    for name, penalty, weight in penalties:
+      keys_key, drop_key = penalty_keys(keys, name)
+      critic = lambda x, k=drop_key: _discriminate(  # noqa: E731
+          gan, state.d, d_params, x,
+          _local_keys(k, gan.batch_size)[::gan.pack])[0]
+      value = penalty.fn(critic, real, fake,
+                         _local_keys(keys_key, gan.batch_size)[::gan.pack])
+      loss = loss + weight * value
+      metrics[penalty.metric] = value
+    # A lazy penalty's metric is 0 on the updates without it (LazyStep
+    # reports the last regularised update's instead).
+    metrics.update({metric: jnp.zeros((), jnp.float32) for metric in skipped})
+    return loss, (metrics, collections)
+
+  (loss, (metrics, collections)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.d.params)
+  d_params, d_opt_state = _apply_gradients(gan.d_optimizer, state.d.params,
+                                           state.d.opt_state, grads)
+  d = Player(params=d_params, collections=collections, opt_state=d_opt_state)
+  return state.replace(d=d), {'d_loss': loss, **metrics}
+
+
+def _generator_update(gan: GAN, state: GANState, data_arrays: dict,
+                      key: Array) -> tuple[GANState, dict[str, Array]]:
+  """One generator update against the current discriminator. D's logits on
+  a real batch are computed only when G's loss reads them."""
+  # The first two as split(key) gives them (threefry_partitionable): losses
+  # that do not read real logits draw what they always drew.
+  z_key, drop_key, real_key, real_drop = jax.random.split(key, 4)
+  z = _latents(gan, z_key)
+  real_logits = None
+  if gan.generator_reads_real:
+    real_logits = _global(_discriminate(
+        gan, state.d, state.d.params, *_packs(
+            gan, _real_batch(gan, data_arrays, real_key),
+            _local_keys(real_drop, gan.batch_size)))[0])
+
+  def loss_fn(g_params):
+    fake, collections = _apply(gan.generator, state.g, g_params, z,
+                               update_collections=True)
+    fake_logits, _ = _discriminate(gan, state.d, state.d.params, *_packs(
+        gan, fake, _local_keys(drop_key, gan.batch_size)))
+    return gan.loss.g_loss(real_logits, _global(fake_logits)), collections
+
+  (loss, collections), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.g.params)
+  g_params, g_opt_state = _apply_gradients(gan.g_optimizer, state.g.params,
+                                           state.g.opt_state, grads)
+  g = Player(params=g_params, collections=collections, opt_state=g_opt_state)
+  return state.replace(g=g), {'g_loss': loss}
+
+
+def train_step(gan: GAN, state: GANState, data_arrays: dict,
+               regularise: bool = True) -> tuple[GANState, dict[str, Array]]:
+  """`gan.d_steps` discriminator updates, then one generator update.
+
+  Per device and pure: run it through `parallel.shard_map_step` (or
+  `parallel.pmap_step`). The randomness of update number `state.step + 1`
+  comes from fold_in(state.key, state.step), and the real batch is drawn
+  from `data_arrays` inside the step, so a resumed run repeats exactly.
+  `regularise`: whether the first D update adds the lazy penalties, for a
+  run with `gan.reg_every` > 1 (`compile_step` picks it on the host).
+
+  Returns:
+    The new state and scalar metrics averaged over devices (and D steps).
+  """
+  step_key = jax.random.fold_in(state.key, state.step)
+  d_key, g_key = jax.random.split(step_key)
+
+  def d_update(carry, i, regularise=False):
+    return _discriminator_update(gan, carry, data_arrays,
+                                 jax.random.fold_in(d_key, i), regularise)
+
+  if gan.d_steps == 1:
+    state, d_metrics = d_update(state, 0, regularise)
+  elif gan.reg_every > 1:  # the first update on its own: it may regularise
+    state, first = d_update(state, 0, regularise)
+    state, rest = jax.lax.scan(d_update, state, jnp.arange(1, gan.d_steps))
+    d_metrics = jax.tree.map(lambda a, b: (a + jnp.sum(b)) / gan.d_steps,
+                             first, rest)
+  else:
+    state, d_metrics = jax.lax.scan(d_update, state, jnp.arange(gan.d_steps))
+    d_metrics = jax.tree.map(jnp.mean, d_metrics)
+  state, g_metrics = _generator_update(gan, state, data_arrays, g_key)
+  if gan.g_ema_decay > 0:
+    state = state.replace(g_ema=average_generator(
+        state.g_ema, state.g.variables(), gan.g_ema_decay,
+        updates=state.step + 1, start=gan.g_ema_start))
+  metrics = jax.lax.pmean({**d_metrics, **g_metrics}, DATA_AXIS)
+
+  finite = jnp.isfinite(metrics['d_loss']) & jnp.isfinite(metrics['g_loss'])
+  first_bad = jnp.where((state.nonfinite_step < 0) & ~finite, state.step + 1,
+                        state.nonfinite_step)
+  return state.replace(step=state.step + 1, nonfinite_step=first_bad), metrics
+
+
+def train_step_seeds(gan: GAN, state: GANState, data_arrays: dict,
+                     regularise: bool = True) -> tuple[GANState, dict[str, Array]]:
+  """`train_step` of every member of a stacked state, in one program:
+  vmapped, or one member after another (`gan.seed_batching`).
+
+  Per device and pure like `train_step`; the metrics have the seed axis [K].
+  A lone member runs `train_step` unbatched: one-seed runs compute exactly
+  what they did before the seed axis existed (a batched matmul may round
+  differently).
+  """
+  step = functools.partial(train_step, gan, regularise=regularise)
+  if state.step.shape == (1,):
+    return jax.tree.map(lambda x: x[None], step(member(state, 0), data_arrays))
+  if gan.seed_batching == 'loop':
+    # Unrolled: as an XLA while loop (lax.map) the DCGAN step ran 30x slower
+    # on the CPU. The program (and its compile time) grows with K.
+    _, out = jax.lax.scan(lambda _, one: (None, step(one, data_arrays)), None,
+                          state, unroll=True)
+    return out
+  return jax.vmap(step, in_axes=(0, None))(state, data_arrays)
+
+
+# ------------------------------------------------------------------ compile
+
+
+def compile_step(gan: GAN, state: GANState, data_arrays: dict, mesh):
+  """`train_step_seeds` over `mesh`, compiled for these (replicated) arguments:
+  the step that training and `gan_jax.bench` run. With lazy regularisation
+  (`gan.reg_every` > 1), two programs, with and without the lazy penalties,
+  and a `LazyStep` that calls the first on every reg_every-th step: a branch
+  inside one program ran its penalty ~20x slower on XLA:CPU."""
+  def compiled(regularise: bool):
+    step_fn = parallel.shard_map_step(
+        functools.partial(train_step_seeds, gan, regularise=regularise), mesh)
+    return step_fn.lower(state, data_arrays).compile()
+
+  if not has_lazy_penalties(gan):
+    return compiled(True)
+  return LazyStep(compiled(True), compiled(False), gan.reg_every,
+                  current_step(state), lazy_metrics(gan))
+
+
+def lazy_metrics(gan: GAN) -> tuple[str, ...]:
+  """The metrics of the penalties the run applies lazily: with reg_every > 1,
+  R1's and R2's when weighted > 0 (a loss's own penalty never is lazy)."""
+  if gan.reg_every <= 1:
+    return ()
+  return tuple(penalty.metric for _, penalty, _ in gan.penalties
+               if not penalty.with_its_loss_only)
+
+
+def has_lazy_penalties(gan: GAN) -> bool:
+  """Whether the run regularises lazily: reg_every > 1 and a penalty it
+  applies lazily (R1 or R2 weighted > 0; a loss's own penalty never is)."""
+  return bool(lazy_metrics(gan))
+
+
+class LazyStep:
+  """The compiled step of a lazily regularised run: `regularised` when the
+  generator updates done (counted on the host from `step`) are a multiple
+  of `every`, else `plain`. Called as the compiled step is.
+
+  The plain program reports the lazy penalties (`metrics`) as 0; this step
+  reports them as the last regularised update computed them (0 before the
+  first), so a log line or results.json shows the penalty whichever update
+  it falls on. Device arrays only: no host sync."""
+
+  def __init__(self, regularised, plain, every: int, step: int,
+               metrics: tuple[str, ...] = ()):
+    self._regularised, self._plain = regularised, plain
+    self._every, self._step = every, step
+    self._metrics, self._last = metrics, {}
+
+  def __call__(self, state: GANState, data_arrays: dict):
+    regularise = self._step % self._every == 0
+    self._step += 1
+    if regularise:
+      state, metrics = self._regularised(state, data_arrays)
+      self._last = {name: metrics[name] for name in self._metrics}
+      return state, metrics
+    state, metrics = self._plain(state, data_arrays)
+    return state, {**metrics, **self._last}
