@@ -55,7 +55,7 @@ def main():
                       help='time gan_jax alone')
   args = parser.parse_args()
   weights = inception.load(args.inception)
-  digits = data.read_idx(os.path.join(args.mnist, 't10k-images-idx3-ubyte.gz'))
+  digits = data.idx.read_idx(os.path.join(args.mnist, 't10k-images-idx3-ubyte.gz'))
   burst = digits[:args.batch * args.batches, ..., None]
   t0 = time.perf_counter()
   inception.features(weights, burst, batch_size=args.batch)  # compiles

@@ -37,9 +37,9 @@ from gan_jax import configs
 from gan_jax import data
 from gan_jax import gan as gan_lib
 from gan_jax import parallel
+from gan_jax import registry
 from gan_jax import step as step_lib
 from gan_jax import train
-from gan_jax.errors import UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, e.g. experiments/mnist.py.',
@@ -125,9 +125,8 @@ def time_loop(config: ml_collections.ConfigDict, steps: int) -> float:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  if _STEPS.value <= 0 or _WARMUP.value < 0:
-    raise UserError(f'--steps={_STEPS.value} and --warmup={_WARMUP.value} are'
-                    ' invalid; --steps must be > 0 and --warmup >= 0')
+  registry.check_value('--steps', _STEPS.value, registry.POSITIVE)
+  registry.check_value('--warmup', _WARMUP.value, registry.NON_NEGATIVE)
   result = time_step(_CONFIG.value, _STEPS.value, _WARMUP.value)
   logging.info('bare step: %.2f steps/s, compile %.1fs', result['steps_per_s'],
                result['compile_s'])

@@ -224,7 +224,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     registry.check_value(key, _get(config, key), check)
   data.check_source(config.data.name, config.data.source)
   for name in evaluators.parse(config.eval.evaluators):
-    registry.lookup(evaluators.EVALUATORS, 'eval.evaluators entry', name)
+    registry.lookup(evaluators.EVALUATORS, 'eval.evaluators', name)
   batch = config.train.batch_size
   if batch % num_devices:
     raise UserError(

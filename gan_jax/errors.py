@@ -12,3 +12,10 @@ class UserError(Exception):
 class TrainingDiverged(RuntimeError):
   """A loss became NaN or infinite (the message names the step and the last
   good checkpoint)."""
+
+
+def one_line(error: BaseException, limit: int = 200) -> str:
+  """`Type: message` of an exception, on one line and at most ~limit chars:
+  a library's error quoted inside a UserError."""
+  text = ' '.join(f'{type(error).__name__}: {error}'.split())
+  return text if len(text) <= limit else text[:limit - 3] + '...'

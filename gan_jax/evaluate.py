@@ -23,6 +23,7 @@ from gan_jax import data
 from gan_jax import evaluators
 from gan_jax import files
 from gan_jax import gan as gan_lib
+from gan_jax import registry
 from gan_jax import runs
 from gan_jax.errors import UserError
 
@@ -40,8 +41,8 @@ def evaluate_run(workdir: str, names: tuple[str, ...] | None = None,
                  num_samples: int | None = None, raw: bool = False) -> dict:
   """Scores every member of the latest checkpoint in `workdir`; updates its
   results.json."""
-  if num_samples is not None and num_samples <= 0:
-    raise UserError(f'--num_samples={num_samples} is invalid; it must be > 0')
+  if num_samples is not None:
+    registry.check_value('--num_samples', num_samples, registry.POSITIVE)
   config, gan, state = runs.restore_run(workdir)
   names = evaluators.parse(config.eval.evaluators) if names is None else names
   if not names:

@@ -35,6 +35,7 @@ from gan_jax import data
 from gan_jax import files
 from gan_jax import inception
 from gan_jax import metrics
+from gan_jax import registry
 from gan_jax.errors import UserError
 
 FLOORS_FILE = 'floors.json'
@@ -85,14 +86,11 @@ def build(names: tuple[str, ...], config, source: data.DataSource) -> Scorer:
     UserError: an unknown evaluator, one that does not fit `source`, or a
       missing classifier (the message says how to train it).
   """
+  applies = [name for name, spec in EVALUATORS.items()
+             if source.name in spec.datasets]
   for name in names:
-    if name not in EVALUATORS:
-      raise UserError(f'unknown evaluator {name!r} in eval.evaluators; valid:'
-                      f' {", ".join(EVALUATORS)}')
-    valid = EVALUATORS[name].datasets
-    if source.name not in valid:
-      raise UserError(f'eval.evaluators={name} does not apply to data.name='
-                      f'{source.name!r}; it needs one of: {", ".join(valid)}')
+    registry.lookup(EVALUATORS, 'eval.evaluators', name, among=applies,
+                    context=f'data.name={source.name!r}')
   scorers = [EVALUATORS[name].build(config, source) for name in names]
 
   def score(samples: np.ndarray) -> dict[str, float]:

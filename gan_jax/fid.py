@@ -93,16 +93,10 @@ def _read_npy(path: str, num: int | None) -> np.ndarray:
 
 def _sample_run(workdir: str, num: int | None, member: int,
                 raw: bool = False) -> np.ndarray:
-  from gan_jax import configs  # noqa: PLC0415 (only workdirs need these)
-  from gan_jax import gan as gan_lib  # noqa: PLC0415
+  from gan_jax import gan as gan_lib  # noqa: PLC0415 (only workdirs need these)
   from gan_jax import runs  # noqa: PLC0415
-  config, gan, state = runs.restore_run(workdir)
-  seeds = configs.seeds(config)
-  if not 0 <= member < len(seeds):
-    raise UserError(f'--member={member} is invalid: the run in {workdir} has'
-                    f' {len(seeds)} member(s), 0 to {len(seeds) - 1}')
-  return gan_lib.generate_samples(gan, gan_lib.member(state, member),
-                                  num or DEFAULT_RUN_SAMPLES, seeds[member],
+  gan, state, seed = runs.restore_member(workdir, member, flag='--member')
+  return gan_lib.generate_samples(gan, state, num or DEFAULT_RUN_SAMPLES, seed,
                                   raw=raw)
 
 

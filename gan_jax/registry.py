@@ -9,7 +9,7 @@ read the names from there. A spec whose component has config keys of its own
 config schema (`configs.default_config`) takes them from the spec.
 """
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 import dataclasses
 from typing import Any, TypeVar
 
@@ -23,11 +23,28 @@ NON_NEGATIVE = '>= 0'
 FRACTION = 'in [0, 1)'
 
 
-def lookup(registry: Mapping[str, T], key: str, name: str) -> T:
-  """registry[name], or a one-line UserError naming `key` and the valid names."""
+def lookup(registry: Mapping[str, T], key: str, name: str,
+           among: Collection[str] | None = None, context: str = '') -> T:
+  """registry[name], or the one-line UserError every entry point gives for
+  a name that is not valid:
+
+    unknown KEY='name'; valid: a, b, c
+    KEY='name' does not apply to CONTEXT; valid: a, b
+
+  the second when `name` is in `registry` but not `among` the names that
+  `context` allows (e.g. a data.source its dataset cannot be read from).
+  """
   if name not in registry:
-    raise UserError(f'unknown {key}={name!r}; valid: {", ".join(registry)}')
+    raise unknown(key, name, registry)
+  if among is not None and name not in among:
+    raise UserError(f'{key}={name!r} does not apply to {context}; valid:'
+                    f' {", ".join(map(str, among)) or "none"}')
   return registry[name]
+
+
+def unknown(key: str, value: Any, valid: Collection) -> UserError:
+  """The error of a `value` of config `key` that is none of `valid`."""
+  return UserError(f'unknown {key}={value!r}; valid: {", ".join(map(str, valid))}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +66,7 @@ def check_value(key: str, value: Any, check: str | tuple[str, ...]) -> None:
   """Raises a one-line UserError unless `value` of config `key` meets `check`."""
   if isinstance(check, tuple):
     if value not in check:
-      raise UserError(f'unknown {key}={value!r}; valid: {", ".join(map(str, check))}')
+      raise unknown(key, value, check)
     return
   ok = {POSITIVE: lambda v: v > 0, NON_NEGATIVE: lambda v: v >= 0,
         FRACTION: lambda v: 0 <= v < 1}[check]

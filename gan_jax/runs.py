@@ -197,14 +197,15 @@ def restore_run(workdir: str, mesh=None
   return config, gan, state
 
 
-def restore_member(workdir: str, seed_index: int, mesh=None
-                   ) -> tuple[GAN, GANState, int]:
+def restore_member(workdir: str, seed_index: int, mesh=None,
+                   flag: str = '--seed_index') -> tuple[GAN, GANState, int]:
   """Member `seed_index` of the latest checkpoint of the run in `workdir`: the
-  fixed parts, the member's state (no seed axis) and its seed."""
+  fixed parts, the member's state (no seed axis) and its seed. `flag` names
+  the index in the error when the run has no such member."""
   config, gan, state = restore_run(workdir, mesh)
   seeds = configs.seeds(config)
   if not 0 <= seed_index < len(seeds):
     valid = '0' if len(seeds) == 1 else f'0 to {len(seeds) - 1}'
-    raise UserError(f'--seed_index={seed_index} is out of range: the run in'
+    raise UserError(f'{flag}={seed_index} is out of range: the run in'
                     f' {workdir} has num_seeds={len(seeds)}; valid: {valid}')
   return gan, member(state, seed_index), seeds[seed_index]

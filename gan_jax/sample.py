@@ -20,6 +20,7 @@ from gan_jax import cli
 from gan_jax import files
 from gan_jax import gan as gan_lib
 from gan_jax import parallel
+from gan_jax import registry
 from gan_jax import runs
 from gan_jax.errors import UserError
 
@@ -37,8 +38,7 @@ flags.mark_flags_as_required(['workdir', 'num', 'out'])
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  if _NUM.value <= 0:
-    raise UserError(f'--num={_NUM.value} is invalid; it must be > 0')
+  registry.check_value('--num', _NUM.value, registry.POSITIVE)
   out = _OUT.value
   if not out.endswith('.npy'):
     raise UserError(f'--out={out} must name a .npy file')

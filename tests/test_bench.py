@@ -95,7 +95,7 @@ def test_synthetic_mnist_is_random_uint8_images_of_its_shape():
 def test_synthetic_toy_is_the_mixture_itself():
   source = data.synthetic('ring8')
   assert source.kind == 'points' and source.example_shape == (2,)
-  assert source.modes.shape == (8, 2) and source.mode_std == data.RING8_STD
+  assert source.modes.shape == (8, 2) and source.mode_std == data.toys.RING8_STD
   np.testing.assert_allclose(np.linalg.norm(source.modes, axis=1), 1, rtol=1e-6)
   arrays = jax.tree.map(jnp.asarray, source.arrays)  # as the step has them
   points = jax.vmap(lambda key: source.sample_one(arrays, key))(
@@ -103,7 +103,7 @@ def test_synthetic_toy_is_the_mixture_itself():
   assert points.shape == (64, 2)
   # Every point lies within 5 std of a mode of the ring.
   distances = np.linalg.norm(np.asarray(points)[:, None] - source.modes[None], axis=2)
-  assert np.all(distances.min(axis=1) < 5 * data.RING8_STD)
+  assert np.all(distances.min(axis=1) < 5 * data.toys.RING8_STD)
 
 
 def test_synthetic_unknown_dataset_is_a_user_error():

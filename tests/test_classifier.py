@@ -88,9 +88,11 @@ def test_load_labeled_real_t10k_is_8000_2000():
 
 def test_load_labeled_errors(tmp_path):
   with pytest.raises(UserError, match=(
-      "^data.name='cifar10' has no labeled loader; valid: mnist, fashion_mnist$")):
+      "^data.name='cifar10' does not apply to labeled data .*; valid: mnist,"
+      " fashion_mnist$")):
     data.load_labeled(_config(str(tmp_path), name='cifar10', source='tfds'))
-  with pytest.raises(UserError, match="data.source='toy' is not valid"):
+  with pytest.raises(UserError, match="data.source='toy' does not apply to"
+                     " data.name='mnist'; valid: tfds, idx"):
     data.load_labeled(_config(str(tmp_path), source='toy'))
   with pytest.raises(UserError, match='holds no train-images'):
     data.load_labeled(_config(str(tmp_path)))
@@ -113,7 +115,7 @@ def test_load_labeled_errors(tmp_path):
 
 def test_load_labeled_tfds_mocked(monkeypatch):
   tfds = pytest.importorskip('tensorflow_datasets')
-  monkeypatch.setattr(data, '_tfds_offline_reason', lambda name: None)
+  monkeypatch.setattr(data.tfds, 'offline_reason', lambda name: None)
   with tfds.testing.mock_data(num_examples=6):
     labeled = data.load_labeled(_config('', source='tfds'))
   for images, labels in ((labeled.train_images, labeled.train_labels),
@@ -224,4 +226,5 @@ def test_command_end_to_end(tmp_path):
       [sys.executable, '-m', 'gan_jax.classifier', '--config=experiments/cifar10.py'],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
   assert proc.returncode == 1 and 'Traceback' not in proc.stderr
-  assert "error: data.name='cifar10' has no labeled loader" in proc.stderr
+  assert ("error: data.name='cifar10' does not apply to labeled data"
+          in proc.stderr)

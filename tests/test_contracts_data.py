@@ -119,7 +119,7 @@ def test_idx_source_loads(name, tmp_path):
 def test_tfds_source_loads_mocked(name, monkeypatch):
   tfds = pytest.importorskip('tensorflow_datasets')
   # mock_data skips the download but not is_prepared(): skip the offline check.
-  monkeypatch.setattr(data, '_tfds_offline_reason', lambda name: None)
+  monkeypatch.setattr(data.tfds, 'offline_reason', lambda name: None)
   with tfds.testing.mock_data(num_examples=4):
     source = data.load(_data_config(name, 'tfds'))
   assert source.arrays['images'].shape == (4, *_stored_shape(name))
@@ -130,10 +130,15 @@ def test_tfds_source_loads_mocked(name, monkeypatch):
 def test_invalid_source_is_refused_in_one_line(name):
   valid = ', '.join(data.DATASETS[name].sources)
   with pytest.raises(UserError, match=re.escape(
-      f"data.source='disk' is not valid for data.name='{name}'; valid: {valid}")):
+      f"unknown data.source='disk'; valid: {', '.join(data.SOURCES)}")):
     data.check_source(name, 'disk')
+  other = next(s for s in data.SOURCES if s not in data.DATASETS[name].sources)
   with pytest.raises(UserError, match=re.escape(
-      f"data.name='svhn' is not valid; valid: {', '.join(data.DATASETS)}")):
+      f"data.source='{other}' does not apply to data.name='{name}'; valid:"
+      f' {valid}')):
+    data.check_source(name, other)
+  with pytest.raises(UserError, match=re.escape(
+      f"unknown data.name='svhn'; valid: {', '.join(data.DATASETS)}")):
     data.check_source('svhn', data.DATASETS[name].sources[0])
 
 
@@ -161,7 +166,7 @@ def inception_weights(tmp_path_factory):
   from gan_jax import inception  # noqa: PLC0415
   rng = np.random.default_rng(0)
   arrays = {}
-  for name, shape in inception._expected_shapes(with_logits=True).items():  # noqa: SLF001
+  for name, shape in inception.weights._expected_shapes(with_logits=True).items():  # noqa: SLF001
     fan_in = np.prod(shape[:-1]) if len(shape) > 1 else 1
     value = rng.normal(0, fan_in ** -0.5, shape) if len(shape) > 1 else np.ones(shape)
     arrays[name] = (np.zeros(shape) if name.endswith(('beta', 'mean', 'bias'))
@@ -211,11 +216,12 @@ def test_evaluator_spec_and_refusals(name):
   assert spec.figures and len(set(spec.figures)) == len(spec.figures)
   other = next(n for n in data.DATASETS if n not in spec.datasets)
   config = configs.default_config()
+  applies = [n for n, e in evaluators.EVALUATORS.items() if other in e.datasets]
   with pytest.raises(UserError, match=re.escape(
-      f"eval.evaluators={name} does not apply to data.name='{other}'; it needs"
-      f' one of: {", ".join(spec.datasets)}')):
+      f"eval.evaluators='{name}' does not apply to data.name='{other}'; valid:"
+      f' {", ".join(applies) or "none"}')):
     evaluators.build((name,), config, data.synthetic(other, num_images=4))
   with pytest.raises(UserError, match=re.escape(
-      f"unknown evaluator 'nope' in eval.evaluators; valid:"
+      f"unknown eval.evaluators='nope'; valid:"
       f' {", ".join(evaluators.EVALUATORS)}')):
     evaluators.build(('nope', name), config, data.synthetic(other, num_images=4))

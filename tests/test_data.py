@@ -81,7 +81,7 @@ def test_idx_prefers_train_over_t10k(tmp_path):
   source = data.load(_config('fashion_mnist', 'idx', str(tmp_path)))
   np.testing.assert_array_equal(source.arrays['images'][..., 0], _images(2, seed=1))
   assert 'train split' in source.description
-  np.testing.assert_array_equal(data.load_idx_labels(str(tmp_path)), [4, 2])
+  np.testing.assert_array_equal(data.idx.load_labels(str(tmp_path)), [4, 2])
 
 
 def test_idx_falls_back_to_t10k(tmp_path):
@@ -91,7 +91,7 @@ def test_idx_falls_back_to_t10k(tmp_path):
   np.testing.assert_array_equal(source.arrays['images'][..., 0], _images(5, seed=2))
   assert source.description.endswith(
       't10k-images-idx3-ubyte.gz (test split: no train file found)')
-  labels = data.load_idx_labels(str(tmp_path))
+  labels = data.idx.load_labels(str(tmp_path))
   assert labels.dtype == np.uint8
   np.testing.assert_array_equal(labels, np.arange(5))
 
@@ -100,7 +100,7 @@ def test_idx_labels_must_match_split(tmp_path):
   _write(tmp_path / 'train-images-idx3-ubyte', _idx_bytes(_images(2, seed=1)))
   _write(tmp_path / 't10k-labels-idx1-ubyte', _idx_bytes(np.arange(5, dtype=np.uint8)))
   with pytest.raises(UserError, match=r'no train-labels-idx1-ubyte\[\.gz\]'):
-    data.load_idx_labels(str(tmp_path))
+    data.idx.load_labels(str(tmp_path))
 
 
 def test_idx_samples_are_scaled_stored_images(tmp_path):
@@ -139,7 +139,7 @@ def test_stacked_mnist_stacks_three_independent_stored_digits(tmp_path):
 def test_read_idx_generic(tmp_path, dtype, shape):
   array = (np.arange(int(np.prod(shape))) - 3).astype(dtype).reshape(shape)
   path = _write(tmp_path / 'x-idx.gz', _idx_bytes(array))
-  got = data.read_idx(path)
+  got = data.idx.read_idx(path)
   assert got.shape == shape and got.dtype == np.dtype(dtype).newbyteorder('=')
   np.testing.assert_array_equal(got, array)
 
@@ -184,7 +184,7 @@ def test_idx_bad_directories(tmp_path):
   with pytest.raises(UserError, match='data.path is empty'):
     data.load(_config('mnist', 'idx', ''))
   with pytest.raises(UserError, match='does not exist'):
-    data.load_idx_labels(missing)
+    data.idx.load_labels(missing)
 
 
 @pytest.mark.skipif(not os.path.isdir(REAL_MNIST), reason=f'{REAL_MNIST} absent')
@@ -194,7 +194,7 @@ def test_real_mnist_idx():
   assert images.shape == (10000, 28, 28, 1) and images.dtype == np.uint8
   assert images.max() == 255 and images.min() == 0
   assert 'test split' in source.description
-  labels = data.load_idx_labels(REAL_MNIST)
+  labels = data.idx.load_labels(REAL_MNIST)
   assert labels.shape == (10000,) and set(np.unique(labels)) == set(range(10))
 
 
@@ -224,7 +224,7 @@ def test_tfds_mocked(monkeypatch, name, shape, num, tfds_data_dir):
   tfds = pytest.importorskip('tensorflow_datasets')
   # mock_data makes download_and_prepare a no-op but not is_prepared(): skip
   # the offline check, which would (rightly) fail on a machine without network.
-  monkeypatch.setattr(data, '_tfds_offline_reason', lambda name: None)
+  monkeypatch.setattr(data.tfds, 'offline_reason', lambda name: None)
   with tfds.testing.mock_data(num_examples=num):
     source = data.load(_config(name, 'tfds', tfds_data_dir=tfds_data_dir))
   images = source.arrays['images']
@@ -242,7 +242,7 @@ def test_tfds_mocked(monkeypatch, name, shape, num, tfds_data_dir):
 
 def test_tfds_download_error_is_one_line(monkeypatch, tmp_path):
   tfds = pytest.importorskip('tensorflow_datasets')
-  monkeypatch.setattr(data, '_tfds_offline_reason', lambda name: None)
+  monkeypatch.setattr(data.tfds, 'offline_reason', lambda name: None)
 
   def fail(self, *args, **kwargs):
     raise ConnectionError('Max retries exceeded\nwith url ' + 'x' * 1000)
@@ -356,7 +356,7 @@ def test_toys_are_deterministic_per_key():
 
 def test_unknown_name():
   with pytest.raises(UserError, match=(
-      "data.name='svhn' is not valid; valid: mnist, fashion_mnist, cifar10,"
+      "unknown data.name='svhn'; valid: mnist, fashion_mnist, cifar10,"
       ' stacked_mnist, ring8, grid25, swissroll')):
     data.load(_config('svhn', 'tfds'))
   with pytest.raises(UserError, match="data.name='svhn'"):
@@ -365,18 +365,24 @@ def test_unknown_name():
 
 @pytest.mark.parametrize('name, source, valid', [
     ('mnist', 'toy', 'tfds, idx'), ('cifar10', 'idx', 'tfds'),
-    ('ring8', 'tfds', 'toy'), ('fashion_mnist', 'disk', 'tfds, idx')])
+    ('ring8', 'tfds', 'toy')])
 def test_invalid_source(name, source, valid):
   with pytest.raises(UserError, match=(
-      f"^data.source='{source}' is not valid for data.name='{name}'; valid: {valid}$")):
+      f"^data.source='{source}' does not apply to data.name='{name}'; valid:"
+      f' {valid}$')):
     data.load(_config(name, source))
+  with pytest.raises(UserError, match=(
+      "^unknown data.source='disk'; valid: tfds, idx, toy$")):
+    data.load(_config(name, 'disk'))
 
 
 def test_constants_and_example_shape():
   assert data.SOURCES == ('tfds', 'idx', 'toy')
-  assert tuple(data.DATASETS) == (
-      'mnist', 'fashion_mnist', 'cifar10', 'stacked_mnist', 'ring8', 'grid25', 'swissroll')
-  assert data.LABELED_NAMES == ('mnist', 'fashion_mnist')
+  # The datasets the experiments and evaluators name (a new one may join).
+  assert {'mnist', 'fashion_mnist', 'cifar10', 'stacked_mnist', 'ring8',
+          'grid25', 'swissroll'} <= set(data.DATASETS)
+  assert data.LABELED_NAMES == tuple(n for n, d in data.DATASETS.items() if d.labeled)
+  assert {'mnist', 'fashion_mnist'} <= set(data.LABELED_NAMES)
   assert data.example_shape('mnist') == (28, 28, 1)
   assert data.example_shape('cifar10') == (32, 32, 3)
   assert data.example_shape('swissroll') == (2,)

@@ -59,7 +59,7 @@ def torch_pool3(net, pixels_299: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope='module')
 def digits():
   assert os.path.isdir(REAL_MNIST), f'the reference check needs {REAL_MNIST}'
-  return data.read_idx(os.path.join(REAL_MNIST, 't10k-images-idx3-ubyte.gz')
+  return data.idx.read_idx(os.path.join(REAL_MNIST, 't10k-images-idx3-ubyte.gz')
                        )[:NUM_DIGITS, ..., None]
 
 
@@ -214,7 +214,7 @@ def test_inception_evaluator_scores_against_cached_real_statistics(
   samples = fid.read_set(workdir, 8)
   assert samples.shape == (8, 28, 28, 1) and np.abs(samples).max() <= 1
   assert score(samples)['fid'] == pytest.approx(results['metrics']['fid'], rel=1e-5)
-  with pytest.raises(UserError, match=r'--member=1 is invalid: .* 1 member\(s\), 0 to 0'):
+  with pytest.raises(UserError, match=r'--member=1 is out of range: .* num_seeds=1; valid: 0$'):
     fid.read_set(workdir, 8, member=1)
   assert fid.is_run(workdir) and not fid.is_run(str(tmp_path / 'cache'))
   assert fid.samples_from(workdir, raw=False) == 'raw'  # it keeps no average
@@ -288,7 +288,7 @@ def test_a_real_sets_features_are_cached_by_content_and_weights(
   first = inception.cached_features(weights, digits[:4], str(tmp_path))
   [name] = os.listdir(tmp_path)
   assert name.endswith(f'-{weights.hash}.npz')
-  monkeypatch.setattr(inception, 'features', None)  # read back, not recomputed
+  monkeypatch.setattr(inception.embed, 'features', None)  # read back, not recomputed
   np.testing.assert_array_equal(
       inception.cached_features(weights, digits[:4], str(tmp_path)), first)
   with pytest.raises(TypeError):  # other images: computed again

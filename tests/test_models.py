@@ -238,7 +238,7 @@ def test_cifar10_sngan_recipe_loads_mocked_cifar10_and_the_papers_models(monkeyp
           config.train.d_steps, config.optim.schedule, config.train.batch_size,
           config.train.num_steps, config.optim.b1, config.optim.b2) == (
               'resnet', 'hinge', True, 5, 'linear', 64, 100_000, 0.0, 0.9)
-  monkeypatch.setattr(data, '_tfds_offline_reason', lambda name: None)
+  monkeypatch.setattr(data.tfds, 'offline_reason', lambda name: None)
   with tfds.testing.mock_data(num_examples=4):
     source = data.load(config.data)
   assert source.example_shape == (32, 32, 3)

@@ -39,6 +39,7 @@ import orbax.checkpoint as ocp
 
 from gan_jax import data
 from gan_jax import files
+from gan_jax import registry
 from gan_jax.errors import UserError
 
 Array = jax.Array
@@ -180,8 +181,7 @@ def train_classifier(labeled: data.LabeledData, steps: int = DEFAULT_STEPS,
     The parameters and {test_accuracy, train_size, test_size, train_seconds}.
   """
   for name, value in (('steps', steps), ('batch_size', batch_size), ('lr', lr)):
-    if value <= 0:
-      raise UserError(f'--{name}={value} is invalid; it must be > 0')
+    registry.check_value(f'--{name}', value, registry.POSITIVE)
   init_key, train_key = jax.random.split(jax.random.key(seed))
   params = init_params(init_key)
   optimizer = optax.adam(optax.cosine_decay_schedule(lr, steps))

@@ -22,6 +22,7 @@ import numpy as np
 from gan_jax import files
 from gan_jax import inception
 from gan_jax.errors import UserError
+from gan_jax.inception import weights
 
 # pytorch-fid (torchvision) block and layer names -> NVIDIA's.
 _FID_BLOCKS = {
@@ -171,5 +172,5 @@ def convert(source: str, out: str) -> inception.Weights:
   flat['meta/source'] = np.asarray(
       f'{os.path.basename(source)} (SHA-1 {files.digest(source, "sha1")})')
   files.write_npz(out, flat)
-  inception._CACHE.pop(out, None)  # noqa: SLF001 (a new file at a cached path)
+  weights._CACHE.pop(out, None)  # noqa: SLF001 (a new file at a cached path)
   return inception.load(out)
