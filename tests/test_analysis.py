@@ -6,7 +6,6 @@ import math
 import os
 
 import numpy as np
-from PIL import Image
 import pytest
 
 from gan_jax import analysis
@@ -15,84 +14,18 @@ from gan_jax import evaluators
 from gan_jax import summary_writer
 from gan_jax import train
 from gan_jax.errors import UserError
-from tests.conftest import REPO
-from tests.conftest import read_events
+from tests.helpers import REPO
+from tests.helpers import read_events
+from tests.helpers import toy_results
+from tests.helpers import write_fid_run
+from tests.helpers import write_image_run
+from tests.helpers import write_sweep
 
 RING8 = os.path.join(REPO, 'experiments', 'ring8.py')
 TINY = {'num_seeds': 2, 'model.width': 16, 'model.depth': 2,
         'train.batch_size': 32, 'train.num_steps': 20, 'train.log_every': 5,
         'train.eval_every': 10, 'train.sample_every': 20,
         'train.checkpoint_every': 20, 'eval.num_samples': 300}
-
-
-def write_json(path, obj) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, 'w') as f:
-    json.dump(obj, f)
-
-
-def toy_results(modes, high_quality, reverse_kl, seeds=(0,), status='finished'):
-  """A results.json of a finished toy run: one entry per seed."""
-  per_seed = [{'seed': s, 'modes': m, 'high_quality': h, 'reverse_kl': r}
-              for s, m, h, r in zip(seeds, modes, high_quality, reverse_kl,
-                                    strict=True)]
-  return {'status': status, 'final_step': 100, 'num_seeds': len(seeds),
-          'seeds': list(seeds), 'metrics': per_seed[0] if len(seeds) == 1 else {},
-          'metrics_per_seed': per_seed}
-
-
-def write_sweep(directory) -> None:
-  """A hand-made `gan_jax.sweep --sweep=seed=0,1` of ring8's three losses:
-  vanilla finished on both seeds (seed 1 without a high-quality sample: NaN
-  reverse KL), wgan_gp finished on seed 0 and pending on seed 1,
-  non_saturating seed 0 running (config.json, no results.json)."""
-  rows = [('vanilla', 0, 'finished'), ('vanilla', 1, 'finished'),
-          ('non_saturating', 0, 'incomplete'), ('non_saturating', 1, 'pending'),
-          ('wgan_gp', 0, 'finished'), ('wgan_gp', 1, 'pending')]
-  figures = {('vanilla', 0): (8, 0.9, 0.01), ('vanilla', 1): (6, 0.0, math.nan),
-             ('wgan_gp', 0): (3, 0.5, 1.0)}
-  lines = ['loss.name,seed,status,final_step,num_seeds,point']
-  for loss, seed, status in rows:
-    point = f'loss.name-{loss}_seed-{seed}'
-    lines.append(f'{loss},{seed},{status},,1,{point}')
-    if status == 'pending':
-      continue
-    config = {'loss': {'name': loss}, 'seed': seed, 'num_seeds': 1}
-    write_json(os.path.join(directory, point, 'config.json'), config)
-    if status == 'finished':
-      m, h, r = figures[loss, seed]
-      write_json(os.path.join(directory, point, 'results.json'),
-                 toy_results([m], [h], [r], seeds=[seed]))
-  with open(os.path.join(directory, 'summary.csv'), 'w') as f:
-    f.write('\n'.join(lines) + '\n')
-
-
-def write_image_run(workdir, pictures, metrics=None) -> None:
-  """A hand-made image run: results.json and samples/<picture>.png files."""
-  write_json(os.path.join(workdir, 'results.json'),
-             {'status': 'finished', 'final_step': 300, 'metrics': metrics or {}})
-  os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
-  for name in pictures:
-    Image.new('L', (8, 8)).save(os.path.join(workdir, 'samples', name))
-
-
-def write_fid_run(workdir, loss, steps, fids, pictures=()) -> None:
-  """A hand-made MNIST run of len(fids) seeds, each member scored as
-  `python -m gan_jax.fid ... --member=i > fid_member<i>.json` writes it (an
-  empty file for a None: the redirect of a command that failed)."""
-  write_image_run(workdir, pictures)
-  write_json(os.path.join(workdir, 'results.json'),
-             {'status': 'finished', 'final_step': steps, 'num_seeds': len(fids),
-              'seeds': list(range(len(fids))), 'metrics': {}})
-  write_json(os.path.join(workdir, 'config.json'),
-             {'loss': {'name': loss}, 'train': {'num_steps': steps}})
-  for member, fid in enumerate(fids):
-    with open(os.path.join(workdir, f'fid_member{member}.json'), 'w') as f:
-      if fid is not None:
-        f.write(json.dumps({'fid': fid, 'kid': fid / 1000, 'kid_std': 0.001,
-                            'precision': 0.25, 'recall': 0.5, 'density': 0.2,
-                            'coverage': 0.3, 'n_a': 10000, 'n_b': 10000,
-                            'weights_hash': '1dd9ccc25932d506'}) + '\n')
 
 
 @pytest.fixture(scope='module')

@@ -10,8 +10,8 @@ import pytest
 
 from gan_jax import data
 from gan_jax.errors import UserError
-from tests.test_cli import assert_one_line_error
-from tests.test_cli import run
+from tests.helpers import assert_one_line_error
+from tests.helpers import run
 
 TINY_BENCH = ['--config=experiments/ring8.py', '--config.model.width=8',
               '--steps=5', '--warmup=1']

@@ -3,8 +3,6 @@
 import json
 import os
 import socket
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
@@ -13,45 +11,19 @@ import pytest
 from gan_jax import data
 from gan_jax import losses
 from gan_jax import models
-from tests.conftest import REPO
-from tests.conftest import read_events
-
-TINY_TRAIN = ['--config.train.num_steps=4', '--config.train.log_every=2',
-              '--config.train.sample_every=2', '--config.train.checkpoint_every=2']
-TINY_TOY = ['--config.model.width=32', '--config.model.depth=2',
-            '--config.train.batch_size=16', *TINY_TRAIN]
-
-
-def run(module: str, *args: str, cwd: str = REPO, devices: int = 1):
-  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu',
-             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
-  return subprocess.run([sys.executable, '-m', module, *args], cwd=cwd, env=env,
-                        capture_output=True, text=True, timeout=300)
-
-
-def assert_one_line_error(proc, *fragments: str) -> None:
-  assert proc.returncode == 1, proc.stderr[-2000:]
-  assert 'Traceback' not in proc.stderr, proc.stderr[-2000:]
-  errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
-  assert len(errors) == 1, proc.stderr[-2000:]
-  for fragment in fragments:
-    assert fragment in errors[0], errors[0]
-
-
-def snapshot(directory: str) -> dict[str, tuple[int, int]]:
-  """Every file below `directory` with its size and modification time."""
-  files = {}
-  for root, _, names in os.walk(directory):
-    for name in names:
-      stat = os.stat(os.path.join(root, name))
-      files[os.path.join(root, name)] = (stat.st_size, stat.st_mtime_ns)
-  return files
+from tests.helpers import REPO
+from tests.helpers import TINY_TOY
+from tests.helpers import TINY_TRAIN
+from tests.helpers import assert_one_line_error
+from tests.helpers import read_events
+from tests.helpers import run
+from tests.helpers import snapshot
+from tests.helpers import write_idx_images
 
 
 @pytest.fixture(scope='module')
 def mnist_run(tmp_path_factory):
   """A 4-step DCGAN run on tiny idx data through the real command."""
-  from tests.conftest import write_idx_images  # noqa: PLC0415
   base = tmp_path_factory.mktemp('cli')
   idx = base / 'idx'
   idx.mkdir()

@@ -9,7 +9,7 @@ from gan_jax import components
 from gan_jax import configs
 from gan_jax import registry
 from gan_jax.errors import UserError
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 # Keys validated otherwise: free-form values, paths, and the names looked up
 # in their registries.

@@ -10,7 +10,6 @@ workers share them.)
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -22,6 +21,9 @@ from gan_jax import models
 from gan_jax import parallel
 from gan_jax import schedules
 from gan_jax import step as step_lib
+from tests import specs
+from tests.helpers import model_config
+from tests.helpers import toy_config
 
 # Small programs, mostly compilation, which this halves (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures('fast_compile')
@@ -68,10 +70,47 @@ def test_every_penalty_is_finite_and_per_example(name):
   np.testing.assert_allclose(whole, np.mean(halves), rtol=1e-5)
 
 
+def test_every_penalty_has_a_key_index_of_its_own():
+  """losses.PENALTY_KEY_INDEX, append only: one index per penalty, no two
+  alike, none skipped."""
+  assert set(losses.PENALTY_KEY_INDEX) == set(losses.PENALTIES)
+  assert sorted(losses.PENALTY_KEY_INDEX.values()) == list(
+      range(len(losses.PENALTY_KEY_INDEX)))
+
+
+def test_the_penalties_keys_are_those_existing_runs_drew():
+  """The keys 4 + 2i and 5 + 2i of a D update's split into 10, i the
+  penalty's place in PENALTIES when runs were recorded with it: threefry's
+  bits, the same on every machine."""
+  key = jax.random.key(7)
+  before = jax.random.split(key, 10)
+  for index, name in enumerate(('gradient_penalty', 'r1', 'r2')):
+    for got, want in zip(step_lib.penalty_keys(step_lib._d_update_keys(key), name),  # noqa: SLF001
+                         before[4 + 2 * index:6 + 2 * index], strict=True):
+      np.testing.assert_array_equal(jax.random.key_data(got),
+                                    jax.random.key_data(want))
+
+
+def test_a_penalty_inserted_first_leaves_existing_runs_unchanged(monkeypatch):
+  """WGAN-GP's ε comes from its keys: a new penalty (inactive here) at the
+  front of PENALTIES, with the next key index, changes no number."""
+  config = configs.resolve(toy_config('wgan_gp'))
+  source = data.load(config.data)
+  before, _ = _train_steps(config, source, steps=1)
+  new = losses.Penalty(losses.r1_penalty, 'new_weight', 0.0, 'new', 'a new one')
+  monkeypatch.setattr(losses, 'PENALTIES', {'new': new, **losses.PENALTIES})
+  monkeypatch.setitem(losses.PENALTY_KEY_INDEX, 'new',
+                      len(losses.PENALTY_KEY_INDEX))
+  after, _ = _train_steps(config, source, steps=1)
+  for a, b in zip(jax.tree.leaves(before.d.params), jax.tree.leaves(after.d.params),
+                  strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize('name', list(losses.LOSSES))
 def test_one_training_step_of_every_loss_changes_both_players(name):
   """With the loss's own D steps (counted by D's Adam) and penalties (logged)."""
-  config = _toy_config(name)
+  config = toy_config(name)
   config.train.d_steps = 0
   config = configs.resolve(config)
   source = data.load(config.data)
@@ -93,7 +132,7 @@ def test_lazy_regularisation_adds_k_times_the_penalty_on_every_kth_step():
   loss exceeds the every-step run's, 1·γ·R1, by γ·R1 at the same state and
   keys), step 2 none (its loss is a run's without R1 at step 2's state), step
   3 again; step 2 reports step 1's r1, so no log line reads 0."""
-  config = _toy_config('non_saturating')
+  config = toy_config('non_saturating')
   config.loss.r1_weight = 0.5
   config = configs.resolve(config)
   source = data.load(config.data)
@@ -118,26 +157,6 @@ def test_lazy_regularisation_adds_k_times_the_penalty_on_every_kth_step():
 # ----------------------------------------------------------------- models
 
 
-def _model_config(name: str, spectral_norm: bool = False,
-                  paper_widths: bool = False) -> ml_collections.ConfigDict:
-  """Model `name` with its spec's narrower test_fields unless paper_widths."""
-  config = configs.default_config()
-  config.model.name = name
-  config.model.spectral_norm = spectral_norm
-  if not paper_widths:
-    config.model.update(models.MODELS[name].test_fields)
-  return config
-
-
-def _dataset_for(shape: tuple[int, ...]) -> str:
-  """A registered dataset whose examples have `shape` (synthetic data)."""
-  for name, spec in data.DATASETS.items():
-    if tuple(spec.example_shape) == tuple(shape):
-      return name
-  raise AssertionError(f'no dataset in data.DATASETS has examples of shape'
-                       f' {shape}; give the model a test_shape one has')
-
-
 def _count(tree) -> int:
   return sum(x.size for x in jax.tree.leaves(tree))
 
@@ -146,22 +165,22 @@ def _count(tree) -> int:
 @pytest.mark.parametrize('dtype', models.DTYPES)
 def test_every_model_has_its_shapes_float32_outputs_and_parameter_count(name, dtype):
   """Outputs computed at the test widths; parameters counted (from shapes
-  alone) at the defaults."""
-  spec = models.MODELS[name]
-  g, d = models.build(_model_config(name, paper_widths=True).model,
-                      spec.test_shape, dtype)
+  alone) at the defaults (tests/specs.py)."""
+  spec = specs.model(name)
+  g, d = models.build(model_config(name, paper_widths=True).model,
+                      spec.shape, dtype)
   z = jnp.ones((3, configs.default_config().model.latent_dim))
-  images = jax.ShapeDtypeStruct((3, *spec.test_shape), jnp.float32)
+  images = jax.ShapeDtypeStruct((3, *spec.shape), jnp.float32)
   g_params = jax.eval_shape(lambda: g.init(jax.random.key(0), z, train=False))
   d_params = jax.eval_shape(lambda x: d.init(jax.random.key(1), x, train=False),
                             images)
   assert (_count(g_params['params']), _count(d_params['params'])) == spec.param_counts
-  g, d = models.build(_model_config(name).model, spec.test_shape, dtype)
+  g, d = models.build(model_config(name).model, spec.shape, dtype)
   g_vars = g.init(jax.random.key(0), z, train=False)
   x = g.apply(g_vars, z, train=False)
   d_vars = d.init(jax.random.key(1), x, train=False)
   logits = d.apply(d_vars, x, train=False)
-  assert x.shape == (3, *spec.test_shape) and x.dtype == jnp.float32
+  assert x.shape == (3, *spec.shape) and x.dtype == jnp.float32
   assert logits.shape == (3,) and logits.dtype == jnp.float32
 
 
@@ -169,9 +188,9 @@ def test_every_model_has_its_shapes_float32_outputs_and_parameter_count(name, dt
 def test_every_discriminator_treats_each_example_with_its_own_key(name):
   """Example b's logit depends on x[b] and example_keys_B[b] alone: the same
   for the whole batch, a part of it, and a shuffled batch."""
-  spec = models.MODELS[name]
-  g, d = models.build(_model_config(name).model, spec.test_shape)
-  x = jax.random.uniform(jax.random.key(0), (4, *spec.test_shape), minval=-1.0)
+  spec = specs.model(name)
+  g, d = models.build(model_config(name).model, spec.shape)
+  x = jax.random.uniform(jax.random.key(0), (4, *spec.shape), minval=-1.0)
   keys = jax.random.split(jax.random.key(1), 4)
   variables = d.init(jax.random.key(2), x, train=False)
   logits = d.apply(variables, x, train=True, example_keys_B=keys)
@@ -189,11 +208,11 @@ def test_every_discriminator_spectrally_normalised_has_unit_spectral_norms(name)
   each, the weights held fixed), each stored sigma is the weight's largest
   singular value by SVD, and D in eval mode equals the plain D with every
   weight divided by it."""
-  spec = models.MODELS[name]
-  config = _model_config(name)
+  spec = specs.model(name)
+  config = model_config(name)
   config.model.spectral_norm = True
-  _, d = models.build(config.model, spec.test_shape)
-  x = jax.random.uniform(jax.random.key(0), (2, *spec.test_shape), minval=-1.0)
+  _, d = models.build(config.model, spec.shape)
+  x = jax.random.uniform(jax.random.key(0), (2, *spec.shape), minval=-1.0)
   keys = jax.random.split(jax.random.key(1), 2)
   variables = d.init(jax.random.key(2), x, train=False)
 
@@ -218,7 +237,7 @@ def test_every_discriminator_spectrally_normalised_has_unit_spectral_norms(name)
     plain = _set(plain, path, w / largest)
     weights += 1
   assert weights >= 2  # every weight matrix, the output layer's too
-  _, plain_d = models.build(_model_config(name).model, spec.test_shape)
+  _, plain_d = models.build(model_config(name).model, spec.shape)
   np.testing.assert_allclose(d.apply(variables, x, train=False),
                              plain_d.apply({'params': plain}, x, train=False),
                              rtol=2e-3, atol=1e-5)
@@ -243,41 +262,6 @@ def test_every_schedule_starts_at_its_peak_and_stays_in_range(name):
 
 
 # ----------------------------------------------------------------- helpers
-
-
-def _toy_config(loss: str) -> ml_collections.ConfigDict:
-  """ring8 with a small MLP; two steps compile and run in about a second."""
-  config = configs.toy_config('ring8')
-  config.loss.name = loss
-  config.model.width, config.model.depth = 32, 2
-  config.train.batch_size = 16
-  config.train.d_steps = 1  # every loss's math, without its extra D steps
-  config.eval.evaluators = ''
-  return config
-
-
-def _stabilised(name: str) -> ml_collections.ConfigDict:
-  """Model `name` with every stabiliser on, the penalties on every update:
-  R1, R2 (each pack's input gradient, on this device's examples), spectral
-  norm (u from the weights alone), G's average and packs of 2 (PacGAN)."""
-  config = _model_config(name, spectral_norm=True)
-  config.model.pack = 2
-  config.loss.r1_weight, config.loss.r2_weight = 1.0, 0.5
-  config.optim.g_ema_decay = 0.9
-  return config
-
-
-def _small_run(config: ml_collections.ConfigDict,
-               shape: tuple[int, ...]) -> ml_collections.ConfigDict:
-  """`config` on synthetic data of `shape`, batch 8, few steps, no evaluators."""
-  config.data.name = _dataset_for(shape)
-  config.data.source = data.DATASETS[config.data.name].sources[0]
-  config.train.batch_size = 8
-  config.train.num_steps = 2
-  config.train.log_every = config.train.sample_every = 2
-  config.train.checkpoint_every = 2
-  config.eval.evaluators = ''
-  return config
 
 
 def _compiled_step(config, source):

@@ -20,7 +20,7 @@ from gan_jax import configs
 from gan_jax import data
 from gan_jax import evaluators
 from gan_jax.errors import UserError
-from tests.conftest import write_idx_images
+from tests.helpers import write_idx_images
 
 NUM_EXAMPLES = 8
 NUM_SCORED = 20  # eval.num_samples of the evaluator tests

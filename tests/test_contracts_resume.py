@@ -8,9 +8,10 @@ import pytest
 from gan_jax import data
 from gan_jax import models
 from gan_jax import train
-from tests.conftest import restored_state
-from tests.test_contracts import _model_config
-from tests.test_contracts import _small_run
+from tests import specs
+from tests.helpers import model_config
+from tests.helpers import restored_state
+from tests.helpers import small_run
 
 # Every stabiliser at once: spectral norm's u and sigma, lazy R1 and R2 (the
 # penalties on D updates 0 and 2, whichever run makes them), G's average
@@ -27,7 +28,7 @@ def test_every_model_with_every_stabiliser_resumes_bit_exactly(tmp_path, name,
   """The whole state: BatchNorm statistics, dropout keys, both Adam states,
   spectral norm's u and sigma, lazy R1/R2's host-side step count (MLP) and
   G's average (without stabilisers too: tests/test_seeds.py, tests/test_cli.py)."""
-  config = _small_run(_model_config(name), models.MODELS[name].test_shape)
+  config = small_run(model_config(name), specs.model(name).shape)
   for key, value in STABILISERS.items():
     section, field = key.split('.')
     config[section][field] = value

@@ -13,10 +13,10 @@ from gan_jax import evaluate
 from gan_jax import evaluators
 from gan_jax import train
 from gan_jax.errors import UserError
-from tests.conftest import read_events
-from tests.conftest import tiny_image_config
-from tests.conftest import tiny_toy_config
-from tests.conftest import write_idx_images
+from tests.helpers import read_events
+from tests.helpers import tiny_image_config
+from tests.helpers import tiny_toy_config
+from tests.helpers import write_idx_images
 
 REAL_MNIST = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), os.pardir, 'shared', 'data', 'mnist')

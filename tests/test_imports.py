@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 PACKAGE = os.path.join(REPO, 'gan_jax')
 
@@ -186,6 +186,27 @@ def test_gan_jax_modules_import_no_cycle():
   assert graph['gan_jax.configs'] <= {'gan_jax', 'gan_jax.errors', 'gan_jax.registry'}
   cycle = find_cycle(graph)
   assert cycle is None, 'import cycle: ' + ' -> '.join(cycle)
+
+
+def _closure(graph: dict[str, set[str]], module: str) -> set[str]:
+  """Every module importing `module` runs, itself included."""
+  seen, todo = set(), [module]
+  while todo:
+    name = todo.pop()
+    if name not in seen:
+      seen.add(name)
+      todo.extend(graph.get(name, ()))
+  return seen
+
+
+def test_the_commands_that_read_runs_do_not_import_the_training_loop():
+  graph = import_graph(PACKAGE, 'gan_jax')
+  for command in ('gan_jax.sample', 'gan_jax.evaluate', 'gan_jax.fid',
+                  'gan_jax.analysis'):
+    imported = _closure(graph, command)
+    assert 'gan_jax.runs' in imported or command == 'gan_jax.fid', command
+    assert 'gan_jax.train' not in imported, command
+    assert 'gan_jax.step' not in imported, command
 
 
 def test_the_cycle_finder_finds_cycles_and_only_import_time_ones(tmp_path):

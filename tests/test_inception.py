@@ -22,9 +22,9 @@ from gan_jax import inception
 from gan_jax import metrics
 from gan_jax.errors import UserError
 from gan_jax.inception import convert
-from tests.conftest import REPO
-from tests.conftest import tiny_image_config
-from tests.conftest import write_idx_images
+from tests.helpers import REPO
+from tests.helpers import tiny_image_config
+from tests.helpers import write_idx_images
 
 REAL_MNIST = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'mnist')
 NUM_DIGITS = 40  # two sets of 20 for the FID check

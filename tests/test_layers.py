@@ -13,6 +13,7 @@ from gan_jax import configs
 from gan_jax import models
 from gan_jax.models import dcgan
 from gan_jax.models import layers
+from tests import specs
 
 
 def assert_close(actual, expected, rtol=1e-5):
@@ -173,12 +174,12 @@ TRANSPOSING_MODELS = [name for name, spec in models.MODELS.items()
 def build_both(name):
   """Model `name` (at its test shape and widths) with either kind of layer:
   ((G, D) subpixel, (G, D) flax)."""
-  spec = models.MODELS[name]
+  spec = specs.model(name)
   built = []
   for kind in ('subpixel', 'flax'):
     model_config = configs.default_config().model
-    model_config.update(name=name, transposed_conv=kind, **spec.test_fields)
-    built.append(models.build(model_config, spec.test_shape))
+    model_config.update(name=name, transposed_conv=kind, **spec.fields)
+    built.append(models.build(model_config, spec.shape))
   return built
 
 
@@ -279,7 +280,7 @@ def test_every_discriminator_is_the_same_function_with_either_layer(name):
   (_, sub), (_, ref) = build_both(name)
   assert sub.transposed_conv == 'subpixel' and ref.transposed_conv == 'flax'
   x = jax.random.normal(jax.random.key(0),
-                        (4, *models.MODELS[name].test_shape))
+                        (4, *specs.model(name).shape))
   sub_vars, ref_vars = jax.jit(lambda key: (
       sub.init(key, x, train=False), ref.init(key, x, train=False)))(
           jax.random.key(1))

@@ -15,8 +15,8 @@ from gan_jax import models
 from gan_jax import parallel
 from gan_jax import step as step_lib
 from gan_jax.errors import UserError
-from tests.conftest import tiny_image_config
-from tests.conftest import tiny_toy_config
+from tests.helpers import tiny_image_config
+from tests.helpers import tiny_toy_config
 
 
 def build_gan(config, dtype: str):

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -26,21 +25,16 @@ from gan_jax import runs
 from gan_jax import train
 from gan_jax import workdir as workdir_lib
 from gan_jax.errors import UserError
-from tests.conftest import REPO
-from tests.conftest import restored_state
-from tests.conftest import tiny_toy_config
-from tests.test_cli import assert_one_line_error
-from tests.test_cli import run
-from tests.test_cli import snapshot
-
-# A tiny toy run that would take hours: it ends by signal. A constant learning
-# rate, so that a run of another num_steps computes the same steps.
-LONG_TOY = ['--config=experiments/ring8.py', '--config.model.width=32',
-            '--config.model.depth=2', '--config.train.batch_size=16',
-            '--config.optim.schedule=constant', '--config.eval.evaluators=',
-            '--config.train.num_steps=10000000', '--config.train.log_every=50',
-            '--config.train.checkpoint_every=100',
-            '--config.train.sample_every=10000000']
+from tests.helpers import LONG_TOY
+from tests.helpers import assert_one_line_error
+from tests.helpers import assert_same_states
+from tests.helpers import finish
+from tests.helpers import read_json
+from tests.helpers import run
+from tests.helpers import snapshot
+from tests.helpers import start_long_toy
+from tests.helpers import tiny_toy_config
+from tests.helpers import wait_for
 
 
 def long_toy_config(num_steps: int):
@@ -54,54 +48,13 @@ def long_toy_config(num_steps: int):
   return c
 
 
-def start(workdir: str, *flags: str, env_devices: int = 1) -> subprocess.Popen:
-  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu',
-             XLA_FLAGS=f'--xla_force_host_platform_device_count={env_devices}')
-  return subprocess.Popen(
-      [sys.executable, '-m', 'gan_jax.main', *LONG_TOY, f'--workdir={workdir}',
-       *flags], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(proc: subprocess.Popen, fragment: str, timeout: float = 240) -> str:
-  """The process's stderr up to the first line containing `fragment`."""
-  deadline, seen = time.time() + timeout, []
-  while time.time() < deadline:
-    line = proc.stderr.readline()
-    if not line and proc.poll() is not None:
-      break
-    seen.append(line)
-    if fragment in line:
-      return ''.join(seen)
-  proc.kill()
-  raise AssertionError(f'no {fragment!r} in:\n' + ''.join(seen)[-3000:])
-
-
-def finish(proc: subprocess.Popen, timeout: float = 120) -> str:
-  try:
-    _, rest = proc.communicate(timeout=timeout)
-  finally:
-    proc.kill()
-  return rest
-
-
-def read_json(path) -> dict:
-  with open(path) as f:
-    return json.load(f)
-
-
-def assert_same_states(a: str, b: str) -> None:
-  for x, y in zip(jax.tree.leaves(restored_state(a)),
-                  jax.tree.leaves(restored_state(b)), strict=True):
-    np.testing.assert_array_equal(x, y)
-
-
 # ------------------------------------------------------------- the commands
 
 def test_a_busy_workdir_is_refused_and_sigterm_saves_the_step_reached(tmp_path):
   """A training run on a busy workdir is refused; SIGTERM saves the step
   reached; resuming gives, bit for bit, the run never interrupted."""
   workdir = str(tmp_path / 'run')
-  training = start(workdir)
+  training = start_long_toy(workdir)
   wait_for(training, 'step 200/')
   busy = run('gan_jax.main', *LONG_TOY, f'--workdir={workdir}')
   assert_one_line_error(busy, f'--workdir={workdir} is in use by pid'

@@ -23,9 +23,9 @@ from gan_jax import runs
 from gan_jax import step as step_lib
 from gan_jax import train
 from gan_jax.errors import UserError
-from tests.conftest import read_events
-from tests.conftest import restored_state
-from tests.conftest import tiny_toy_config
+from tests.helpers import read_events
+from tests.helpers import restored_state
+from tests.helpers import tiny_toy_config
 
 
 def seeds_config(num_seeds: int, seed: int = 0, num_steps: int = 4):

@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.backend.event_processing import plugin_event_accumulator
 
 from gan_jax import summary_writer
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 GREY = np.arange(6 * 5, dtype=np.uint8).reshape(6, 5, 1) * 8
 RGB = np.random.default_rng(0).integers(0, 256, (4, 7, 3), dtype=np.uint8)

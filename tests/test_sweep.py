@@ -22,7 +22,7 @@ from gan_jax import workdir as workdir_lib
 from gan_jax.errors import TrainingDiverged
 from gan_jax.errors import UserError
 from gan_jax.sweep import points as sweep_points
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 RING8 = os.path.join(REPO, 'experiments', 'ring8.py')
 TINY = {'model.width': 32, 'model.depth': 2, 'train.batch_size': 16,

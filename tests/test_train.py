@@ -28,9 +28,9 @@ from gan_jax import step as step_lib
 from gan_jax import train
 from gan_jax.errors import TrainingDiverged
 from gan_jax.models import mlp
-from tests.conftest import restored_state
-from tests.conftest import tiny_image_config
-from tests.conftest import tiny_toy_config
+from tests.helpers import restored_state
+from tests.helpers import tiny_image_config
+from tests.helpers import tiny_toy_config
 
 
 def build(config):
@@ -275,8 +275,7 @@ def test_a_discriminator_with_its_own_collection_trains_and_resumes(
   spec = models.Model(
       lambda config, shape, dtype: (mlp.Generator(16, 1, shape[0]),
                                     SpectralNormCritic()),
-      fields={}, summary='test', test_shape=(2,), param_counts=(0, 0),
-      convolutional=False)
+      fields={}, summary='test', convolutional=False)
   monkeypatch.setitem(models.MODELS, 'spectral_norm_test', spec)
   config = tiny_toy_config('wgan_gp')  # penalty passes and 5 critic steps
   config.model.name = 'spectral_norm_test'

@@ -25,7 +25,6 @@ from its spec's `fields`; adding a model is one entry here plus its module.
 
 from collections.abc import Callable, Sequence
 import dataclasses
-from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -63,23 +62,15 @@ class Model:
       fit.
     fields: its config keys under `model.`.
     summary: one line for the README: what it is, after which paper.
-    test_shape: an example shape it fits, for the contract tests.
-    param_counts: (generator, discriminator) parameters at `test_shape` with
-      the fields' defaults and latent_dim 100 (a contract test checks them).
     convolutional: whether it convolves; then several seeds run one after
       another on the CPU (train.seed_batching), where vmapped per-seed
       kernels would make slow grouped convolutions.
-    test_fields: field values the contract tests train with (narrower
-      layers), so that the suite stays fast; param_counts are the defaults'.
   """
 
   build: Builder
   fields: dict[str, Field]
   summary: str
-  test_shape: tuple[int, ...]
-  param_counts: tuple[int, int]
   convolutional: bool
-  test_fields: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 SPECTRAL_NORM_COLLECTION = 'spectral_norm'  # D's u and sigma (SpectrallyNormalised)
@@ -198,7 +189,6 @@ MODELS: dict[str, Model] = {
         summary=('the TensorFlow DCGAN tutorial\'s convolutional pair'
                  ' (Radford et al. 2016), for images with sides divisible'
                  ' by 4'),
-        test_shape=(28, 28, 1), param_counts=(2_305_472, 212_865),
         convolutional=True),
     'mlp': Model(
         _build_mlp,
@@ -208,7 +198,6 @@ MODELS: dict[str, Model] = {
         },
         summary=('ReLU MLPs of the WGAN-GP toy code (Gulrajani et al. 2017),'
                  ' for 2-D points'),
-        test_shape=(2,), param_counts=(578_050, 527_361),
         convolutional=False),
     'sngan': Model(
         _build_sngan,
@@ -219,8 +208,7 @@ MODELS: dict[str, Model] = {
         },
         summary=('the "standard CNN" of Miyato et al. 2018 (Table 3), for'
                  ' images with sides divisible by 4'),
-        test_shape=(32, 32, 3), param_counts=(3_599_363, 2_935_873),
-        convolutional=True, test_fields={'g_channels': 16, 'd_channels': 16}),
+        convolutional=True),
     'resnet': Model(
         _build_resnet,
         fields={
@@ -229,8 +217,7 @@ MODELS: dict[str, Model] = {
         },
         summary=('the CIFAR-10 ResNets of Gulrajani et al. 2017 and Miyato'
                  ' et al. 2018 (Table 4), for images with sides divisible by 4'),
-        test_shape=(32, 32, 3), param_counts=(4_162_051, 1_053_825),
-        convolutional=True, test_fields={'g_channels': 16, 'd_channels': 16}),
+        convolutional=True),
 }
 
 
