@@ -384,3 +384,49 @@ def metrics_table(runs: Mapping[str, Results], spec: str = '.4g') -> str:
     lines.append(f'| {name} | ' + ' | '.join(
         f'{v:{spec}}' if isinstance(v, (int, float)) else '' for v in values) + ' |')
   return '\n'.join(lines) + '\n'
+
+
+def sweep_table(directories: Sequence[str], columns: Sequence[Column] = TOY_COLUMNS
+                ) -> str | None:
+  """The points of `gan_jax.sweep` directories grouped by (data, loss), each
+  group's seeds pooled: `markdown_table` with mean ± std over seeds and every
+  seed's modes and HQ (docs/results/toy_losses.md). None if none of the
+  directories is there."""
+  groups = {}
+  for directory in directories:
+    points = read_sweep(directory) if os.path.isdir(directory) else []
+    started = [p['config'] for p in points if p['config']]
+    if not started:
+      continue
+    dataset = started[0]['data']['name']  # a sweep's points share their data
+    for label, group in group_runs(points, ('loss.name',)).items():
+      groups.setdefault((dataset, *label), []).extend(group)
+  if not groups:
+    return None
+  return markdown_table(comparison_rows(groups), ('data', 'loss'), columns)
+
+
+def fid_table(pattern: str) -> str | None:
+  """The runs matching `pattern` that `python -m gan_jax.fid` scored
+  (`fid_results`), one row per (loss, steps) in order of steps: Inception
+  FID, KID, precision/recall, density/coverage, mean ± std over members, and
+  each member's FID. None if no run matches."""
+  scored = [w for w in find_runs(pattern) if fid_results(w)]
+  if not scored:
+    return None
+  labelled = sorted(
+      (config['train.num_steps'], config['loss.name'], w) for w in scored
+      for config in [workdir_lib.recorded_config(w)])
+  rows = comparison_rows({(loss, f'{steps:,}'): [fid_results(w)]
+                          for steps, loss, w in labelled})
+  return markdown_table(rows, ('loss', 'steps'), INCEPTION_COLUMNS,
+                        per_seed=('fid',))
+
+
+def runs_metrics_table(pattern: str) -> str | None:
+  """`metrics_table` of the runs matching `pattern`, named by their
+  directories; None if none matches."""
+  found = find_runs(pattern)
+  if not found:
+    return None
+  return metrics_table({os.path.basename(w): load_results(w) for w in found})

@@ -29,6 +29,20 @@ from gan_jax import runtime
 from gan_jax.errors import TrainingDiverged
 from gan_jax.errors import UserError
 
+# What a command's exit status means (docs/reference.md prints this table).
+EXIT_STATUSES = (
+    (0, 'done: the run finished, or the command printed or wrote its result'),
+    (1, 'error: a mistake (one line on stderr: what is wrong and what is'
+        ' valid), missing data, a busy or foreign workdir, or a loss that'
+        ' became NaN or infinite (the last good checkpoint stays)'),
+    (preemption.EXIT_CODES[signal.SIGINT], 'stopped by SIGINT (Ctrl-C): the'
+     ' step in flight finished and its checkpoint was saved'),
+    (preemption.EXIT_CODES[signal.SIGTERM], 'stopped by SIGTERM (a preempted'
+     ' VM, scancel): the step in flight finished and its checkpoint was saved'),
+    (128 + signal.SIGKILL, 'killed by SIGKILL, which no program can catch: the'
+     ' last checkpoint stays; run the same command to resume'),
+)
+
 
 def raw_generator_flag() -> Callable[[], bool]:
   """The value of --raw_generator, the flag that `sample`, `evaluate` and

@@ -1,22 +1,33 @@
-"""Prints the tables of every registry, as the README shows them.
+"""Writes docs/reference.md from the code: config keys, registries, exit codes.
 
-  python -m gan_jax.components          # markdown tables, to stdout
-  python -m gan_jax.components --write  # replaces README.md's tables
+  python -m gan_jax.components          # the reference, to stdout
+  python -m gan_jax.components --write  # replaces docs/reference.md
 
-Each table is derived from its registry (gan_jax/registry.py), between the
-README's `<!-- registry: NAME -->` and `<!-- /registry -->` markers, so the
-names a user reads are the names the code accepts.
+Every table is derived from the code (the config schema `configs.fields()`,
+each registry of gan_jax/registry.py, `cli.EXIT_STATUSES`, the commands'
+docstrings), so the names and defaults a user reads are those the code
+accepts; a test checks that docs/reference.md is current.
 """
 
 import argparse
+import ast
+import importlib.util
 import inspect
 import os
-import re
 import sys
 
+REFERENCE = os.path.join('docs', 'reference.md')
 
-def _first_paragraph(function) -> str:
-  return ' '.join(inspect.getdoc(function).split('\n\n')[0].split())
+# The commands, as `python -m` runs them.
+COMMANDS = ('gan_jax.main', 'gan_jax.sample', 'gan_jax.evaluate', 'gan_jax.fid',
+            'gan_jax.sweep', 'gan_jax.bench', 'gan_jax.classifier',
+            'gan_jax.inception', 'gan_jax.report', 'gan_jax.components')
+
+_CHECKS = {'> 0': '> 0', '>= 0': '≥ 0', 'in [0, 1)': '[0, 1)'}
+
+
+def _first_paragraph(obj) -> str:
+  return ' '.join(inspect.getdoc(obj).split('\n\n')[0].split())
 
 
 def _row(*cells) -> str:
@@ -28,14 +39,49 @@ def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
                     *(_row(*row) for row in rows)])
 
 
+def _command_summary(module: str) -> str:
+  """The first line of a command's docstring, read without running it (its
+  absl flags would clash with another command's)."""
+  spec = importlib.util.find_spec(module)
+  path = (os.path.join(os.path.dirname(spec.origin), '__main__.py')
+          if spec.submodule_search_locations else spec.origin)
+  with open(path) as f:
+    return ast.get_docstring(ast.parse(f.read())).split('\n\n')[0].replace(
+        '\n', ' ')
+
+
+def _model_key(key: str, specs) -> str | None:
+  """Which models a `model.` key of theirs belongs to (each says what it is
+  for itself, in the models table), None for the others."""
+  owners = [f'`{name}`' for name, spec in specs.items()
+            if key.removeprefix('model.') in spec.fields]
+  return f'a key of {", ".join(owners)}: see Models' if owners else None
+
+
+def _valid(check) -> str:
+  if check is None:
+    return ''
+  if isinstance(check, tuple):
+    return ', '.join(f'`{v}`' for v in check)
+  return _CHECKS[check]
+
+
 def tables() -> dict[str, str]:
-  """Markdown table per registry name."""
-  from gan_jax import data  # noqa: PLC0415 (imports JAX; not at import time)
+  """Markdown table per section of the reference."""
+  # The registries import JAX: not at import time.
+  from gan_jax import cli  # noqa: PLC0415
+  from gan_jax import configs  # noqa: PLC0415
+  from gan_jax import data  # noqa: PLC0415
   from gan_jax import evaluators  # noqa: PLC0415
   from gan_jax import losses  # noqa: PLC0415
   from gan_jax import models  # noqa: PLC0415
   from gan_jax import schedules  # noqa: PLC0415
   return {
+      'config': _table(
+          ('key', 'default', 'valid', 'what'),
+          [(f'`{key}`', f'`{field.default!r}`', _valid(field.check),
+            _model_key(key, models.MODELS) or field.doc)
+           for key, field in configs.fields().items()]),
       'losses': _table(
           ('`loss.name`', 'losses', 'D steps', 'penalties'),
           [(f'`{name}`', loss.summary, loss.d_steps,
@@ -66,35 +112,50 @@ def tables() -> dict[str, str]:
           ('`optim.schedule`', 'learning rate'),
           [(f'`{name}`', _first_paragraph(fn))
            for name, fn in schedules.SCHEDULES.items()]),
+      'exit codes': _table(
+          ('exit status', 'meaning'), list(cli.EXIT_STATUSES)),
+      'commands': _table(
+          ('command', 'what'),
+          [(f'`python -m {name}`', _command_summary(name)) for name in COMMANDS]),
   }
 
 
-_BLOCK = re.compile(r'(<!-- registry: (\w+) -->\n).*?(<!-- /registry -->)',
-                    re.DOTALL)
+_INTRO = {
+    'config': ('Every key a run reads (`gan_jax/configs.py`), overridable as'
+               ' `--config.KEY=value`; a bad value stops the command with one'
+               ' line naming what is valid. No check is listed for the seed,'
+               ' the paths (checked when read) and the evaluators (each name'
+               ' looked up, and checked against the data).'),
+    'exit codes': 'Every command (`gan_jax/cli.py`).',
+}
 
 
-def with_tables(readme: str, generated: dict[str, str]) -> str:
-  """`readme` with each marked block replaced by its registry's table."""
-  return _BLOCK.sub(lambda m: f'{m.group(1)}{generated[m.group(2)]}\n{m.group(3)}',
-                    readme)
+def reference() -> str:
+  """The whole of docs/reference.md."""
+  parts = ['# Reference', '',
+           'Generated from the code by `python -m gan_jax.components --write`;'
+           ' do not edit by hand. The guide is README.md; measured results are'
+           ' in docs/results/.', '']
+  for name, table in tables().items():
+    parts += [f'## {name[0].upper()}{name[1:]}', '']
+    if name in _INTRO:
+      parts += [_INTRO[name], '']
+    parts += [table, '']
+  return '\n'.join(parts)
 
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--write', action='store_true',
-                      help="replace README.md's marked tables in place")
+                      help=f'replace {REFERENCE} in place')
   args = parser.parse_args(argv)
-  generated = tables()
+  text = reference()
   if not args.write:
-    for name, table in generated.items():
-      print(f'## {name}\n\n{table}\n')
+    print(text, end='')
     return 0
-  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-      __file__))), 'README.md')
-  with open(path) as f:
-    readme = f.read()
-  with open(path, 'w') as f:
-    f.write(with_tables(readme, generated))
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with open(os.path.join(root, REFERENCE), 'w') as f:
+    f.write(text)
   return 0
 
 

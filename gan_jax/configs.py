@@ -25,92 +25,115 @@ from gan_jax.registry import POSITIVE
 SEED_BATCHING = ('auto', 'vmap', 'loop')  # train.seed_batching
 
 
+def fields() -> dict[str, registry.Field]:
+  """Every key a run reads, dotted, with its default, its check and what it
+  is: the schema `default_config` builds and `validate` checks, and the
+  config table of docs/reference.md. The defaults are the tutorial DCGAN on
+  MNIST, trained with Radford et al. 2016's Adam settings and batch 64.
+
+  A model's keys (`models.MODELS[name].fields`) and a penalty's weight
+  (`losses.PENALTIES`) join from their registries. A check of None: the key
+  is validated otherwise (eval.evaluators names by name) or not at all (the
+  seed, paths).
+  """
+  # The registries, read when called (configs is a leaf module).
+  from gan_jax import data  # noqa: PLC0415
+  from gan_jax import losses  # noqa: PLC0415
+  from gan_jax import models  # noqa: PLC0415
+  from gan_jax import schedules  # noqa: PLC0415
+  F = registry.Field
+  return {
+      'seed': F(0, None, 'base seed: parameters, noise, batches and dropout'
+                ' derive from it'),
+      'num_seeds': F(1, POSITIVE, 'independent GANs trained together in one'
+                     ' compiled program: member i is the run of seed `seed + i`'
+                     ' (results.json: mean, per seed, 95% interval)'),
+      'data.name': F('mnist', tuple(data.DATASETS), 'the dataset'),
+      'data.source': F('tfds', data.SOURCES, 'where its files come from: TFDS,'
+                       ' MNIST-format idx files, or none (a toy)'),
+      'data.path': F('', None, 'the directory of *-images-idx3-ubyte[.gz] files'
+                     ' (data.source=idx)'),
+      'data.tfds_data_dir': F('', None, 'TFDS\'s data_dir (\'\' = TFDS\'s'
+                              ' default, ~/tensorflow_datasets)'),
+      'model.name': F('dcgan', tuple(models.MODELS), 'the generator and'
+                      ' discriminator'),
+      'model.latent_dim': F(100, POSITIVE, 'the size of z ~ N(0, I)'),
+      'model.spectral_norm': F(False, (False, True), 'every weight of the'
+                               ' discriminator divided by its largest singular'
+                               ' value (Miyato et al. 2018), for every model'),
+      'model.pack': F(1, POSITIVE, 'PacGAN (Lin et al. 2018): D judges packs of'
+                      ' this many examples of one kind, joined on the last'
+                      ' axis; 1 = no packing'),
+      **{f'model.{k}': f for k, f in model_fields().items()},
+      'loss.name': F('non_saturating', tuple(losses.LOSSES), 'the loss'),
+      **{f'loss.{k}': f for k, f in penalty_fields().items()},
+      'loss.reg_every': F(1, POSITIVE, 'lazy regularisation (Karras et al.'
+                          ' 2020): R1/R2 only on the first D update of every'
+                          ' reg_every-th step, weighted reg_every x d_steps'),
+      'optim.g_lr': F(2e-4, POSITIVE, 'G\'s Adam learning rate (Radford et al.'
+                      ' 2016)'),
+      'optim.d_lr': F(2e-4, POSITIVE, 'D\'s Adam learning rate'),
+      'optim.b1': F(0.5, FRACTION, 'Adam β1, both players (Radford et al. 2016)'),
+      'optim.b2': F(0.999, FRACTION, 'Adam β2, both players'),
+      'optim.schedule': F('constant', tuple(schedules.SCHEDULES), 'the learning'
+                          ' rates over the run: constant, or decayed to 0 by'
+                          ' the last step'),
+      'optim.g_ema_decay': F(0.0, FRACTION, 'an exponential moving average of'
+                             ' G, which pictures, samples and evaluations then'
+                             ' use (0 = none, e.g. 0.999; Karras et al. 2018,'
+                             ' Yazıcı et al. 2019)'),
+      'optim.g_ema_start': F(0, NON_NEGATIVE, 'the average copies G for its'
+                             ' first updates'),
+      'train.batch_size': F(64, POSITIVE, 'the global batch, split evenly'
+                            ' across all devices'),
+      'train.num_steps': F(10_000, POSITIVE, 'generator updates'),
+      'train.d_steps': F(0, NON_NEGATIVE, 'D updates per G update; 0 = the'
+                         ' loss\'s (wgan_gp 5, else 1)'),
+      'train.log_every': F(100, POSITIVE, 'steps between progress lines and'
+                           ' TensorBoard scalars'),
+      'train.sample_every': F(1000, POSITIVE, 'steps between'
+                              ' samples/step_<N>.png from a fixed z'),
+      'train.checkpoint_every': F(1000, POSITIVE, 'steps between checkpoints'
+                                  ' (and one at the end)'),
+      'train.eval_every': F(0, NON_NEGATIVE, 'steps between evaluations (0 ='
+                            ' only at the end)'),
+      'train.max_checkpoints': F(3, POSITIVE, 'checkpoints kept; older ones are'
+                                 ' deleted'),
+      'train.dtype': F('float32', models.DTYPES, 'the models\' compute dtype;'
+                       ' parameters, optimizer states and losses stay float32'
+                       ' (bfloat16: mixed precision for GPUs and TPUs)'),
+      'train.seed_batching': F('auto', SEED_BATCHING, 'how the members of a'
+                               ' run of several seeds share one program: vmap,'
+                               ' loop (one after another), or auto (loop for'
+                               ' convolutional models on the CPU)'),
+      'eval.evaluators': F('', None, 'comma-separated evaluators (\'\' ='
+                           ' none)'),
+      'eval.num_samples': F(2500, POSITIVE, 'generated samples per evaluation'
+                            ' (PacGAN: 2,500)'),
+      'eval.classifier_dir': F('', None, 'the LeNet of the classifier and'
+                               ' stacked_mnist evaluators (\'\' ='
+                               ' classifiers/<data.name>)'),
+      'eval.inception': F('', None, 'converted Inception weights (\'\' ='
+                          ' $GAN_JAX_INCEPTION, else'
+                          ' ~/.cache/gan_jax/inception-2015-12-05.npz)'),
+      'eval.inception_cache': F('', None, 'where real Inception statistics are'
+                                ' cached (\'\' = ~/.cache/gan_jax/reference)'),
+  }
+
+
 def default_config() -> ml_collections.ConfigDict:
-  """The full set of keys with defaults: the tutorial DCGAN on MNIST, trained
-  with Radford et al. 2016's Adam settings and batch 64."""
-  c = ml_collections.ConfigDict()
-  c.seed = 0  # base seed: parameters, noise, batches and dropout derive from it
-  # Independent GANs trained together in one compiled program: member i is the
-  # run with seed `seed + i` (results.json: mean, per seed, 95% interval).
-  c.num_seeds = 1
-
-  c.data = ml_collections.ConfigDict()
-  c.data.name = 'mnist'  # one of data.DATASETS
-  c.data.source = 'tfds'  # 'tfds', 'idx' (MNIST-format files) or 'toy'
-  c.data.path = ''  # directory of *-images-idx3-ubyte[.gz] files, for source=idx
-  c.data.tfds_data_dir = ''  # TFDS data_dir ('' = TFDS's default ~/tensorflow_datasets)
-
-  c.model = ml_collections.ConfigDict()
-  c.model.name = 'dcgan'  # one of models.MODELS: 'dcgan' (images), 'mlp' (2-D toys)
-  c.model.latent_dim = 100  # size of z ~ N(0, I)
-  # Every weight of the discriminator divided by its largest singular value
-  # (Miyato et al. 2018; models.SpectrallyNormalised), for every model.
-  c.model.spectral_norm = False
-  # PacGAN (Lin et al. 2018): D judges packs of this many examples of one
-  # kind, joined on the last axis (models.pack); 1 = one example, no packing.
-  c.model.pack = 1
-  # Every model's own keys (models.MODELS[name].fields), e.g. the mlp's width
-  # and depth, the dcgan's dropout and transposed_conv.
-  for key, field in model_fields().items():
-    c.model[key] = field.default
-
-  c.loss = ml_collections.ConfigDict()
-  c.loss.name = 'non_saturating'  # one of losses.LOSSES
-  # Every penalty's weight (losses.PENALTIES), e.g. gp_weight: WGAN-GP's lambda.
-  for key, field in penalty_fields().items():
-    c.loss[key] = field.default
-  # Lazy regularisation: the optional penalties (r1, r2) only on the first D
-  # update of every reg_every-th step, weighted reg_every x d_steps (Karras et
-  # al. 2020; 16 there).
-  c.loss.reg_every = 1
-
-  c.optim = ml_collections.ConfigDict()
-  c.optim.g_lr = 2e-4  # generator Adam learning rate (Radford et al. 2016)
-  c.optim.d_lr = 2e-4  # discriminator Adam learning rate
-  c.optim.b1 = 0.5  # Adam beta1, both players (Radford et al. 2016)
-  c.optim.b2 = 0.999  # Adam beta2, both players
-  # Learning rates over the run: 'constant', or decayed to 0 by the last step
-  # ('linear', 'cosine'; schedules.SCHEDULES).
-  c.optim.schedule = 'constant'
-  # An exponential moving average of G's variables, which pictures, samples
-  # and evaluations then use (0 = none, e.g. 0.999; Karras et al. 2018,
-  # Yazıcı et al. 2019); it copies G for the first g_ema_start updates.
-  c.optim.g_ema_decay = 0.0
-  c.optim.g_ema_start = 0
-
-  c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 64  # global batch, split evenly across all devices
-  c.train.num_steps = 10_000  # generator updates
-  c.train.d_steps = 0  # D updates per G update; 0 = the loss's d_steps (wgan_gp 5, else 1)
-  c.train.log_every = 100  # progress line and TensorBoard scalars, in steps
-  c.train.sample_every = 1000  # samples/step_<N>.png from a fixed z, in steps
-  c.train.checkpoint_every = 1000  # Orbax checkpoint, in steps (and at the end)
-  c.train.eval_every = 0  # quality metrics, in steps (0 = only at the end)
-  c.train.max_checkpoints = 3  # checkpoints kept; older ones are deleted
-  # The models' compute dtype, 'float32' or 'bfloat16' (models.DTYPES): mixed
-  # precision for GPU/TPU users, with parameters, optimizer states and losses
-  # kept in float32 (benchmarks/README.md: 1.38x on one H100 for the DCGAN).
-  c.train.dtype = 'float32'
-  # How the members of a run of several seeds share one program: 'vmap' (one
-  # batched program; per-member weights make batched matrix products and
-  # grouped convolutions), 'loop' (the members one after another, unrolled,
-  # each at its own batch), or 'auto' (train.seed_batching: 'loop' for
-  # convolutional models on the CPU, where XLA runs grouped convolutions
-  # slowly, else 'vmap'). The same numbers up to float round-off.
-  c.train.seed_batching = 'auto'
-
-  c.eval = ml_collections.ConfigDict()
-  c.eval.evaluators = ''  # comma-separated names of evaluators.EVALUATORS ('' = none)
-  c.eval.num_samples = 2500  # generated samples per evaluation (PacGAN: 2,500)
-  # The LeNet of the classifier/stacked_mnist evaluators ('' = classifiers/
-  # <data.name>, classifiers/mnist for stacked_mnist; see gan_jax.classifier).
-  c.eval.classifier_dir = ''
-  # The inception evaluator: converted weights ('' = $GAN_JAX_INCEPTION, else
-  # ~/.cache/gan_jax/inception-2015-12-05.npz; see gan_jax.inception) and
-  # where the real statistics are cached ('' = ~/.cache/gan_jax/reference).
-  c.eval.inception = ''
-  c.eval.inception_cache = ''
-  return c
+  """Every key of `fields()` at its default, as a ConfigDict with a section
+  per prefix (`config.train.num_steps`)."""
+  config = ml_collections.ConfigDict()
+  for key, field in fields().items():
+    node = config
+    *sections, name = key.split('.')
+    for section in sections:
+      if section not in node:
+        node[section] = ml_collections.ConfigDict()
+      node = node[section]
+    node[name] = field.default
+  return config
 
 
 def toy_config(dataset: str) -> ml_collections.ConfigDict:
@@ -180,46 +203,24 @@ def model_fields() -> dict[str, registry.Field]:
 def penalty_fields() -> dict[str, registry.Field]:
   """Each penalty's weight key under `loss.` (losses.PENALTIES)."""
   from gan_jax import losses  # noqa: PLC0415 (configs is a leaf module)
-  return {p.weight_key: registry.Field(p.default_weight, NON_NEGATIVE)
-          for p in losses.PENALTIES.values()}
+  return {p.weight_key: registry.Field(
+      p.default_weight, NON_NEGATIVE,
+      f'the weight of {name}: {p.summary}' + (
+          ' (with the losses that list it)' if p.with_its_loss_only
+          else ' (applied when > 0)'))
+          for name, p in losses.PENALTIES.items()}
 
 
-def checks() -> dict[str, str | tuple[str, ...]]:
-  """Every validated key's constraint (registry.Field.check); the keys left
-  out (seed, paths, eval.evaluators, the names) are checked otherwise."""
-  from gan_jax import data  # noqa: PLC0415 (configs is a leaf module)
-  from gan_jax import models  # noqa: PLC0415
-  from gan_jax import schedules  # noqa: PLC0415
-  return {
-      'num_seeds': POSITIVE,
-      'data.source': data.SOURCES,
-      'model.latent_dim': POSITIVE, 'model.spectral_norm': (False, True),
-      'model.pack': POSITIVE,
-      **{f'model.{k}': f.check for k, f in model_fields().items()},
-      **{f'loss.{k}': f.check for k, f in penalty_fields().items()},
-      'loss.reg_every': POSITIVE,
-      'optim.g_lr': POSITIVE, 'optim.d_lr': POSITIVE,
-      'optim.b1': FRACTION, 'optim.b2': FRACTION,
-      'optim.g_ema_decay': FRACTION, 'optim.g_ema_start': NON_NEGATIVE,
-      'optim.schedule': tuple(schedules.SCHEDULES),
-      'train.batch_size': POSITIVE, 'train.num_steps': POSITIVE,
-      'train.d_steps': NON_NEGATIVE, 'train.log_every': POSITIVE,
-      'train.sample_every': POSITIVE, 'train.checkpoint_every': POSITIVE,
-      'train.eval_every': NON_NEGATIVE, 'train.max_checkpoints': POSITIVE,
-      'train.dtype': models.DTYPES, 'train.seed_batching': SEED_BATCHING,
-      'eval.num_samples': POSITIVE,
-  }
+def checks() -> dict[str, str | tuple]:
+  """Every validated key's constraint (`fields()`'s checks that are not None)."""
+  return {key: field.check for key, field in fields().items()
+          if field.check is not None}
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Raises UserError (one line: the bad value and what is valid) on a bad config."""
   from gan_jax import data  # noqa: PLC0415 (configs is a leaf module)
   from gan_jax import evaluators  # noqa: PLC0415
-  from gan_jax import losses  # noqa: PLC0415
-  from gan_jax import models  # noqa: PLC0415
-  registry.lookup(data.DATASETS, 'data.name', config.data.name)
-  registry.lookup(models.MODELS, 'model.name', config.model.name)
-  registry.lookup(losses.LOSSES, 'loss.name', config.loss.name)
   for key, check in checks().items():
     registry.check_value(key, _get(config, key), check)
   data.check_source(config.data.name, config.data.source)

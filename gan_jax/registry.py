@@ -53,12 +53,14 @@ class Field:
 
   Attributes:
     default: the value `configs.default_config` starts from.
-    check: POSITIVE, NON_NEGATIVE, FRACTION, or a tuple of the valid values.
-    doc: one line for readers of the config.
+    check: POSITIVE, NON_NEGATIVE, FRACTION, a tuple of the valid values, or
+      None (validated otherwise, or free-form: the config schema's seed and
+      paths).
+    doc: one line for readers of the config (docs/reference.md).
   """
 
   default: Any
-  check: str | tuple[str, ...]
+  check: str | tuple | None
   doc: str = ''
 
 

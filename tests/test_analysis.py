@@ -11,6 +11,7 @@ import pytest
 from gan_jax import analysis
 from gan_jax import data
 from gan_jax import evaluators
+from gan_jax import report
 from gan_jax import summary_writer
 from gan_jax import train
 from gan_jax.errors import UserError
@@ -225,3 +226,25 @@ def test_fid_results_pool_the_scored_members_into_a_table(tmp_path):
   assert table[2] == ('| vanilla | 2 | 111.1 ± 17.0 | 111.1 ± 17.0 | 0.25 ± 0.00 |'
                       ' 0.50 ± 0.00 | 0.20 ± 0.00 | 0.30 ± 0.00 | 99.1, 123.1 |')
   assert table[3].startswith('| wgan_gp | 1 of 2 | 51.8 | 51.8 |')
+
+
+def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
+  """python -m gan_jax.report: the sweep's table computed from the runs, a
+  mark whose runs are absent kept as it stood."""
+  write_sweep(str(tmp_path / 'runs' / 'compare_ring8'))
+  path = tmp_path / 'runs' / 'compare_ring8' / 'loss.name-vanilla_seed-0' / 'config.json'
+  path.write_text(json.dumps({**json.loads(path.read_text()),
+                              'data': {'name': 'ring8'}}))
+  doc = tmp_path / 'results.md'
+  doc.write_text('# Results\n\n<!-- table: sweeps compare_ring8 -->\nold\n'
+                 '<!-- /table -->\n\n<!-- table: fid fid_mnist_* -->\nkept\n'
+                 '<!-- /table -->\n')
+  assert report.main([str(doc), f'--runs={tmp_path / "runs"}']) == 0
+  text = doc.read_text()
+  assert '| ring8 | vanilla | 2 | 7.0 ± 1.4 |' in text and '\nold\n' not in text
+  assert '| ring8 | wgan_gp | 1 of 2, 1 pending |' in text
+  assert '\nkept\n' in text
+  assert 'kept (no runs): fid fid_mnist_*' in capsys.readouterr().out
+  assert report.main([str(doc), '--runs=/nonexistent']) == 0
+  doc.write_text('<!-- table: pie chart -->\n<!-- /table -->\n')
+  assert report.main([str(doc)]) == 1

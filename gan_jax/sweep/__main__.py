@@ -1,4 +1,4 @@
-"""python -m gan_jax.sweep: one ordinary run per point of a grid (gan_jax/sweep/)."""
+"""Runs one ordinary training run per point of a grid of config values (gan_jax/sweep/)."""
 
 from absl import app
 from absl import flags
