@@ -129,5 +129,6 @@ def test_the_committed_notebook_is_a_whole_clean_run():
   setup = text(tagged(notebook, 'setup'))
   # The default budget.
   assert setup.startswith('3 seeds per run; ring8 1000 steps, grid25 500 steps;')
-  for tag in ('train', 'table', 'sweep', 'stabilisers', 'mnist'):
-    assert markdown(tagged(notebook, tag)).startswith('|'), tag
+  for tag in ('train', 'table', 'sweep', 'stabilisers', 'mnist'):  # a table each
+    assert any(line.startswith('| ') for line in
+               markdown(tagged(notebook, tag)).splitlines()), tag
