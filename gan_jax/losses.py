@@ -305,7 +305,7 @@ class Loss:
     d_loss: (real_logits, fake_logits) -> D's scalar loss.
     g_loss: (real_logits, fake_logits) -> G's scalar loss. Its real logits are
       None unless it reads them (`generator_reads_real`).
-    summary: one line for the README: both losses and the paper.
+    summary: one line for docs/reference.md: both losses and the paper.
     d_steps: D updates per G update when `train.d_steps` is 0.
     penalties: PENALTIES entries this loss always adds to D's loss.
   """
@@ -328,7 +328,7 @@ class Penalty:
     weight_key: the key under `config.loss` that holds its weight.
     default_weight: that key's default.
     metric: the name its value is logged under.
-    summary: one line for the README: the formula and the paper.
+    summary: one line for docs/reference.md: the formula and the paper.
     with_its_loss_only: applied only with the losses that list it (WGAN-GP's
       penalty belongs to `wgan_gp`); otherwise whenever its weight is > 0.
   """

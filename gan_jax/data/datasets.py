@@ -1,7 +1,7 @@
 """The registry of datasets: DATASETS, from a name to what the code knows of it.
 
 The valid names, sources and example shapes derive from it (config
-validation, the README's table, the contract tests).
+validation, docs/reference.md, the contract tests).
 """
 
 from collections.abc import Callable

@@ -61,7 +61,7 @@ class Model:
       dtype) -> (generator, discriminator); a UserError for data it does not
       fit.
     fields: its config keys under `model.`.
-    summary: one line for the README: what it is, after which paper.
+    summary: one line for docs/reference.md: what it is, after which paper.
     convolutional: whether it convolves; then several seeds run one after
       another on the CPU (train.seed_batching), where vmapped per-seed
       kernels would make slow grouped convolutions.
