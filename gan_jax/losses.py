@@ -225,6 +225,39 @@ def relativistic_average_generator_loss(real_logits: Array,
   return relativistic_average_discriminator_loss(fake_logits, real_logits)
 
 
+def relativistic_pairing_discriminator_loss(real_logits: Array,
+                                            fake_logits: Array) -> Array:
+  """RpGAN's D loss: E_i softplus(-(D(x_i) - D(G(z_i)))), each real example
+  paired with one generated example, not with the batch mean.
+
+  Pair i is the i-th real and the i-th generated example of the global
+  batch (drawn independently, so the pairing is random). Unlike RaSGAN, its
+  landscape has no local minima that drop modes (Sun et al. 2020), which is
+  why R3GAN builds on it with R1 and R2 (Huang et al. 2024).
+
+  Args:
+    real_logits: D's logits on real examples [B].
+    fake_logits: D's logits on generated examples [B].
+
+  Returns:
+    The scalar loss.
+
+  References:
+    Jolicoeur-Martineau, The relativistic discriminator, ICLR 2019, eq. (4)
+    with f = softplus(-x) (RpGAN); Huang et al., The GAN is dead; long live
+    the GAN! A Modern GAN Baseline, NeurIPS 2024, eq. (2).
+  """
+  return jnp.mean(jax.nn.softplus(-(real_logits - fake_logits)))
+
+
+def relativistic_pairing_generator_loss(real_logits: Array,
+                                        fake_logits: Array) -> Array:
+  """RpGAN's G loss: E_i softplus(-(D(G(z_i)) - D(x_i))), D's loss with the
+  roles swapped (Huang et al. 2024, eq. 2). G's gradient flows through the
+  fake logits only."""
+  return relativistic_pairing_discriminator_loss(fake_logits, real_logits)
+
+
 def gradient_penalty(
     critic: Callable[[Array], Array],
     real: Array,
@@ -369,6 +402,12 @@ LOSSES: dict[str, Loss] = {
         'D: E softplus(−(D(x) − E D(G(z)))) + E softplus(D(G(z)) − E D(x));'
         ' G: the same with real and fake swapped; RaSGAN'
         ' (Jolicoeur-Martineau 2019)'),
+    'rpgan': Loss(
+        relativistic_pairing_discriminator_loss,
+        relativistic_pairing_generator_loss,
+        'D: E softplus(−(D(x_i) − D(G(z_i)))) over pairs of a real and a'
+        ' generated example; G: the same with real and fake swapped; RpGAN'
+        ' (Jolicoeur-Martineau 2019), the loss of R3GAN (Huang et al. 2024)'),
 }
 
 PENALTIES: dict[str, Penalty] = {

@@ -197,3 +197,23 @@ def test_relativistic_batch_means_are_the_batchs_not_its_parts():
   halves = np.mean([d_loss(real[:4], fake[:4]), d_loss(real[4:], fake[4:])])
   np.testing.assert_allclose(d_loss(real, fake), np_rasgan(real, fake), rtol=1e-6)
   assert abs(float(d_loss(real, fake)) - halves) > 0.1
+
+
+def test_relativistic_pairing_losses_match_numpy_per_pair():
+  """RpGAN pairs the i-th real logit with the i-th fake one (not with a
+  batch mean): permuting one side changes the loss."""
+  real, fake = LOGITS, LOGITS[::-1] * 0.5 + 1.0
+  rpgan = losses.LOSSES['rpgan']
+  want_d = np.mean(np.logaddexp(0.0, -(np.float64(real) - np.float64(fake))))
+  want_g = np.mean(np.logaddexp(0.0, -(np.float64(fake) - np.float64(real))))
+  np.testing.assert_allclose(rpgan.d_loss(real, fake), want_d, rtol=1e-6)
+  np.testing.assert_allclose(rpgan.g_loss(real, fake), want_g, rtol=1e-6)
+  assert losses.generator_reads_real(rpgan)
+  shuffled = jnp.roll(jnp.asarray(fake), 1)
+  assert abs(float(rpgan.d_loss(real, shuffled)) - float(rpgan.d_loss(real, fake))) > 1
+  # At D(x) = D(G(z)) both players' losses are log 2, and D's gradient pulls
+  # the real logit up exactly as much as the fake one down.
+  np.testing.assert_allclose(rpgan.d_loss(jnp.zeros(4), jnp.zeros(4)), np.log(2))
+  g_real, g_fake = jax.grad(rpgan.d_loss, (0, 1))(jnp.zeros(4), jnp.zeros(4))
+  np.testing.assert_allclose(g_real, -g_fake)
+  np.testing.assert_allclose(g_real, -0.125)
