@@ -1,4 +1,4 @@
-"""Issue 13's MNIST goal: experiments/mnist.py's defaults against the PyTorch
+"""The MNIST goal: experiments/mnist.py's defaults against the PyTorch
 peer, both trained 1,500 steps at batch 64 on the same offline digits and
 scored by the same evaluator in one process.
 
@@ -48,7 +48,7 @@ COLUMNS = (('fid_lenet', 'FID (LeNet)', True), ('precision', 'precision', False)
            ('coverage', 'coverage', False),
            ('top_class_share', 'top digit share', True))
 INCEPTION = ('fid_inception', 'FID (Inception)', True)
-# Issue 13's goals against the peer's means.
+# The goals against the peer's means.
 FID_RATIO_GOAL = 0.65
 TOP_SHARE_GOAL = 0.15
 
@@ -94,7 +94,7 @@ def table(scores: dict[str, list[dict]]) -> str:
 
 
 def goals(ours: list[dict], peer: list[dict]) -> list[tuple[str, bool]]:
-  """Issue 13's MNIST goals for our seeds against the peer's: (line, met)."""
+  """The MNIST goals for our seeds against the peer's: (line, met)."""
   mean = lambda seeds, key: float(np.mean([s[key] for s in seeds]))  # noqa: E731
   ratio = mean(ours, 'fid_lenet') / mean(peer, 'fid_lenet')
   top = max(s['top_class_share'] for s in ours)

@@ -29,7 +29,7 @@ runtime.setup()  # the XLA flag and Threefry lowering the commands use
 from gan_jax import analysis  # noqa: E402
 from gan_jax import bench  # noqa: E402
 
-# name: (config overrides, issue 13's target cost per step)
+# name: (config overrides, its target cost per step)
 STABILISERS = {
     'spectral_norm': ({'model.spectral_norm': True}, 0.10),
     'r1': ({'loss.r1_weight': 10.0}, 0.60),

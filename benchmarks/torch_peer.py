@@ -3,7 +3,7 @@
   pip install torch   # optional; never a dependency of gan_jax or its tests
   python benchmarks/torch_peer.py --workload=dcgan --steps=20
   python benchmarks/torch_peer.py --workload=wgan_gp_toy --steps=200
-  # train the dcgan workload on MNIST and save samples (issue 13's peer):
+  # train the dcgan workload on MNIST and save samples (docs/results/mnist.md):
   python benchmarks/torch_peer.py --train_mnist=../shared/data/mnist \
       --steps=1500 --batch_size=64 --seed=0 --out=runs/peer_mnist/seed_0.npy
 

@@ -2,17 +2,18 @@
 
   python -m gan_jax.main --config=experiments/grid25.py
   python -m gan_jax.main --config=experiments/grid25.py --config.num_seeds=5 \
-      --workdir=runs/grid25_goal                      # issue 13's goal, 5 seeds
+      --workdir=runs/grid25_goal                      # the goal, 5 seeds
   python -m gan_jax.sweep --config=experiments/grid25.py:baseline \
       --config.num_seeds=5 --workdir=runs/compare_grid25   # every loss, get_sweep()
 
-The default meets issue 13's goal: the non-saturating loss with R1 (γ = 1)
-for 30,000 steps keeps all 25 modes with at least 90 % high-quality samples
-on every one of 5 seeds (docs/stabilisers.md). `:baseline` is the setup the
-losses and the stabilisers are compared in (docs/loss_comparison.md,
-experiments/stabilisers.py): vanilla, no penalty, 10,000 steps. Expect
-scatter plots in runs/grid25/samples/ and the modes evaluator every 1,000
-steps. A batch of 256 lost modes (19-21 of 25); 1,024 kept them.
+The default meets the goal of all 25 modes with at least 90 % high-quality
+samples on every one of 5 seeds: the non-saturating loss with R1 (γ = 1)
+for 30,000 steps (docs/results/stabilisers.md). `:baseline` is the
+setup the losses and the stabilisers are compared in
+(docs/results/toy_losses.md, experiments/stabilisers.py): vanilla, no
+penalty, 10,000 steps. Expect scatter plots in runs/grid25/samples/ and
+the modes evaluator every 1,000 steps. A batch of 256 lost modes (19-21 of
+25); 1,024 kept them.
 """
 
 from gan_jax import configs
@@ -28,9 +29,10 @@ def get_config(variant: str = 'goal'):
   if variant == 'baseline':
     c.loss.name = 'vanilla'  # the most modes of the losses alone
     return c
-  # R1 keeps every mode with the cross-entropy losses (docs/stabilisers.md);
-  # the non-saturating loss's samples are the sharpest, and 30,000 steps (a
-  # slower linear decay) take them past 90 % high quality.
+  # R1 keeps every mode with the cross-entropy losses
+  # (docs/results/stabilisers.md); the non-saturating loss's samples are the
+  # sharpest, and 30,000 steps (a slower linear decay) take them past 90 %
+  # high quality.
   c.loss.name = 'non_saturating'
   c.loss.r1_weight = 1.0
   c.train.num_steps = 30_000

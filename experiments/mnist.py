@@ -23,12 +23,12 @@ changes how they learn: Adam 1e-3 instead of 2e-4 with β (0, 0.9) as
 Miyato et al. 2018 train hinge GANs, no dropout in D, the hinge loss (Lim &
 Ye 2017), lazy R1 in D (γ = 1 every 4th step; Mescheder et al. 2018, Karras
 et al. 2020), and samples from an average of G's weights with a half-life of
-about 23 steps (0.97). At issue 13's budget (1,500 steps at batch 64, 3
+about 23 steps (0.97). At 1,500 steps (batch 64, 3
 seeds) its LeNet FID is 58 ± 4 against the PyTorch peer's 176 ± 35 (0.33x),
 with higher recall and coverage and no digit above 14.5 % of the samples
-(docs/mnist_goal.md has the commands, the Inception FIDs, and the pilots
-these settings were picked from). The previous default (β1 0.5, average
-0.99, no R1) reached LeNet FID 42 at its full 10,000 steps with no digit
+(docs/results/mnist.md has the commands, the Inception FIDs, and the pilots
+these settings were picked from). Without R1, with β1 0.5 and an average
+at 0.99, the same recipe reached LeNet FID 42 at 10,000 steps with no digit
 above 13.7 % (seed 0). The mission's losses stay a flag away
 (`--config.loss.name=non_saturating`, `vanilla`, `wgan_gp`).
 
@@ -39,11 +39,11 @@ budget. The tutorial's own Adam 1e-4 (β1 0.9) at batch 256 still drew one
 z-independent checkerboard after 300 steps (one seed), hence Radford et al.'s
 settings.
 
-On the project's 2-core CPU a seed of the previous default ran about 5.5
+On the project's 2-core CPU a seed without R1 runs about 5.5
 steps/s (compile 7 s); lazy R1 adds about a quarter of R1's cost a step
 (benchmarks/README.md), so the 1,500 steps take about 5 minutes and the
 default 10,000 over half an hour. Inception FIDs of the mission's losses on
-the tutorial's recipe are in docs/inception_fid.md.
+the tutorial's recipe are in docs/results/inception_fid.md.
 """
 
 from gan_jax import configs
@@ -69,7 +69,8 @@ def get_config(variant: str = 'goal'):
   c.train.checkpoint_every = 1000
   if variant == 'tutorial':
     return c
-  # Picked at 1,500 steps: one-seed pilots, then 3-seed runs (docs/mnist_goal.md).
+  # Picked at 1,500 steps: one-seed pilots, then 3-seed runs
+  # (docs/results/mnist.md).
   c.optim.g_lr = c.optim.d_lr = 1e-3  # FID 2e-4: 210 (3 seeds); 5e-4: 149; 2e-3: 148
   c.model.dropout = 0.0  # D learns faster without it (FID 136 -> 110)
   c.loss.name = 'hinge'  # non_saturating 110 -> hinge 98 (with an average at 0.995)

@@ -7,7 +7,7 @@
 
 Expect: scatter plots in runs/ring8/samples/ with the generated points (red)
 on the 8 modes (blue circles), and the modes evaluator every 1,000 steps; see
-docs/loss_comparison.md for every loss over 5 seeds, with times.
+docs/results/toy_losses.md for every loss over 5 seeds, with times.
 """
 
 from gan_jax import configs
@@ -15,7 +15,8 @@ from gan_jax import configs
 
 def get_config():
   c = configs.toy_config('ring8')  # tuned 3x128 MLPs, Adam 1e-3 -> 0
-  c.loss.name = 'vanilla'  # the original minimax game (docs/loss_comparison.md)
+  # the original minimax game (docs/results/toy_losses.md)
+  c.loss.name = 'vanilla'
   return c
 
 

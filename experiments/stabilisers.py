@@ -1,5 +1,5 @@
 """A 2-D mixture's comparison setup (experiments/ring8.py, grid25.py:baseline)
-with each stabiliser of issue 13, one at a time, on every loss: PacGAN's
+with each stabiliser, one at a time, on every loss: PacGAN's
 packs of 4, R1 (γ = 1), G's moving average, spectral normalisation.
 
   python -m gan_jax.sweep --config=experiments/stabilisers.py:ring8 \
@@ -8,9 +8,10 @@ packs of 4, R1 (γ = 1), G's moving average, spectral normalisation.
       --config.num_seeds=5 --workdir=runs/stabilisers_grid25
 
 One point per (loss, stabiliser): the default loss first and wgan_gp, five
-times dearer, last. The same config and seeds as docs/loss_comparison.md's
-sweeps (runs/compare_<dataset>), which are each loss without a stabiliser.
-Results: docs/stabilisers.md.
+times dearer, last. The same config and seeds as the sweeps of
+docs/results/toy_losses.md (runs/compare_<dataset>), which are each loss
+without a stabiliser.
+Results: docs/results/stabilisers.md.
 """
 
 import os
@@ -51,7 +52,7 @@ def get_sweep(dataset: str = 'ring8'):
 
 
 def results_table(dataset: str, runs: str = 'runs') -> str | None:
-  """The markdown table of docs/stabilisers.md: one row per (loss,
+  """The markdown table of docs/results/stabilisers.md: one row per (loss,
   stabiliser) over runs/compare_<dataset> (stabiliser 'none') and
   runs/stabilisers_<dataset>, pooling each run's seeds; None if neither
   sweep is there."""

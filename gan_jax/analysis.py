@@ -56,12 +56,14 @@ class Column:
   seed_spec: str | None = None
 
 
-# PacGAN's figures of the `modes` evaluator, as docs/loss_comparison.md shows them.
+# PacGAN's figures of the `modes` evaluator, as docs/results/toy_losses.md
+# shows them.
 TOY_COLUMNS = (Column('modes', 'modes', 1.0, '.1f', '.0f'),
                Column('high_quality', 'HQ %', 100.0, '.1f'),
                Column('reverse_kl', 'reverse KL', 1.0, '.2f'))
 
-# The figures `python -m gan_jax.fid` prints, as docs/inception_fid.md shows them.
+# The figures `python -m gan_jax.fid` prints, as
+# docs/results/inception_fid.md shows them.
 INCEPTION_COLUMNS = (Column('fid', 'FID', 1.0, '.1f'),
                      Column('kid', 'KID x 1000', 1e3, '.1f'),
                      Column('precision', 'precision', 1.0, '.2f'),

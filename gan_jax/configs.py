@@ -141,10 +141,10 @@ def toy_config(dataset: str) -> ml_collections.ConfigDict:
 
   Starts from the WGAN-GP toy code (Gulrajani et al. 2017, gan_toy.py: ReLU
   MLPs of depth 3, z in R^2, Adam b1=0.5, b2=0.9) and was tuned on ring8 and
-  grid25 (docs/loss_comparison.md): 128 units instead of 512 (4x cheaper, no
-  worse), Adam 1e-3 instead of 1e-4 decayed linearly to 0 over 10,000 steps.
-  The decay is what brings the high-quality fraction (samples within 3 std
-  of a mode) from an oscillating ~0.6 to above 0.9.
+  grid25 (docs/results/toy_losses.md): 128 units instead of 512 (4x cheaper,
+  no worse), Adam 1e-3 instead of 1e-4 decayed linearly to 0 over 10,000
+  steps. The decay is what brings the high-quality fraction (samples within
+  3 std of a mode) from an oscillating ~0.6 to above 0.9.
   """
   c = default_config()
   c.data.name = dataset  # a toy of data.DATASETS: ring8, grid25, swissroll

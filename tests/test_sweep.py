@@ -80,9 +80,9 @@ def test_product_order_types_and_names():
 
 @pytest.mark.parametrize('dataset', ['ring8', 'grid25'])
 def test_the_stabilisers_sweep_turns_on_one_stabiliser_per_point(tmp_path, dataset):
-  """experiments/stabilisers.py (docs/stabilisers.md): every loss times every
-  stabiliser on the dataset's own experiment file, the default loss first,
-  each point a valid run."""
+  """experiments/stabilisers.py (docs/results/stabilisers.md): every loss
+  times every stabiliser on the dataset's own experiment file, the default
+  loss first, each point a valid run."""
   path = os.path.join(REPO, 'experiments', 'stabilisers.py')
   module = configs.load_config_module(path)
   config = module.get_config(dataset)
@@ -394,9 +394,9 @@ def test_bad_input_on_the_command_line_is_a_one_line_error(tmp_path):
 
 
 def test_grid25_defaults_to_its_goal_recipe_and_keeps_the_compared_baseline():
-  """experiments/grid25.py: issue 13's goal recipe by default
-  (docs/stabilisers.md), `:baseline` the setup the losses are compared in
-  (docs/loss_comparison.md)."""
+  """experiments/grid25.py: the goal recipe by default
+  (docs/results/stabilisers.md), `:baseline` the setup the losses are
+  compared in (docs/results/toy_losses.md)."""
   path = os.path.join(REPO, 'experiments', 'grid25.py')
   goal, baseline = (analysis.experiment_config(path + arg) for arg in ('', ':baseline'))
   assert (goal.loss.name, goal.loss.r1_weight, goal.train.num_steps) == (
@@ -409,9 +409,9 @@ def test_grid25_defaults_to_its_goal_recipe_and_keeps_the_compared_baseline():
 
 
 def test_mnist_defaults_to_its_goal_recipe_and_keeps_the_peers_tutorial_recipe():
-  """experiments/mnist.py: the tuned recipe of docs/mnist_goal.md by default,
-  `:tutorial` the PyTorch peer's (benchmarks/torch_peer.py), which the speed
-  benchmarks compare against."""
+  """experiments/mnist.py: the tuned recipe of docs/results/mnist.md by
+  default, `:tutorial` the PyTorch peer's (benchmarks/torch_peer.py), which
+  the speed benchmarks compare against."""
   path = os.path.join(REPO, 'experiments', 'mnist.py')
   goal, tutorial = (analysis.experiment_config(path + arg) for arg in ('', ':tutorial'))
   recipe = lambda c: (c.loss.name, c.optim.g_lr, c.optim.d_lr, c.optim.b1,  # noqa: E731
