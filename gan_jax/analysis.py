@@ -23,7 +23,6 @@ from collections.abc import Iterable, Mapping, Sequence
 import csv
 import dataclasses
 import glob
-import json
 import math
 import os
 import re
@@ -127,8 +126,9 @@ def fid_results(workdir: str) -> Results | None:
   for member, seed in enumerate(results.get('seeds') or [None]):
     path = os.path.join(workdir, FID_FILE.format(member=member))
     text = open(path).read().strip() if os.path.exists(path) else ''
-    if text:  # empty: the redirect of a command that failed or still runs
-      line = json.loads(text)
+    # Empty: the redirect of a command that failed or still runs.
+    line = text and files.read_json(path, instead=f'member {member} is left out')
+    if line:
       if line.get('weights_hash'):
         hashes.add(line['weights_hash'])
       generators.update((line.get('samples_from') or {}).values())
@@ -231,7 +231,9 @@ def read_sweep(directory: str) -> list[dict]:
       points.append({'name': name, 'values': {}, 'status': None})
   for point in points:
     workdir = os.path.join(directory, point['name'])
-    point['config'] = files.read_json(os.path.join(workdir, 'config.json'))
+    point['config'] = files.read_json(
+        os.path.join(workdir, workdir_lib.CONFIG_FILE),
+        instead=f'sweep point {point["name"]} is read without its config')
     point['results'] = load_results(workdir)
     if point['status'] is None:
       point['status'] = (point['results'] or {}).get('status', 'incomplete')

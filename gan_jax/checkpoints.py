@@ -18,10 +18,13 @@ import shutil
 
 from absl import logging
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from gan_jax import files
+from gan_jax.errors import NoSpace
 from gan_jax.errors import UserError
+from gan_jax.errors import is_no_space
 
 CHECKSUMS = 'checksums.sha256'
 DAMAGED_DIR = 'damaged_checkpoints'  # beside checkpoints/, where training moves them
@@ -125,12 +128,55 @@ class Checkpoints:
   def step_dir(self, step: int) -> str:
     return os.path.join(self.directory, str(step))
 
-  def save(self, step: int, state) -> None:
-    """Starts saving `state` as checkpoint `step` (finished in the background);
-    the previous save is finished and checksummed first."""
+  def save(self, step: int, state, record: dict | None = None) -> None:
+    """Starts saving `state` as checkpoint `step` (finished in the background),
+    with `record` (JSON: the run's config) in its metadata; the previous save
+    is finished and checksummed first.
+
+    Raises:
+      NoSpace: the disk lacks room for it (checked before writing, and caught
+        when a background write fails for want of space).
+    """
     self.wait()
-    self._manager.save(step, args=ocp.args.StandardSave(_to_storable(state)))
+    self._check_space(step, state)
+    self._manager.save(step, args=ocp.args.StandardSave(_to_storable(state)),
+                       custom_metadata=record or {})
     self._unchecksummed.append(step)
+
+  def record(self, step: int) -> dict:
+    """What `save` recorded with checkpoint `step` ({} for one of an older
+    gan_jax, or when its metadata cannot be read)."""
+    try:
+      return dict(self._manager.metadata(step).custom_metadata or {})
+    except Exception:  # noqa: BLE001 (unreadable metadata: no record)
+      return {}
+
+  def no_space(self, what: str) -> NoSpace:
+    """The one-line error of a run that ran out of space `what` (e.g.
+    'writing PATH'), naming its last intact checkpoint."""
+    good = self.latest_step()
+    last = (f'the last intact checkpoint is {good} in {self.directory}'
+            if good is not None else 'no checkpoint was saved')
+    return NoSpace(f'no space left on device {what}; {last}; free some space'
+                   ' and run the same command to resume')
+
+  def _check_space(self, step: int, state) -> None:
+    """NoSpace unless the disk holds `state` once more (with a margin): a
+    full disk stops the run before a write half fails. Decided by process 0
+    for all processes of a run, so that they stop together."""
+    needed = int(1.2 * sum(leaf.nbytes for leaf in jax.tree.leaves(state))) + 2**18
+    free = None
+    if jax.process_index() == 0:
+      free = shutil.disk_usage(files.existing_ancestor(
+          os.path.join(self.directory, 'x'))).free
+    fits = free is None or free >= needed
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # noqa: PLC0415
+      fits = bool(multihost_utils.broadcast_one_to_all(np.int32(fits)))
+    if not fits:
+      raise self.no_space(
+          f'for checkpoint {step} in {self.directory} ({needed / 2**20:.1f} MiB'
+          f' needed, {(free or 0) / 2**20:.1f} MiB free)')
 
   def shapes(self, step: int) -> dict[str, tuple]:
     """The shape of each leaf of checkpoint `step`, by path ('g/params/...')."""
@@ -171,8 +217,18 @@ class Checkpoints:
     return _from_storable(stored)
 
   def wait(self) -> None:
-    """Blocks until background saves are on disk, with their checksums."""
-    self._manager.wait_until_finished()
+    """Blocks until background saves are on disk, with their checksums.
+
+    Raises:
+      NoSpace: a background write failed for want of space.
+    """
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:
+      if not is_no_space(e) or not self._unchecksummed:
+        raise
+      step, self._unchecksummed = self._unchecksummed[-1], []
+      raise self.no_space(f'writing checkpoint {step} in {self.directory}') from None
     if jax.process_index() == 0:
       for step in self._unchecksummed:
         if os.path.isdir(self.step_dir(step)):  # not already rotated out

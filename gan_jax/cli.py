@@ -28,6 +28,7 @@ from gan_jax import preemption
 from gan_jax import runtime
 from gan_jax.errors import TrainingDiverged
 from gan_jax.errors import UserError
+from gan_jax.errors import is_no_space
 
 # What a command's exit status means (docs/reference.md prints this table).
 EXIT_STATUSES = (
@@ -125,11 +126,29 @@ def parse_flags(argv: list[str]) -> list[str]:
   return rest
 
 
+class _Terminated(BaseException):  # noqa: N818 (a signal, not an error)
+  """SIGTERM outside training: a BaseException, as KeyboardInterrupt is, so
+  that no `except Exception` (a logging handler's, say) swallows it."""
+
+
+def _terminate(signum, frame) -> None:
+  del signum, frame
+  raise _Terminated
+
+
 class _QuietLibraries(py_logging.Filter):
-  """Drops the INFO chatter of Orbax (a dozen lines per checkpoint)."""
+  """Drops the INFO chatter of Orbax (a dozen lines per checkpoint), and the
+  errors its background writers log when a disk is full: the command reports
+  that once, in one line (errors.NoSpace)."""
 
   def filter(self, record: py_logging.LogRecord) -> bool:
-    return record.levelno >= py_logging.WARNING or '/orbax/' not in record.pathname
+    error = record.exc_info[1] if record.exc_info else None
+    if error is not None and is_no_space(error):
+      return False
+    if '/orbax/' not in record.pathname:
+      return True
+    return record.levelno >= py_logging.WARNING and not is_no_space(
+        Exception(record.getMessage()))
 
 
 def run(main: Callable[[list[str]], None]) -> None:
@@ -139,6 +158,9 @@ def run(main: Callable[[list[str]], None]) -> None:
 
   def guarded(argv: list[str]) -> None:
     logging.get_absl_handler().addFilter(_QuietLibraries())
+    # SIGTERM stops a command as Ctrl-C does (training saves a checkpoint
+    # first: preemption.StopSignals takes both signals over while it runs).
+    signal.signal(signal.SIGTERM, _terminate)
     try:
       main(argv)
     except (UserError, TrainingDiverged) as e:
@@ -146,9 +168,10 @@ def run(main: Callable[[list[str]], None]) -> None:
     except preemption.Interrupted as e:
       print(f'stopped: {e}', file=sys.stderr)
       sys.exit(e.exit_code)
-    except KeyboardInterrupt:  # outside the training loop: nothing to save
-      print('stopped: SIGINT (nothing was being trained; nothing to save)',
-            file=sys.stderr)
-      sys.exit(preemption.EXIT_CODES[signal.SIGINT])
+    except (KeyboardInterrupt, _Terminated) as e:  # no training: nothing to save
+      signum = signal.SIGTERM if isinstance(e, _Terminated) else signal.SIGINT
+      print(f'stopped: {signum.name} (nothing was being trained; nothing to'
+            ' save)', file=sys.stderr)
+      sys.exit(preemption.EXIT_CODES[signum])
 
   app.run(guarded, flags_parser=parse_flags)

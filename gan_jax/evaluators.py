@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 
+from absl import logging
 import jax
 import numpy as np
 
@@ -134,6 +135,22 @@ IMAGE_FIGURES = ('fid_lenet', 'kid_lenet', 'kid_lenet_std', 'precision', 'recall
                  'density', 'coverage', 'score_lenet', 'top_class_share')
 
 
+def neighbour_figures(real_feats: np.ndarray, feats: np.ndarray,
+                      pr_k: int = 3, dc_k: int = 5) -> dict[str, float]:
+  """Improved precision/recall (k = pr_k; Kynkäänniemi et al. 2019) and
+  density/coverage (k = dc_k; Naeem et al. 2020); NaN (null in results)
+  where a set has no k-th neighbour to measure with (N <= k)."""
+  n = min(len(real_feats), len(feats))
+  figures = {}
+  for k, fn, names in ((pr_k, metrics.precision_recall, ('precision', 'recall')),
+                       (dc_k, metrics.density_coverage, ('density', 'coverage'))):
+    if n > k:
+      figures.update({name: float(v) for name, v in fn(real_feats, feats, k=k).items()})
+    else:
+      figures.update(dict.fromkeys(names, float('nan')))
+  return figures
+
+
 def image_figures(real_feats: np.ndarray, feats: np.ndarray,
                   probs: np.ndarray) -> dict[str, float]:
   """The classifier evaluator's figures (IMAGE_FIGURES) of one feature set
@@ -143,8 +160,7 @@ def image_figures(real_feats: np.ndarray, feats: np.ndarray,
   return {
       'fid_lenet': float(metrics.frechet_distance_from_features(real_feats, feats)),
       'kid_lenet': float(kid_mean), 'kid_lenet_std': float(kid_std),
-      **{k: float(v) for k, v in metrics.precision_recall(real_feats, feats).items()},
-      **{k: float(v) for k, v in metrics.density_coverage(real_feats, feats).items()},
+      **neighbour_figures(real_feats, feats),
       'score_lenet': float(metrics.classifier_score(probs)),
       'top_class_share': float(metrics.top_class_share(probs)),
   }
@@ -168,14 +184,15 @@ def _cached_floor(directory: str, key: str, compute: Callable[[], dict],
   """compute() once per key, kept in directory/floors.json (again when the
   kept one lacks one of `figures`, a figure added since)."""
   path = os.path.join(directory, FLOORS_FILE)
-  floors = {}
-  if os.path.exists(path):
-    with open(path) as f:
-      floors = json.load(f)
+  floors = files.read_json(path, instead='computing the floors again') or {}
   if key not in floors or not set(figures) <= set(floors[key]):
     floors[key] = compute()
     if jax.process_index() == 0:
-      files.write_json(path, floors)
+      try:
+        files.write_json(path, floors)
+      except OSError as e:
+        logging.warning('cannot keep the floors in %s (%s); they are computed'
+                        ' again next time', path, e.strerror)
   return floors[key]
 
 
@@ -242,13 +259,12 @@ def inception_figures(real_gaussian: tuple[np.ndarray, np.ndarray],
   when there are logits: INCEPTION_FIGURES."""
   kid_mean, kid_std = metrics.kernel_inception_distance(
       real_feats, feats, jax.random.key(SUBSET_SEED))
-  pr = metrics.precision_recall(real_feats, feats, k=3)
-  dc = metrics.density_coverage(real_feats, feats, k=5)
   figures = {
       'fid': metrics.frechet_distance64(real_gaussian,
                                         metrics.gaussian_factor64(feats)),
       'kid': float(kid_mean), 'kid_std': float(kid_std),
-      **{f'{k}_inception': float(v) for k, v in {**pr, **dc}.items()},
+      **{f'{k}_inception': v
+         for k, v in neighbour_figures(real_feats, feats).items()},
   }
   if logits is not None:
     figures['is'], figures['is_std'] = metrics.inception_score(logits)
@@ -274,14 +290,15 @@ def _inception_reference(config, weights: inception.Weights):
   directory = _inception_cache(config)
   path = os.path.join(directory, hashlib.sha256(key.encode()).hexdigest()[:16]
                       + '.npz')
-  if os.path.exists(path):
-    with np.load(path) as cached:
-      feats, mu, sigma = cached['feats'], cached['mu'], cached['sigma']
+  cached = files.read_npz(path, ('feats', 'mu', 'sigma'),
+                          instead='computing the real features again')
+  if cached is not None:
+    feats, mu, sigma = cached['feats'], cached['mu'], cached['sigma']
   else:
     feats, _ = inception.features(weights, _subset(labeled.train_images, n))
     mu, sigma = metrics.gaussian_statistics64(feats)
     if jax.process_index() == 0:
-      files.write_npz(path, {'feats': feats, 'mu': mu, 'sigma': sigma,
+      files.cache_npz(path, {'feats': feats, 'mu': mu, 'sigma': sigma,
                              'key': np.asarray(key)})
 
   gaussian = metrics.gaussian_factor64(feats, sigma)

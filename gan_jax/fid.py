@@ -34,6 +34,7 @@ import numpy as np
 from gan_jax import cli
 from gan_jax import data
 from gan_jax import evaluators
+from gan_jax import files
 from gan_jax import inception
 from gan_jax import metrics
 from gan_jax.errors import UserError
@@ -183,12 +184,17 @@ def main(argv: list[str]) -> None:
   figures = compare(*sets, weights, what=tuple(argv[1:]), cached=datasets)
   # Which generator each run's samples came from ('ema' or 'raw').
   runs = {spec: samples_from(spec, _RAW()) for spec in argv[1:] if is_run(spec)}
-  print(json.dumps({**figures, **({'samples_from': runs} if runs else {})}))
+  # Strict JSON: a spread that does not exist (kid_std at tiny N) is null.
+  print(json.dumps(files.strict(
+      {**figures, **({'samples_from': runs} if runs else {})})))
 
 
 def is_run(spec: str) -> bool:
-  """Whether `spec` is a run's workdir (it holds config.json)."""
-  return os.path.isdir(spec) and os.path.exists(os.path.join(spec, 'config.json'))
+  """Whether `spec` is a run's workdir (config.json, or checkpoints whose
+  config it is read from)."""
+  return os.path.isdir(spec) and any(
+      os.path.exists(os.path.join(spec, name))
+      for name in ('config.json', 'checkpoints'))
 
 
 def samples_from(workdir: str, raw: bool) -> str:

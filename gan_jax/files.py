@@ -7,9 +7,12 @@ Python's `NaN`/`Infinity` tokens are rejected by most other JSON readers.
 """
 
 from collections.abc import Mapping
+import contextlib
 import json
 import math
 import os
+
+from absl import logging
 
 from gan_jax.errors import UserError
 
@@ -36,20 +39,62 @@ def check_writable_file(path: str, flag: str) -> None:
                     ' writable')
 
 
+@contextlib.contextmanager
+def naming(path: str):
+  """An OSError inside that names no file (a write that failed, e.g. for want
+  of space) is raised again naming `path`, so that its one-line message can."""
+  try:
+    yield
+  except OSError as e:
+    if e.filename is None:
+      raise OSError(e.errno, e.strerror, path) from e
+    raise
+
+
 def write_text(path: str, text: str) -> None:
   """Writes `text` to `path` atomically."""
   tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    f.write(text)
-  os.replace(tmp, path)
+  with naming(path):
+    with open(tmp, 'w') as f:
+      f.write(text)
+    os.replace(tmp, path)
 
 
-def read_json(path: str):
-  """The JSON file at `path`, None if there is none (yet)."""
-  if not os.path.exists(path):
+class DamagedFile(UserError):
+  """A file a command reads is there but cannot be used: empty, truncated,
+  not JSON (or not the JSON it should be), unreadable. The message names the
+  file and what is wrong with it."""
+
+
+def read_json(path: str, instead: str | None = None, kind: type | None = dict):
+  """The JSON value in `path` (of type `kind` unless None), None if there is
+  no such file.
+
+  A file that is there but empty, truncated, not JSON, of another kind or
+  unreadable: with `instead`, one warning line naming the file, what is
+  wrong and `instead` (what the command does without it), then None;
+  without `instead`, DamagedFile. Never a traceback of the JSON parser.
+  """
+  try:
+    with open(path, encoding='utf-8') as f:
+      text = f.read()
+  except FileNotFoundError:
     return None
-  with open(path) as f:
-    return json.load(f)
+  except (OSError, UnicodeDecodeError) as e:
+    problem = f'cannot be read ({getattr(e, "strerror", None) or e})'
+  else:
+    try:
+      value = json.loads(text)
+    except ValueError:
+      problem = 'is empty' if not text.strip() else 'is not valid JSON (truncated?)'
+    else:
+      if kind is None or isinstance(value, kind):
+        return value
+      problem = f'holds a JSON {type(value).__name__}, not an {kind.__name__}'
+  if instead is None:
+    raise DamagedFile(f'{path} {problem}')
+  logging.warning('%s %s; %s', path, problem, instead)
+  return None
 
 
 def strict(obj):
@@ -85,3 +130,30 @@ def write_npz(path: str, arrays: Mapping) -> None:
   with open(tmp, 'wb') as f:
     np.savez(f, **arrays)
   os.replace(tmp, path)
+
+
+def read_npz(path: str, names: tuple[str, ...], instead: str) -> dict | None:
+  """The arrays `names` of the .npz at `path` (a cache), None if there is no
+  such file, or when it is damaged (truncated, not an .npz, an array
+  missing): then one warning line names it and says `instead`."""
+  import numpy as np  # noqa: PLC0415
+  if not os.path.exists(path):
+    return None
+  try:
+    with np.load(path, allow_pickle=False) as npz:
+      return {name: npz[name] for name in names}
+  except Exception as e:  # noqa: BLE001 (any unreadable cache is recomputed)
+    logging.warning('%s is damaged (%s); %s', path,
+                    ' '.join(str(e).split())[:120], instead)
+    return None
+
+
+def cache_npz(path: str, arrays: Mapping) -> None:
+  """`write_npz` of a cache: a write that fails (read-only, disk full) is one
+  warning line; the value is computed again next time."""
+  try:
+    write_npz(path, arrays)
+  except OSError as e:
+    logging.warning('cannot cache %s (%s); it is computed again next time',
+                    path, e.strerror)
+

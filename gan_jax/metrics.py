@@ -38,6 +38,7 @@ as a few chunk_size x N buffers, never N x M (10k x 10k x 512 features: about
 
 from collections.abc import Callable
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -325,26 +326,35 @@ def _polynomial_mmd2_unbiased(x: Array, y: Array) -> Array:
 @functools.partial(jax.jit, static_argnames=('num_subsets', 'subset_size'))
 def kernel_inception_distance(feats1: Array, feats2: Array, key: Array,
                               num_subsets: int = 100,
-                              subset_size: int = 1000) -> tuple[Array, Array]:
+                              subset_size: int | None = None
+                              ) -> tuple[Array, Array]:
   """Kernel "Inception" distance: unbiased polynomial-kernel MMD² on subsets.
 
   For each of `num_subsets` subsets, draws `subset_size` rows of each set
   without replacement (independently per set) and computes the unbiased MMD²
-  with k(x, y) = (x·y / D + 1)³. Defaults are torch-fidelity's (100 subsets of
-  1000); the original code of Bińkowski et al. defaulted to 50 subsets.
+  with k(x, y) = (x·y / D + 1)³. torch-fidelity's defaults are 100 subsets
+  of 1000 rows (Bińkowski et al.'s code: 50).
+
+  The subset size follows N, the smaller set's rows: min(1000, N // 2) (at
+  least 2), torch-fidelity's 1000 from N = 2000 on, and below it half the
+  set, so that two subsets of a set differ and their spread says something.
+  A subset as large as both whole sets (subset_size >= N, or N < 4) is the
+  same every time: the mean is the whole-set MMD² and the std is NaN, not a
+  spread.
 
   Args:
     feats1: [N, D] features (e.g. of real images).
     feats2: [M, D] features (e.g. of generated images).
     key: PRNG key for the subsets.
     num_subsets: how many random subsets to average over.
-    subset_size: rows per subset and set; capped at min(N, M), must end up
-      >= 2.
+    subset_size: rows per subset and set (default: the rule above); capped
+      at the smaller set, must end up >= 2.
 
   Returns:
     (mean, std) over subsets, 0-d arrays; std with ddof=0 (numpy's default,
-    as torch-fidelity reports it). The mean is unbiased, so it can be
-    slightly negative when both sets come from one distribution.
+    as torch-fidelity reports it), NaN when the subsets cannot differ. The
+    mean is unbiased, so it can be slightly negative when both sets come
+    from one distribution.
 
   References:
     Bińkowski, Sutherland, Arbel & Gretton, Demystifying MMD GANs, ICLR 2018
@@ -356,6 +366,8 @@ def kernel_inception_distance(feats1: Array, feats2: Array, key: Array,
   _check_features('feats2', feats2)
   _check_pair(feats1, feats2)
   n1, n2 = feats1.shape[0], feats2.shape[0]
+  if subset_size is None:
+    subset_size = max(2, min(1000, min(n1, n2) // 2))
   size = min(subset_size, n1, n2)
   if size < 2:
     raise ValueError(f'KID needs subsets of >= 2 rows, got {size}')
@@ -367,7 +379,8 @@ def kernel_inception_distance(feats1: Array, feats2: Array, key: Array,
     return _polynomial_mmd2_unbiased(x, y)
 
   mmds = jax.lax.map(one_subset, jax.random.split(key, num_subsets))
-  return jnp.mean(mmds), jnp.std(mmds)
+  spread = jnp.std(mmds) if size < max(n1, n2) else jnp.float32(jnp.nan)
+  return jnp.mean(mmds), spread
 
 
 # --------------------------------------------- k-NN manifold metrics
@@ -504,15 +517,19 @@ def inception_score(logits, splits: int = 10) -> tuple[float, float]:
   """Inception Score (Salimans et al. 2016): `classifier_score` of the
   softmax of the 1008 logits in each of `splits` consecutive, equal parts
   of the N rows (the remainder dropped, as the original code does); the
-  mean and std (ddof=0) over the parts."""
+  mean and std (ddof=0) over the parts.
+
+  Fewer parts when N < 2 x `splits`: each holds at least 2 rows (one row's
+  score is always 1). With one part (N < 4) the std is NaN, not a spread."""
   logits = np.asarray(logits, np.float32)
+  splits = max(1, min(splits, len(logits) // 2))
   size = len(logits) // splits
   if size < 1:
-    raise ValueError(f'{len(logits)} rows cannot make {splits} splits')
+    raise ValueError(f'{len(logits)} rows cannot make an Inception Score')
   probs = jax.nn.softmax(jnp.asarray(logits[:size * splits]), axis=-1)
   scores = np.asarray([classifier_score(part)
                        for part in jnp.split(probs, splits)], np.float64)
-  return float(scores.mean()), float(scores.std())
+  return float(scores.mean()), float(scores.std()) if splits > 1 else math.nan
 
 
 # ------------------------------------------------------------ mode metrics

@@ -9,7 +9,6 @@ load too (`restore`): from before `num_seeds` (no seed axis), before
 """
 
 import functools
-import json
 import os
 from typing import Any
 
@@ -24,6 +23,7 @@ from gan_jax import checkpoints
 from gan_jax import configs
 from gan_jax import data
 from gan_jax import parallel
+from gan_jax import workdir as workdir_lib
 from gan_jax.errors import UserError
 from gan_jax.gan import GAN
 from gan_jax.gan import GANState
@@ -167,13 +167,14 @@ def restore_or_init(gan: GAN, seeds: list[int], ckpts: checkpoints.Checkpoints,
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
-  """The resolved config a run in `workdir` recorded in config.json."""
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
+  """The resolved config of the run in `workdir`: config.json's, or the one
+  saved with its newest checkpoint when config.json is missing or damaged
+  (which is then rewritten: `workdir.run_config`)."""
+  recorded = workdir_lib.run_config(workdir, rewrite=True)
+  if recorded is None:
     raise UserError(f'--workdir={workdir} holds no run (no config.json); pass'
                     ' the workdir of a gan_jax.main run')
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  config = ml_collections.ConfigDict(recorded)
   if 'num_seeds' not in config:  # a run from before num_seeds existed
     config.num_seeds = 1
   return config

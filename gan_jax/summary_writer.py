@@ -24,6 +24,8 @@ from tensorboard.compat.tensorflow_stub import errors
 from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
 from tensorboard.summary.writer import record_writer
 
+from gan_jax import files
+
 _writer_ids = itertools.count()
 
 
@@ -62,7 +64,8 @@ class SummaryWriter:
 
   def _write(self, event: event_pb2.Event, step: int = 0) -> None:
     event.wall_time, event.step = time.time(), int(step)
-    self._records.write(event.SerializeToString())
+    with files.naming(self.path):
+      self._records.write(event.SerializeToString())
 
   def _write_values(self, step: int, values: list[summary_pb2.Summary.Value]):
     self._write(event_pb2.Event(summary=summary_pb2.Summary(value=values)), step)
@@ -81,10 +84,12 @@ class SummaryWriter:
             encoded_image_string=encode_png(image_HWC)))])
 
   def flush(self) -> None:
-    self._records.flush()
+    with files.naming(self.path):
+      self._records.flush()
 
   def close(self) -> None:
-    self._records.close()
+    with files.naming(self.path):
+      self._records.close()
 
 
 def read_events(path: str) -> Iterator[event_pb2.Event]:

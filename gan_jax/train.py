@@ -9,6 +9,7 @@ step), sample pictures, evaluations, Orbax checkpoints, and results.json at
 the end or when a signal or a NaN stops the run.
 """
 
+import json
 import os
 import time
 
@@ -16,6 +17,7 @@ from absl import logging
 import jax
 import ml_collections
 
+import gan_jax
 from gan_jax import aggregate
 from gan_jax import checkpoints
 from gan_jax import configs
@@ -24,11 +26,13 @@ from gan_jax import evaluators
 from gan_jax import files
 from gan_jax import parallel
 from gan_jax import preemption
+from gan_jax import progress
 from gan_jax import runs
 from gan_jax import step as step_lib
 from gan_jax import summary_writer
 from gan_jax import workdir as workdir_lib
 from gan_jax.errors import TrainingDiverged
+from gan_jax.errors import is_no_space
 from gan_jax.gan import GAN
 from gan_jax.gan import GANState
 from gan_jax.gan import build_gan
@@ -37,13 +41,6 @@ from gan_jax.gan import first_divergence
 from gan_jax.gan import samples_from
 from gan_jax.gan import score_members
 from gan_jax.pictures import SamplePictures
-
-
-def _format_duration(seconds: float) -> str:
-  seconds = int(seconds)
-  hours, rest = divmod(seconds, 3600)
-  return (f'{hours}h{rest // 60:02d}m' if hours
-          else f'{rest // 60}m{rest % 60:02d}s')
 
 
 def train_once(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -94,18 +91,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   workdir_lib.create(workdir)
   # A signal while restoring or compiling stops the run after its first step.
   with workdir_lib.run_lock(workdir), preemption.StopSignals() as stop:
-    return _train(config, workdir, source, gan, eval_names, score_samples, mesh,
-                  changes, stop, wall_start)
+    ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'),
+                                    config.train.max_checkpoints)
+    try:
+      return _train(config, workdir, source, gan, eval_names, score_samples,
+                    mesh, changes, stop, wall_start, ckpts)
+    except OSError as e:  # events, pictures, results (checkpoints: NoSpace)
+      if not is_no_space(e):
+        raise
+      raise ckpts.no_space(f'writing {e.filename or workdir}') from None
 
 
 def _train(config: ml_collections.ConfigDict, workdir: str,
            source: data.DataSource, gan: GAN, eval_names: tuple[str, ...],
            score_samples: evaluators.Scorer, mesh, changes: dict,
-           stop: preemption.StopSignals, wall_start: float) -> dict:
+           stop: preemption.StopSignals, wall_start: float,
+           ckpts: checkpoints.Checkpoints) -> dict:
   """`train_and_evaluate` once the workdir is locked."""
-  ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'),
-                                  config.train.max_checkpoints)
   seeds = configs.seeds(config)
+  # Saved with every checkpoint: the run's config survives its config.json.
+  record = {'config': json.loads(config.to_json_best_effort()),
+            'gan_jax_version': gan_jax.__version__}
   state = runs.restore_or_init(gan, seeds, ckpts, mesh)
   start = current_step(state)
   num_steps = config.train.num_steps
@@ -208,21 +214,22 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
         logging.info('step %d/%d | %s | %.2f steps/s | ETA %s', step,
                      num_steps, aggregate.describe(losses_per_seed),
                      steps_per_s,
-                     _format_duration((num_steps - step) / steps_per_s))
+                     progress.format_duration((num_steps - step) / steps_per_s))
     if step % sample_every == 0 or last:
       member_pictures = pictures(state)
       if is_main:
         for i, picture in enumerate(member_pictures):
           name = f'step_{step}_seed{i}' if len(seeds) > 1 else f'step_{step}'
-          summary_writer.to_pil(picture).save(
-              os.path.join(workdir, 'samples', f'{name}.png'))
+          path = os.path.join(workdir, 'samples', f'{name}.png')
+          with files.naming(path):
+            summary_writer.to_pil(picture).save(path)
         writer.image(step, 'samples', member_pictures[0])
     if eval_names and ((eval_every and step % eval_every == 0) or last):
       scores_per_seed = evaluate(state, step)
     stopping = stop.reached(step) and not last
     if step % checkpoint_every == 0 or last or stopping:
       check_finite(state, step)
-      ckpts.save(step, state)
+      ckpts.save(step, state, record)
     if stopping:
       losses_per_seed = aggregate.per_seed(parallel.fetch(step_metrics), seeds)
       ckpts.close()
@@ -239,8 +246,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
   final = results('finished', num_steps)
   if is_main:
     writer.close()
-    if num_steps > start or not os.path.exists(
-        os.path.join(workdir, 'results.json')):
+    if num_steps > start or workdir_lib.read_results(
+        workdir, instead='writing it again') is None:
       write_results(final)
     logging.info('done: step %d, %s', final['final_step'],
                  os.path.join(workdir, 'results.json'))

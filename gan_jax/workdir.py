@@ -7,10 +7,12 @@
   records pid, host and command for the message, and is removed on release.
   Where the file system has no `flock` (some FUSE mounts), the record alone
   decides: a holder on this host that is no longer alive is stale.
-- `check_resume(config, workdir)`: a run on a workdir whose config.json
+- `check_resume(config, workdir)`: a run on a workdir whose recorded config
   differs from the new config in a key that changes the math stops with a
   one-line error listing the differing keys. FREE_KEYS may change (intervals,
   the length, data and classifier locations); other keys only when named.
+  The recorded config is config.json's, or when that is missing or damaged
+  the one saved with the newest checkpoint (`run_config`).
 - `create(workdir)`: the directory, or a one-line error if it cannot be one.
 - `read_results(workdir)`, `is_finished`: what its results.json says.
 """
@@ -31,6 +33,7 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from gan_jax import checkpoints
 from gan_jax import configs
 from gan_jax import files
 from gan_jax.errors import UserError
@@ -38,6 +41,8 @@ from gan_jax.errors import UserError
 LOCK_FILE = 'run.lock'
 HISTORY_FILE = 'config_history.json'
 RESULTS_FILE = 'results.json'
+CONFIG_FILE = 'config.json'
+CHECKPOINTS_DIR = 'checkpoints'
 
 # Keys a resumed run may change: they do not change what a step computes.
 # train.num_steps extends (or shortens) the run; with a decaying
@@ -221,9 +226,11 @@ def run_lock(workdir: str):
 # ------------------------------------------------------------------ results
 
 
-def read_results(workdir: str) -> dict | None:
-  """results.json of the run in `workdir`, None if it has none (yet)."""
-  return files.read_json(os.path.join(workdir, RESULTS_FILE))
+def read_results(workdir: str, instead: str = 'reading it as absent'
+                 ) -> dict | None:
+  """results.json of the run in `workdir`, None if it has none (yet) or it is
+  damaged (one line names it and says `instead`: what the caller does)."""
+  return files.read_json(os.path.join(workdir, RESULTS_FILE), instead=instead)
 
 
 def is_finished(results: Mapping | None, num_steps: int) -> bool:
@@ -244,9 +251,69 @@ def _flatten(tree, prefix: str = '') -> dict:
   return flat
 
 
+def saved_config(workdir: str) -> tuple[int, dict] | None:
+  """(step, record) of the newest checkpoint in `workdir` that saved the run's
+  config with it ({'config': ..., 'gan_jax_version': ...}), None if none did
+  (no checkpoint yet, or checkpoints of an older gan_jax)."""
+  directory = os.path.join(workdir, CHECKPOINTS_DIR)
+  if not os.path.isdir(directory):
+    return None
+  ckpts = checkpoints.Checkpoints(directory)
+  for step in ckpts.steps():
+    record = ckpts.record(step)
+    if isinstance(record.get('config'), dict):
+      return step, record
+  return None
+
+
+def run_config(workdir: str, rewrite: bool = False) -> dict | None:
+  """The resolved config of the run in `workdir` (nested), None when it
+  holds no run.
+
+  It is config.json's; when that is missing or damaged (empty, truncated,
+  not JSON), the config saved with the newest checkpoint, and one line says
+  so; with `rewrite`, config.json is written again from it.
+
+  Raises:
+    DamagedFile: config.json is damaged and no checkpoint saved the config.
+  """
+  path = os.path.join(workdir, CONFIG_FILE)
+  damaged = None
+  try:
+    config = files.read_json(path)
+  except files.DamagedFile as e:
+    config, damaged = None, str(e)
+  if config is not None:
+    return config
+  saved = saved_config(workdir)
+  if saved is None:
+    if damaged:
+      raise files.DamagedFile(f'{damaged}, and no checkpoint of the run saved'
+                              ' its config; restore it, or train into a new'
+                              ' --workdir')
+    return None
+  problem = damaged or f'{path} is missing'
+  step, record = saved
+  source = (f'checkpoint {step} (gan_jax {record.get("gan_jax_version", "?")})')
+  action = f'using the config saved with {source}'
+  if rewrite and jax.process_index() == 0:
+    try:
+      files.write_json(path, record['config'])
+      action = f'rewrote it from the config saved with {source}'
+    except OSError as e:
+      action += f' (it could not be rewritten: {e.strerror})'
+  logging.warning('%s; %s', problem, action)
+  return record['config']
+
+
 def recorded_config(workdir: str) -> dict | None:
-  """config.json of the run in `workdir`, flattened; None if it has none."""
-  recorded = files.read_json(os.path.join(workdir, 'config.json'))
+  """`run_config` of the run in `workdir`, flattened ({'loss.name': ...});
+  None if it holds no run, or its config cannot be read (one line says so)."""
+  try:
+    recorded = run_config(workdir)
+  except files.DamagedFile as e:
+    logging.warning('%s', e)
+    return None
   return None if recorded is None else _flatten(recorded)
 
 
@@ -257,6 +324,11 @@ def config_changes(config: ml_collections.ConfigDict, workdir: str
   only one of them has (a run recorded before the key existed) are skipped."""
   recorded = recorded_config(workdir)
   if recorded is None:
+    if checkpoints.Checkpoints(os.path.join(workdir, CHECKPOINTS_DIR)).steps():
+      logging.warning('%s holds checkpoints but no record of the config they'
+                      ' were trained with (no config.json; they predate the'
+                      ' config saved with each checkpoint): this config is not'
+                      ' checked against theirs', workdir)
     return {}
   wanted = _flatten(configs.resolve(config).to_dict())
   return {key: (recorded[key], value) for key, value in wanted.items()
@@ -291,7 +363,13 @@ def record_changes(workdir: str, step: int, changes: dict[str, tuple]) -> None:
   """Appends the changes a resumed run made to `<workdir>/config_history.json`
   (config.json then holds the new values)."""
   path = os.path.join(workdir, HISTORY_FILE)
-  history = files.read_json(path) or []
+  try:
+    history = files.read_json(path, kind=list) or []
+  except files.DamagedFile as e:  # kept beside, never lost
+    logging.warning('%s; kept as %s.damaged, and a new history starts', e,
+                    HISTORY_FILE)
+    os.replace(path, path + '.damaged')
+    history = []
   history.append({'resumed_at_step': step,
                   'changes': {key: {'before': old, 'after': new}
                               for key, (old, new) in changes.items()}})

@@ -5,6 +5,7 @@ import gzip
 import json
 import math
 import os
+import shlex
 import struct
 import subprocess
 import sys
@@ -313,3 +314,35 @@ def write_fid_run(workdir, loss, steps, fids, pictures=()) -> None:
                             'precision': 0.25, 'recall': 0.5, 'density': 0.2,
                             'coverage': 0.3, 'n_a': 10000, 'n_b': 10000,
                             'weights_hash': '1dd9ccc25932d506'}) + '\n')
+
+
+# ----------------------------------------------------------------- mounts
+
+
+def can_mount() -> bool:
+  """Whether this machine lets a process mount in a namespace of its own
+  (util-linux's unshare): how the tests make a full disk or a read-only
+  workdir without touching the machine's own mounts."""
+  try:
+    return subprocess.run(['unshare', '--mount', '--map-root-user', 'true'],
+                          capture_output=True, timeout=30).returncode == 0
+  except (OSError, subprocess.TimeoutExpired):
+    return False
+
+
+def run_mounted(mount: str, module: str, *args: str, size: str | None = None,
+                read_only: bool = False, after: str = ''):
+  """`python -m module args` where `mount` is, for this process only, a
+  tmpfs of `size` (a small disk that fills) or a read-only view of itself;
+  `after` is a shell command run there once the command ends (e.g. to copy
+  out what it left)."""
+  if size:
+    setup = f'mount -t tmpfs -o size={size} tmpfs {mount}'
+  else:
+    assert read_only
+    setup = f'mount --bind {mount} {mount} && mount -o remount,ro,bind {mount}'
+  command = shlex.join([sys.executable, '-m', module, *args])
+  script = f'{setup} && {command}; status=$?; {after or "true"}; exit $status'
+  return subprocess.run(['unshare', '--mount', '--map-root-user', 'sh', '-c',
+                         script], cwd=REPO, env=command_env(),
+                        capture_output=True, text=True, timeout=300)

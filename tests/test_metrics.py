@@ -105,13 +105,43 @@ def mmd2_unbiased_reference(x, y) -> float:
 def test_kid_matches_numpy_unbiased_estimator():
   rng = np.random.default_rng(4)
   # A subset as large as both sets is a permutation of each, and the estimator
-  # does not depend on row order: every subset gives the full-set value.
+  # does not depend on row order: every subset gives the full-set value, and
+  # there is no spread to report.
   x = rng.normal(size=(60, 8)).astype(np.float32)
   y = (rng.normal(size=(60, 8)) * 1.5 + 0.3).astype(np.float32)
   mean, std = metrics.kernel_inception_distance(
       x, y, jax.random.key(0), num_subsets=3, subset_size=1000)  # capped at 60
   np.testing.assert_allclose(mean, mmd2_unbiased_reference(x, y), rtol=1e-4)
-  assert float(std) < 1e-5 * abs(float(mean))
+  assert np.isnan(std)
+
+
+@pytest.mark.parametrize('n, size', [(3000, 1000), (2000, 1000), (1000, 500),
+                                     (60, 30), (5, 2)])
+def test_kid_subsets_follow_n_so_that_their_spread_is_one(n, size):
+  """min(1000, N // 2) rows a subset: two subsets of a set differ (a std of
+  distinct subsets, not of one set reshuffled); at N = 2 and 3, too few."""
+  rng = np.random.default_rng(6)
+  x = rng.normal(size=(n, 4)).astype(np.float32)
+  y = rng.normal(size=(n + 7, 4)).astype(np.float32)
+  mean, std = metrics.kernel_inception_distance(x, y, jax.random.key(2),
+                                                num_subsets=4)
+  one = metrics.kernel_inception_distance(x, y, jax.random.key(2), num_subsets=4,
+                                          subset_size=size)
+  np.testing.assert_allclose((mean, std), one, rtol=1e-6)
+  assert np.isfinite(std) and float(std) > 0
+  _, std = metrics.kernel_inception_distance(x[:2], y[:2], jax.random.key(2))
+  assert np.isnan(std)
+
+
+def test_inception_score_splits_follow_n():
+  rng = np.random.default_rng(7)
+  logits = rng.normal(size=(12, 1008)).astype(np.float32) * 3
+  mean, std = metrics.inception_score(logits)  # 6 splits of 2 rows
+  parts = [float(metrics.classifier_score(jax.nn.softmax(p, axis=-1)))
+           for p in np.split(logits, 6)]
+  np.testing.assert_allclose((mean, std), (np.mean(parts), np.std(parts)), rtol=1e-5)
+  mean, std = metrics.inception_score(logits[:3])  # one part: no spread
+  assert mean > 1 and np.isnan(std)
 
 
 def test_kid_is_near_zero_for_one_distribution_and_positive_for_a_shift():

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from gan_jax import files
+from gan_jax import progress
 from gan_jax.inception.network import InceptionV3
 from gan_jax.inception.protocol import check_images
 from gan_jax.inception.protocol import quantize
@@ -38,23 +39,35 @@ def features(weights: Weights, images, batch_size: int = 50):
 
   Images are quantised on the host (step 1), so the device gets uint8.
   Batches are padded to min(`batch_size`, N): one program serves them all.
+  One batch is computed while the host waits for the one before: a signal
+  (Ctrl-C) is handled between batches, not after the whole set, and the
+  progress is logged every few seconds.
   """
   images = check_images(images)
   embed = _embed_fn(weights.with_logits)
   batch_size = min(batch_size, len(images))
-  pool3, logits = [], []
+  meter = progress.Progress('Inception features', len(images))
+  done, in_flight = [], None
+
+  def finish(outputs, count):
+    p, lg = outputs
+    done.append((np.asarray(p)[:count], None if lg is None else np.asarray(lg)[:count]))
+    meter.done(count)
+
   for start, stop in _batches(len(images), batch_size):
     batch = quantize(images[start:stop])
     if len(batch) < batch_size:
       pad = np.zeros((batch_size - len(batch), *batch.shape[1:]), batch.dtype)
       batch = np.concatenate([batch, pad])
-    p, lg = embed(weights.params, batch)
-    pool3.append(p[:stop - start])
-    logits.append(None if lg is None else lg[:stop - start])
-  pool3 = np.concatenate([np.asarray(p) for p in pool3])
+    outputs = embed(weights.params, batch)
+    if in_flight is not None:
+      finish(*in_flight)
+    in_flight = outputs, stop - start
+  finish(*in_flight)
+  pool3 = np.concatenate([p for p, _ in done])
   if not weights.with_logits:
     return pool3, None
-  return pool3, np.concatenate([np.asarray(lg) for lg in logits])
+  return pool3, np.concatenate([lg for _, lg in done])
 
 
 def cached_features(weights: Weights, images, directory: str = '') -> np.ndarray:
@@ -67,10 +80,10 @@ def cached_features(weights: Weights, images, directory: str = '') -> np.ndarray
   digest.update(np.ascontiguousarray(images).tobytes())
   path = os.path.join(directory or reference_directory(),
                       f'features-{digest.hexdigest()[:16]}-{weights.hash}.npz')
-  if os.path.exists(path):
-    with np.load(path) as cached:
-      return cached['pool3']
+  cached = files.read_npz(path, ('pool3',), instead='computing the features again')
+  if cached is not None:
+    return cached['pool3']
   pool3, _ = features(weights, images)
   if jax.process_index() == 0:
-    files.write_npz(path, {'pool3': pool3})
+    files.cache_npz(path, {'pool3': pool3})
   return pool3

@@ -54,7 +54,9 @@ def run_points(points: Sequence[SweepPoint],
   """
   todo = []
   for point in points:
-    state = summary_lib.status(point, workdir_lib.read_results(point.workdir))
+    state = summary_lib.status(point, workdir_lib.read_results(
+        point.workdir, instead=f'sweep point {point.name} runs again (it'
+        ' resumes from its checkpoint)'))
     if state in ('finished', 'diverged'):
       logging.info('sweep point %s: %s earlier, skipped%s', point.name, state,
                    ' (delete its results.json to retry)' if state == 'diverged' else '')

@@ -13,6 +13,8 @@ import io
 import math
 import os
 
+from absl import logging
+
 from gan_jax import files
 from gan_jax import workdir as workdir_lib
 from gan_jax.sweep.points import SweepPoint
@@ -21,9 +23,13 @@ from gan_jax.sweep.points import format_value
 
 # ------------------------------------------------------------------ results
 
+DAMAGED = 'damaged results.json'  # a point's status when it cannot be read
+
+
 def status(point: SweepPoint, results: Mapping | None) -> str:
   """finished, diverged, incomplete (started, or finished short of
-  train.num_steps) or pending (not started)."""
+  train.num_steps, or its results.json damaged: it runs again) or pending
+  (not started)."""
   if workdir_lib.is_finished(results, point.config.train.num_steps):
     return 'finished'
   if results is not None and results.get('status') == 'diverged':
@@ -65,14 +71,22 @@ def summary_rows(points: Sequence[SweepPoint]) -> list[dict]:
   """One row per point, in sweep order: its values, status and results."""
   rows = []
   for point in points:
-    results = workdir_lib.read_results(point.workdir)
+    try:
+      results = files.read_json(os.path.join(point.workdir,
+                                             workdir_lib.RESULTS_FILE))
+    except files.DamagedFile as e:
+      logging.warning('%s; the summary marks sweep point %s %r (the sweep'
+                      ' runs it again)', e, point.name, DAMAGED)
+      results, damaged = None, True
+    else:
+      damaged = False
     results_or_empty = results or {}
     metrics = metric_spread(results)
     rows.append({
         'point': point.name,
         'values': point.values,
         'config': point.config,
-        'status': status(point, results),
+        'status': DAMAGED if damaged else status(point, results),
         'final_step': results_or_empty.get('final_step'),
         'num_seeds': results_or_empty.get('num_seeds') or (
             len(results_or_empty.get('metrics_per_seed') or ()) or
