@@ -90,7 +90,9 @@ def _summing_gradients(optimizer, params, opt_state, grads):
   """step._apply_gradients with the devices' gradients summed, not averaged."""
   grads = jax.lax.psum(grads, parallel.DATA_AXIS)
   updates, opt_state = optimizer.update(grads, opt_state, params)
-  return optax.apply_updates(params, updates), opt_state
+  sizes = {'grad_norm': optax.global_norm(grads),
+           'update_ratio': optax.global_norm(updates) / optax.global_norm(params)}
+  return optax.apply_updates(params, updates), opt_state, sizes
 
 
 def dcgan(idx_dir: str, out_dir: str) -> dict[str, dict[str, float]]:
@@ -101,6 +103,9 @@ def dcgan(idx_dir: str, out_dir: str) -> dict[str, dict[str, float]]:
   -- and under pmap; and seed 0 for 1 step on 4 devices with its gradients
   summed. Saves each member's state; returns each member's metrics."""
   assert jax.device_count() == 4
+  # Mostly compilation, which this halves; 1 and 4 devices sum in different
+  # orders either way.
+  jax.config.update('jax_disable_most_optimizations', True)
   config = configs.resolve(helpers.tiny_image_config(idx_dir))
   source = data.load(config.data)
   gan = gan_lib.build_gan(config, source.example_shape, source.sample_one)

@@ -226,12 +226,12 @@ def test_inception_evaluator_scores_against_cached_real_statistics(
 
   # A run that names no evaluator: `python -m gan_jax.evaluate` scores it by
   # Inception, converting the weights first where there are none yet.
-  config.eval.evaluators = config.eval.inception = ''
-  plain = str(tmp_path / 'plain')
-  train.train_and_evaluate(config, plain)
+  recorded = json.loads((tmp_path / 'run' / 'config.json').read_text())
+  recorded['eval'].update(evaluators='', inception='')
+  (tmp_path / 'run' / 'config.json').write_text(json.dumps(recorded))
   fresh = tmp_path / 'fresh' / 'w.npz'
   proc = subprocess.run(
-      [sys.executable, '-m', 'gan_jax.evaluate', f'--workdir={plain}',
+      [sys.executable, '-m', 'gan_jax.evaluate', f'--workdir={workdir}',
        '--num_samples=8'], cwd=REPO, capture_output=True, text=True,
       env={**command_env(), inception.ENV_VAR: str(fresh)}, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
