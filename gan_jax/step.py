@@ -107,11 +107,16 @@ def _real_batch(gan: GAN, data_arrays: dict, key: Array) -> Array:
 
 
 def _apply_gradients(optimizer: optax.GradientTransformation, params, opt_state,
-                     grads) -> tuple[PyTree, optax.OptState]:
-  """Averages this device's gradients over all devices, then one Adam update."""
+                     grads) -> tuple[PyTree, optax.OptState, dict[str, Array]]:
+  """Averages this device's gradients over all devices, then one Adam update;
+  also its size: the averaged gradient's norm and the update's norm over
+  the parameters' (the training dynamics each log line shows)."""
   grads = jax.lax.pmean(grads, DATA_AXIS)
   updates, opt_state = optimizer.update(grads, opt_state, params)
-  return optax.apply_updates(params, updates), opt_state
+  sizes = {'grad_norm': optax.global_norm(grads),
+           'update_ratio': optax.global_norm(updates)
+                           / (optax.global_norm(params) + 1e-12)}
+  return optax.apply_updates(params, updates), opt_state, sizes
 
 
 def penalty_keys(keys: Array, name: str) -> tuple[Array, Array]:
@@ -132,6 +137,61 @@ def _d_update_keys(key: Array) -> Array:
       key, _D_UPDATE_KEYS + 2 * (max(losses.PENALTY_KEY_INDEX.values()) + 1))
 
 
+def _d_objective(gan: GAN, d: Player, d_params: PyTree, real: Array,
+                 fake: Array, real_keys: Array, fake_keys: Array, keys: Array,
+                 penalties, skipped=()) -> tuple[Array, tuple[dict, PyTree]]:
+  """D's loss on packs of real and generated examples with `penalties`
+  ((name, penalty, weight), each from its keys among `keys`), its metrics
+  and D's collections as this pass updates them."""
+  # Real and fake in one pass of D (larger matrix products, fewer ops): the
+  # same numbers as two passes, since D treats every example on its own (no
+  # batch statistics, per-example dropout keys; models/__init__.py).
+  both = jnp.concatenate([real, fake])
+  both_keys = jnp.concatenate([real_keys, fake_keys])
+  logits, collections = _discriminate(gan, d, d_params, both, both_keys,
+                                      update_collections=True)
+  real_logits, fake_logits = jnp.split(logits, 2)
+  loss = gan.loss.d_loss(_global(real_logits), _global(fake_logits))
+  # r_t = E[sign D(x)] on real data: 1 when D calls every real example real
+  # (Karras et al. 2020, "Training GANs with Limited Data", §2.2).
+  metrics = {'d_real': jnp.mean(real_logits), 'd_fake': jnp.mean(fake_logits),
+             'r_t': jnp.mean(jnp.sign(real_logits))}
+  for name, penalty, weight in penalties:
+    keys_key, drop_key = penalty_keys(keys, name)
+    critic = lambda x, k=drop_key: _discriminate(  # noqa: E731
+        gan, d, d_params, x, _local_keys(k, gan.batch_size)[::gan.pack])[0]
+    value = penalty.fn(critic, real, fake,
+                       _local_keys(keys_key, gan.batch_size)[::gan.pack])
+    loss = loss + weight * value
+    metrics[penalty.metric] = value
+  # A lazy penalty's metric is 0 on the updates without it (LazyStep
+  # reports the last regularised update's instead).
+  metrics.update({metric: jnp.zeros((), jnp.float32) for metric in skipped})
+  return loss, (metrics, collections)
+
+
+def _g_objective(gan: GAN, g: Player, g_params: PyTree, d: Player,
+                 d_params: PyTree, z: Array, drop_key: Array,
+                 real_logits: Array | None) -> tuple[Array, PyTree]:
+  """G's loss against D (`d_params`) on G(z), and G's collections as this
+  pass updates them (BatchNorm statistics)."""
+  fake, collections = _apply(gan.generator, g, g_params, z,
+                             update_collections=True)
+  fake_logits, _ = _discriminate(gan, d, d_params, *_packs(
+      gan, fake, _local_keys(drop_key, gan.batch_size)))
+  return gan.loss.g_loss(real_logits, _global(fake_logits)), collections
+
+
+def _real_logits(gan: GAN, d: Player, d_params: PyTree, data_arrays: dict,
+                 real_key: Array, real_drop: Array) -> Array | None:
+  """D's logits on a real batch for G's loss, None unless it reads them."""
+  if not gan.generator_reads_real:
+    return None
+  return _global(_discriminate(gan, d, d_params, *_packs(
+      gan, _real_batch(gan, data_arrays, real_key),
+      _local_keys(real_drop, gan.batch_size)))[0])
+
+
 def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
                           key: Array, regularise: bool = False
                           ) -> tuple[GANState, dict[str, Array]]:
@@ -149,11 +209,6 @@ def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
   # interpolate are a whole pack's, as for any other input of D.
   real, real_keys = _packs(gan, real, _local_keys(real_drop, gan.batch_size))
   fake, fake_keys = _packs(gan, fake, _local_keys(fake_drop, gan.batch_size))
-  # Real and fake in one pass of D (larger matrix products, fewer ops): the
-  # same numbers as two passes, since D treats every example on its own (no
-  # batch statistics, per-example dropout keys; models/__init__.py).
-  both = jnp.concatenate([real, fake])
-  both_keys = jnp.concatenate([real_keys, fake_keys])
 
   lazy = gan.reg_every > 1
   penalties, skipped = [], []  # (name, penalty, weight) added; metrics not
@@ -165,32 +220,15 @@ def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
     else:
       skipped.append(penalty.metric)
 
-  def loss_fn(d_params):
-    logits, collections = _discriminate(gan, state.d, d_params, both, both_keys,
-                                        update_collections=True)
-    real_logits, fake_logits = jnp.split(logits, 2)
-    loss = gan.loss.d_loss(_global(real_logits), _global(fake_logits))
-    metrics = {'d_real': jnp.mean(real_logits), 'd_fake': jnp.mean(fake_logits)}
-    for name, penalty, weight in penalties:
-      keys_key, drop_key = penalty_keys(keys, name)
-      critic = lambda x, k=drop_key: _discriminate(  # noqa: E731
-          gan, state.d, d_params, x,
-          _local_keys(k, gan.batch_size)[::gan.pack])[0]
-      value = penalty.fn(critic, real, fake,
-                         _local_keys(keys_key, gan.batch_size)[::gan.pack])
-      loss = loss + weight * value
-      metrics[penalty.metric] = value
-    # A lazy penalty's metric is 0 on the updates without it (LazyStep
-    # reports the last regularised update's instead).
-    metrics.update({metric: jnp.zeros((), jnp.float32) for metric in skipped})
-    return loss, (metrics, collections)
-
   (loss, (metrics, collections)), grads = jax.value_and_grad(
-      loss_fn, has_aux=True)(state.d.params)
-  d_params, d_opt_state = _apply_gradients(gan.d_optimizer, state.d.params,
-                                           state.d.opt_state, grads)
+      lambda d_params: _d_objective(gan, state.d, d_params, real, fake,
+                                    real_keys, fake_keys, keys, penalties,
+                                    skipped), has_aux=True)(state.d.params)
+  d_params, d_opt_state, sizes = _apply_gradients(
+      gan.d_optimizer, state.d.params, state.d.opt_state, grads)
   d = Player(params=d_params, collections=collections, opt_state=d_opt_state)
-  return state.replace(d=d), {'d_loss': loss, **metrics}
+  return state.replace(d=d), {'d_loss': loss, **metrics,
+                              **{f'd_{k}': v for k, v in sizes.items()}}
 
 
 def _generator_update(gan: GAN, state: GANState, data_arrays: dict,
@@ -201,26 +239,17 @@ def _generator_update(gan: GAN, state: GANState, data_arrays: dict,
   # that do not read real logits draw what they always drew.
   z_key, drop_key, real_key, real_drop = jax.random.split(key, 4)
   z = _latents(gan, z_key)
-  real_logits = None
-  if gan.generator_reads_real:
-    real_logits = _global(_discriminate(
-        gan, state.d, state.d.params, *_packs(
-            gan, _real_batch(gan, data_arrays, real_key),
-            _local_keys(real_drop, gan.batch_size)))[0])
-
-  def loss_fn(g_params):
-    fake, collections = _apply(gan.generator, state.g, g_params, z,
-                               update_collections=True)
-    fake_logits, _ = _discriminate(gan, state.d, state.d.params, *_packs(
-        gan, fake, _local_keys(drop_key, gan.batch_size)))
-    return gan.loss.g_loss(real_logits, _global(fake_logits)), collections
-
-  (loss, collections), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.g.params)
-  g_params, g_opt_state = _apply_gradients(gan.g_optimizer, state.g.params,
-                                           state.g.opt_state, grads)
+  real_logits = _real_logits(gan, state.d, state.d.params, data_arrays,
+                             real_key, real_drop)
+  (loss, collections), grads = jax.value_and_grad(
+      lambda g_params: _g_objective(gan, state.g, g_params, state.d,
+                                    state.d.params, z, drop_key, real_logits),
+      has_aux=True)(state.g.params)
+  g_params, g_opt_state, sizes = _apply_gradients(
+      gan.g_optimizer, state.g.params, state.g.opt_state, grads)
   g = Player(params=g_params, collections=collections, opt_state=g_opt_state)
-  return state.replace(g=g), {'g_loss': loss}
+  return state.replace(g=g), {'g_loss': loss,
+                              **{f'g_{k}': v for k, v in sizes.items()}}
 
 
 def train_step(gan: GAN, state: GANState, data_arrays: dict,
@@ -260,6 +289,7 @@ def train_step(gan: GAN, state: GANState, data_arrays: dict,
         state.g_ema, state.g.variables(), gan.g_ema_decay,
         updates=state.step + 1, start=gan.g_ema_start))
   metrics = jax.lax.pmean({**d_metrics, **g_metrics}, DATA_AXIS)
+  metrics['d_gap'] = metrics['d_real'] - metrics['d_fake']
 
   finite = jnp.isfinite(metrics['d_loss']) & jnp.isfinite(metrics['g_loss'])
   first_bad = jnp.where((state.nonfinite_step < 0) & ~finite, state.step + 1,
@@ -287,6 +317,50 @@ def train_step_seeds(gan: GAN, state: GANState, data_arrays: dict,
                           state, unroll=True)
     return out
   return jax.vmap(step, in_axes=(0, None))(state, data_arrays)
+
+
+# ------------------------------------------------------------------ the game
+
+
+def game_field(gan: GAN, state: GANState, data_arrays: dict, key: Array):
+  """The game's vector field on one fixed batch: a function
+  (g_params, d_params) -> (−∇_G L_G, −∇_D L_D), the losses of one D update
+  and one G update (with every penalty at its weight, lazy ones too) on the
+  real batch, latents and dropout masks that `key` draws, held fixed.
+
+  Per device like `train_step` (run it under shard_map), with G's and D's
+  collections those of `state` (BatchNorm in training mode, as in a step).
+  Its Jacobian at a checkpoint is the game Jacobian whose spectrum
+  gan_jax.dynamics computes (Mescheder et al. 2017, "The Numerics of GANs";
+  Berard et al. 2020).
+  """
+  keys = _d_update_keys(key)
+  real_key, z_key, real_drop, fake_drop = keys[:_D_UPDATE_KEYS]
+  real, real_keys = _packs(gan, _real_batch(gan, data_arrays, real_key),
+                           _local_keys(real_drop, gan.batch_size))
+  z = _latents(gan, z_key)
+  g_z_key, g_drop_key, g_real_key, g_real_drop = jax.random.split(
+      jax.random.fold_in(key, 1), 4)
+  g_z = _latents(gan, g_z_key)
+
+  def d_loss(g_params, d_params):
+    fake, _ = _apply(gan.generator, state.g, g_params, z, update_collections=True)
+    fake, fake_keys = _packs(gan, fake, _local_keys(fake_drop, gan.batch_size))
+    return _d_objective(gan, state.d, d_params, real, fake, real_keys, fake_keys,
+                        keys, gan.penalties)[0]
+
+  def g_loss(g_params, d_params):
+    real_logits = _real_logits(gan, state.d, d_params, data_arrays, g_real_key,
+                               g_real_drop)
+    return _g_objective(gan, state.g, g_params, state.d, d_params, g_z,
+                        g_drop_key, real_logits)[0]
+
+  def field(g_params, d_params):
+    g_grad = jax.grad(g_loss, 0)(g_params, d_params)
+    d_grad = jax.grad(d_loss, 1)(g_params, d_params)
+    return (jax.tree.map(jnp.negative, g_grad), jax.tree.map(jnp.negative, d_grad))
+
+  return field
 
 
 # ------------------------------------------------------------------ compile

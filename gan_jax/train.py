@@ -24,6 +24,7 @@ from gan_jax import configs
 from gan_jax import data
 from gan_jax import evaluators
 from gan_jax import files
+from gan_jax import monitor
 from gan_jax import parallel
 from gan_jax import preemption
 from gan_jax import progress
@@ -184,9 +185,12 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
         'wall_time_s': time.time() - wall_start, 'compile_s': compile_s,
         'steps_per_s': (trained / (time.time() - train_start) if trained > 0
                         else None),
-        'devices': mesh.size, 'processes': jax.process_count(), **extra}
+        'devices': mesh.size, 'processes': jax.process_count(),
+        # Divergence and collapse warnings of this run's log steps (monitor).
+        'warnings': watch.warnings, **extra}
 
   losses_per_seed, scores_per_seed = [], []
+  watch = monitor.Monitor(seeds)
   train_start = last_time = time.time()
   last_step = start
   # Plain ints: a ConfigDict lookup per step would cost the loop time.
@@ -204,6 +208,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     if step % log_every == 0 or last:
       losses_per_seed = aggregate.per_seed(parallel.fetch(step_metrics), seeds)
       check_finite(state, step)
+      if is_main:
+        watch.check(step, losses_per_seed)
       now = time.time()
       steps_per_s = (step - last_step) / (now - last_time)
       last_time, last_step = now, step
