@@ -2,17 +2,24 @@
 
 import os
 
-import jax
-import numpy as np
-import pytest
+# The tests' programs are tiny and mostly compilation, which XLA without most
+# of its optimisations does in about half the time; the commands the tests
+# run inherit it (tests/helpers.py's command_env). Tests that run large
+# programs (the Inception network, a classifier trained to accuracy) turn
+# the optimisations back on with the `optimized` fixture. Set before JAX
+# reads its configuration.
+os.environ['JAX_DISABLE_MOST_OPTIMIZATIONS'] = 'true'
 
-from gan_jax import runtime
-from tests.helpers import write_idx_images
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from gan_jax import runtime  # noqa: E402
+from tests.helpers import write_idx_images  # noqa: E402
 
 # Before any test touches JAX: the XLA flags and the Threefry lowering the
 # commands run with (cli.run calls it for them).
 runtime.setup()
-
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -28,13 +35,15 @@ def compilation_cache(tmp_path_factory):
     os.environ[name.upper()] = str(value)
 
 
-@pytest.fixture
-def fast_compile():
-  """XLA without most of its optimisations: these tiny runs are mostly
-  compilation, which this halves (both runs compared compile alike)."""
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
+@pytest.fixture(scope='module')
+def optimized():
+  """XLA with its optimisations, for a module whose programs run long enough
+  for them to pay (in this process; commands: command_env(optimized=True)).
+  A module takes it with an autouse module fixture, so that its other
+  module fixtures run optimised too."""
   jax.config.update('jax_disable_most_optimizations', False)
+  yield
+  jax.config.update('jax_disable_most_optimizations', True)
 
 
 @pytest.fixture

@@ -110,6 +110,44 @@ def small_run(config: ml_collections.ConfigDict,
   return config
 
 
+# ----------------------------------------------------------------- states
+
+# The tiny DCGAN's learning rate (tiny_image_config keeps the default).
+TINY_LR = max(configs.default_config().optim.g_lr,
+              configs.default_config().optim.d_lr)
+# How far a leaf of Adam's moments or of the batch-norm statistics may move,
+# in norm, relative to its norm, between two summation orders of float32.
+NORM_BOUND = 1e-2
+
+
+def leaf_difference(path: str, actual, desired, steps: int,
+                    lr: float = TINY_LR, bound: float = NORM_BOUND) -> str | None:
+  """What differs between two runs' leaf at `path` beyond float32 summation
+  order, or None.
+
+  The devices sum a gradient in another order than one device does. Each
+  element of a sum of n float32 terms then moves by up to ~n·u·Σ|terms|
+  (u = 2^-24): for an element whose terms cancel (a gradient that is mostly
+  round-off) that is its whole value, whatever the CPU's kernels, so no
+  elementwise relative bound holds everywhere. In norm the leaf moves by at
+  most ~n·u·‖|terms|‖, which is small unless every element cancels, and
+  Adam's first update (~ lr·sign(g)) moves a parameter by at most 2 lr per
+  step between two runs. A gradient averaged wrongly (summed over 4 devices:
+  the first moment 4x, the second 16x) moves the moments by >= 300 % in norm.
+  """
+  actual, desired = np.asarray(actual, np.float64), np.asarray(desired, np.float64)
+  if 'params' in path and 'opt_state' not in path:
+    worst = float(np.max(np.abs(actual - desired), initial=0.0))
+    if worst > 2 * steps * lr:
+      return f'{path}: a parameter moved by {worst:.3g} > 2 lr x {steps} steps'
+    return None
+  norm = float(np.linalg.norm(desired))
+  moved = float(np.linalg.norm(actual - desired))
+  if moved > bound * norm + 1e-12:
+    return f'{path}: moved by {moved / (norm or 1):.3g} of its norm'
+  return None
+
+
 # ----------------------------------------------------------------- files
 
 
@@ -193,11 +231,13 @@ LONG_TOY = ['--config=experiments/ring8.py', '--config.model.width=32',
             '--config.train.sample_every=10000000']
 
 
-def command_env(devices: int = 1) -> dict[str, str]:
+def command_env(devices: int = 1, optimized: bool = False) -> dict[str, str]:
   """The environment of a command run by a test: this checkout, the CPU,
-  `devices` forced CPU devices."""
+  `devices` forced CPU devices, XLA's optimisations off unless `optimized`
+  (tests/conftest.py says why)."""
   return dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu',
-              XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+              XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
+              JAX_DISABLE_MOST_OPTIMIZATIONS=str(not optimized).lower())
 
 
 def run(module: str, *args: str, cwd: str = REPO, devices: int = 1):

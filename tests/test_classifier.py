@@ -16,6 +16,13 @@ from gan_jax import classifier
 from gan_jax import data
 from gan_jax.errors import UserError
 
+
+@pytest.fixture(scope='module', autouse=True)
+def _optimized(optimized):
+  """XLA's optimisations on: here programs (a LeNet trained to 99 % accuracy) run
+  long enough for them to pay."""
+
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_MNIST = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'mnist')
 

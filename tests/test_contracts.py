@@ -25,9 +25,6 @@ from tests import specs
 from tests.helpers import model_config
 from tests.helpers import toy_config
 
-# Small programs, mostly compilation, which this halves (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures('fast_compile')
-
 EXTREME = jnp.array([-1e4, 1e4, -1e4, 1e4, 0.0, -3.0, 60.0], jnp.float32)
 
 

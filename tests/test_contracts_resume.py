@@ -23,8 +23,7 @@ STABILISERS = {'model.spectral_norm': True, 'model.pack': 2, 'loss.r1_weight': 1
 
 
 @pytest.mark.parametrize('name', list(models.MODELS))
-def test_every_model_with_every_stabiliser_resumes_bit_exactly(tmp_path, name,
-                                                              fast_compile):
+def test_every_model_with_every_stabiliser_resumes_bit_exactly(tmp_path, name):
   """The whole state: BatchNorm statistics, dropout keys, both Adam states,
   spectral norm's u and sigma, lazy R1/R2's host-side step count (MLP) and
   G's average (without stabilisers too: tests/test_seeds.py, tests/test_cli.py)."""

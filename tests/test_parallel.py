@@ -15,48 +15,13 @@ import sys
 import jax
 import numpy as np
 
-from gan_jax import configs
 from tests.helpers import LONG_TOY
 from tests.helpers import REPO
 from tests.helpers import command_env
 from tests.helpers import finish
+from tests.helpers import leaf_difference
 from tests.helpers import restored_state
 from tests.helpers import wait_for
-
-# The tiny DCGAN's learning rate (tiny_image_config keeps the default).
-TINY_LR = max(configs.default_config().optim.g_lr,
-              configs.default_config().optim.d_lr)
-# How far a leaf of Adam's moments or of the batch-norm statistics may move,
-# in norm, relative to its norm, between two summation orders of float32.
-NORM_BOUND = 1e-2
-
-
-def leaf_difference(path: str, actual, desired, steps: int,
-                    lr: float = TINY_LR) -> str | None:
-  """What differs between two runs' leaf at `path` beyond float32 summation
-  order, or None.
-
-  The devices sum a gradient in another order than one device does. Each
-  element of a sum of n float32 terms then moves by up to ~n·u·Σ|terms|
-  (u = 2^-24): for an element whose terms cancel (a gradient that is mostly
-  round-off) that is its whole value, whatever the CPU's kernels, so no
-  elementwise relative bound holds everywhere. In norm the leaf moves by at
-  most ~n·u·‖|terms|‖, which is small unless every element cancels, and
-  Adam's first update (~ lr·sign(g)) moves a parameter by at most 2 lr per
-  step between two runs. A gradient averaged wrongly (summed over 4 devices:
-  the first moment 4x, the second 16x) moves the moments by >= 300 % in norm.
-  """
-  actual, desired = np.asarray(actual, np.float64), np.asarray(desired, np.float64)
-  if 'params' in path and 'opt_state' not in path:
-    worst = float(np.max(np.abs(actual - desired), initial=0.0))
-    if worst > 2 * steps * lr:
-      return f'{path}: a parameter moved by {worst:.3g} > 2 lr x {steps} steps'
-    return None
-  norm = float(np.linalg.norm(desired))
-  moved = float(np.linalg.norm(actual - desired))
-  if moved > NORM_BOUND * norm + 1e-12:
-    return f'{path}: moved by {moved / (norm or 1):.3g} of its norm'
-  return None
 
 
 def test_one_and_four_devices_and_pmap_and_two_seeds_agree(tmp_path, idx_dir):

@@ -19,6 +19,12 @@ from tests.helpers import tiny_image_config
 from tests.helpers import tiny_toy_config
 
 
+@pytest.fixture(scope='module', autouse=True)
+def _optimized(optimized):
+  """XLA's optimisations on: bfloat16 against float32 is about the numerics
+  XLA computes when it optimises, as training runs."""
+
+
 def build_gan(config, dtype: str):
   config = configs.resolve(config)
   config.train.dtype = dtype
