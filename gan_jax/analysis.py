@@ -434,3 +434,17 @@ def runs_metrics_table(pattern: str) -> str | None:
   if not found:
     return None
   return metrics_table({os.path.basename(w): load_results(w) for w in found})
+
+
+def read_spectra(workdir: str, member: int = 0) -> dict[int, dict]:
+  """{step: result} of the game-Jacobian spectra `python -m gan_jax.dynamics
+  spectrum` saved in the run (dynamics/spectrum_step<N>_member<i>.json),
+  by step."""
+  pattern = re.compile(rf'spectrum_step(\d+)_member{member}\.json$')
+  found = {}
+  for path in glob.glob(os.path.join(workdir, 'dynamics', 'spectrum_step*.json')):
+    match = pattern.search(os.path.basename(path))
+    result = match and files.read_json(path, instead='it is left out')
+    if result:
+      found[int(match.group(1))] = result
+  return dict(sorted(found.items()))

@@ -341,6 +341,10 @@ class Loss:
     summary: one line for docs/reference.md: both losses and the paper.
     d_steps: D updates per G update when `train.d_steps` is 0.
     penalties: PENALTIES entries this loss always adds to D's loss.
+    real_above: the logit above which D calls an example real (r_t, the
+      share of real examples it so calls, is measured against it), or None
+      when its logits have no such boundary: a critic's (WGAN) or a
+      relativistic D's, whose logits count only against each other.
   """
 
   d_loss: Callable[[Array, Array], Array]
@@ -348,6 +352,7 @@ class Loss:
   summary: str
   d_steps: int = 1
   penalties: tuple[str, ...] = ()
+  real_above: float | None = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -387,7 +392,7 @@ LOSSES: dict[str, Loss] = {
         wasserstein_critic_loss, wasserstein_generator_loss,
         'D: E D(G(z)) − E D(x) + λ E(‖∇D(x̂)‖₂ − 1)²; G: −E D(G(z))'
         ' (Gulrajani et al. 2017)',
-        d_steps=5, penalties=('gradient_penalty',)),
+        d_steps=5, penalties=('gradient_penalty',), real_above=None),
     'hinge': Loss(
         hinge_discriminator_loss, wasserstein_generator_loss,
         'D: E relu(1 − D(x)) + E relu(1 + D(G(z))); G: −E D(G(z))'
@@ -395,19 +400,20 @@ LOSSES: dict[str, Loss] = {
     'least_squares': Loss(
         least_squares_discriminator_loss, least_squares_generator_loss,
         'D: ½E(D(x) − 1)² + ½E D(G(z))²; G: ½E(D(G(z)) − 1)², the 0-1 coding'
-        ' of LSGAN (Mao et al. 2017)'),
+        ' of LSGAN (Mao et al. 2017)', real_above=0.5),
     'relativistic': Loss(
         relativistic_average_discriminator_loss,
         relativistic_average_generator_loss,
         'D: E softplus(−(D(x) − E D(G(z)))) + E softplus(D(G(z)) − E D(x));'
         ' G: the same with real and fake swapped; RaSGAN'
-        ' (Jolicoeur-Martineau 2019)'),
+        ' (Jolicoeur-Martineau 2019)', real_above=None),
     'rpgan': Loss(
         relativistic_pairing_discriminator_loss,
         relativistic_pairing_generator_loss,
         'D: E softplus(−(D(x_i) − D(G(z_i)))) over pairs of a real and a'
         ' generated example; G: the same with real and fake swapped; RpGAN'
-        ' (Jolicoeur-Martineau 2019), the loss of R3GAN (Huang et al. 2024)'),
+        ' (Jolicoeur-Martineau 2019), the loss of R3GAN (Huang et al. 2024)',
+        real_above=None),
 }
 
 PENALTIES: dict[str, Penalty] = {

@@ -12,7 +12,9 @@ one log line, once per member and kind, when
   D separating the two ever more surely;
 - `d_won`: r_t = E[sign D(x)] on real data stays at or above R_T_WON for
   R_T_STEPS log steps in a row: D calls every real example real, Karras et
-  al. 2020's sign of a discriminator that has won (or overfits).
+  al. 2020's sign of a discriminator that has won (or overfits). Only for
+  losses whose logits have a boundary between real and fake
+  (losses.Loss.real_above): not a critic's or a relativistic D's.
 
 The warnings go to results.json (`warnings`: step, seed, kind, value). They
 are heuristics to look closer, not verdicts: a run may recover.
@@ -42,8 +44,9 @@ class _Member:
 class Monitor:
   """The warnings of one run's members (`seeds`), checked at log steps."""
 
-  def __init__(self, seeds: list[int]):
+  def __init__(self, seeds: list[int], judges_real: bool = True):
     self._members = {seed: _Member() for seed in seeds}
+    self._judges_real = judges_real  # r_t says D has won (module docstring)
     self.warnings: list[dict] = []
 
   def _baseline(self, member: _Member, name: str, value: float) -> float | None:
@@ -86,7 +89,7 @@ class Monitor:
                      f'D\'s gap between its mean logit on real and on generated'
                      f' data ran away: {gap:.3g}, its early median {base:.3g}')
       r_t = figures.get('r_t')
-      if r_t is not None:
+      if r_t is not None and self._judges_real:
         if r_t >= R_T_WON:
           member.won_since = step if member.won_count == 0 else member.won_since
           member.won_count += 1

@@ -18,6 +18,8 @@ of a results file is typed by hand. The kinds of table:
   fid GLOB              MNIST runs that `python -m gan_jax.fid` scored, by
                         (loss, steps): Inception FID, KID, precision/recall...
   metrics GLOB          single runs' final figures side by side
+  dirac LR              the Dirac-GAN of every loss x penalty x optimiser at
+                        step size LR (gan_jax.dynamics; needs no runs)
 
 A table whose runs are not there is kept as it stands, and a line says so.
 """
@@ -29,6 +31,7 @@ import sys
 
 from gan_jax import analysis
 from gan_jax import configs
+from gan_jax import dynamics
 from gan_jax.errors import UserError
 
 _BLOCK = re.compile(r'(<!-- table: ([^>]*?) -->\n)(.*?)(<!-- /table -->)', re.DOTALL)
@@ -49,8 +52,15 @@ def table(spec: str, runs: str) -> str | None:
     return analysis.fid_table(paths[0])
   if kind == 'metrics' and len(args) == 1:
     return analysis.runs_metrics_table(paths[0])
+  if kind == 'dirac' and len(args) == 1:
+    try:
+      lr = float(args[0])
+    except ValueError:
+      raise UserError(f'table mark {spec!r}: the step size must be a number,'
+                      f' got {args[0]!r}') from None
+    return dynamics.dirac_table(lr)
   raise UserError(f'unknown table mark {spec!r}; valid: sweeps DIR...,'
-                  ' stabilisers DATASET, fid GLOB, metrics GLOB')
+                  ' stabilisers DATASET, fid GLOB, metrics GLOB, dirac LR')
 
 
 def rewrite(text: str, runs: str) -> tuple[str, list[str]]:

@@ -31,6 +31,12 @@ from gan_jax.parallel import DATA_AXIS
 Array = jax.Array
 PyTree = Any
 
+# What every step logs beside the losses (gan_jax.monitor reads them): D's
+# mean logits on real and generated data and their gap, r_t = E[sign D(x)]
+# on real data, each player's gradient norm and update-to-parameter ratio.
+DYNAMICS = ('d_real', 'd_fake', 'd_gap', 'r_t', 'd_grad_norm', 'd_update_ratio',
+            'g_grad_norm', 'g_update_ratio')
+
 # A D update's keys: the real batch, z, D's dropout on real and on fake data,
 # then two per penalty (losses.PENALTY_KEY_INDEX).
 _D_UPDATE_KEYS = 4
@@ -113,9 +119,9 @@ def _apply_gradients(optimizer: optax.GradientTransformation, params, opt_state,
   the parameters' (the training dynamics each log line shows)."""
   grads = jax.lax.pmean(grads, DATA_AXIS)
   updates, opt_state = optimizer.update(grads, opt_state, params)
-  sizes = {'grad_norm': optax.global_norm(grads),
-           'update_ratio': optax.global_norm(updates)
-                           / (optax.global_norm(params) + 1e-12)}
+  sizes = {'grad_norm': optax.tree.norm(grads),
+           'update_ratio': optax.tree.norm(updates)
+                           / (optax.tree.norm(params) + 1e-12)}
   return optax.apply_updates(params, updates), opt_state, sizes
 
 
@@ -152,10 +158,11 @@ def _d_objective(gan: GAN, d: Player, d_params: PyTree, real: Array,
                                       update_collections=True)
   real_logits, fake_logits = jnp.split(logits, 2)
   loss = gan.loss.d_loss(_global(real_logits), _global(fake_logits))
-  # r_t = E[sign D(x)] on real data: 1 when D calls every real example real
-  # (Karras et al. 2020, "Training GANs with Limited Data", §2.2).
+  # r_t = E[sign(D(x) - boundary)] on real data: 1 when D calls every real
+  # example real (Karras et al. 2020, "Training GANs with Limited Data",
+  # §2.2; the boundary is the loss's, losses.Loss.real_above, else 0).
   metrics = {'d_real': jnp.mean(real_logits), 'd_fake': jnp.mean(fake_logits),
-             'r_t': jnp.mean(jnp.sign(real_logits))}
+             'r_t': jnp.mean(jnp.sign(real_logits - (gan.loss.real_above or 0.0)))}
   for name, penalty, weight in penalties:
     keys_key, drop_key = penalty_keys(keys, name)
     critic = lambda x, k=drop_key: _discriminate(  # noqa: E731

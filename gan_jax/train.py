@@ -190,7 +190,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
         'warnings': watch.warnings, **extra}
 
   losses_per_seed, scores_per_seed = [], []
-  watch = monitor.Monitor(seeds)
+  watch = monitor.Monitor(seeds, judges_real=gan.loss.real_above is not None)
   train_start = last_time = time.time()
   last_step = start
   # Plain ints: a ConfigDict lookup per step would cost the loop time.

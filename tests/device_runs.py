@@ -90,8 +90,8 @@ def _summing_gradients(optimizer, params, opt_state, grads):
   """step._apply_gradients with the devices' gradients summed, not averaged."""
   grads = jax.lax.psum(grads, parallel.DATA_AXIS)
   updates, opt_state = optimizer.update(grads, opt_state, params)
-  sizes = {'grad_norm': optax.global_norm(grads),
-           'update_ratio': optax.global_norm(updates) / optax.global_norm(params)}
+  sizes = {'grad_norm': optax.tree.norm(grads),
+           'update_ratio': optax.tree.norm(updates) / optax.tree.norm(params)}
   return optax.apply_updates(params, updates), opt_state, sizes
 
 

@@ -11,6 +11,7 @@ import pytest
 from gan_jax import data
 from gan_jax import losses
 from gan_jax import models
+from gan_jax import step as step_lib
 from tests.helpers import REPO
 from tests.helpers import TINY_TOY
 from tests.helpers import TINY_TRAIN
@@ -51,8 +52,8 @@ def test_a_run_leaves_every_artifact(mnist_run):
   with open(os.path.join(workdir, 'results.json')) as f:
     results = json.load(f)
   assert results['status'] == 'finished' and results['final_step'] == 4
-  # The default's lazy R1 penalty is logged beside the losses.
-  assert set(results['losses']) == {'d_loss', 'g_loss', 'd_real', 'd_fake', 'r1'}
+  # The default's lazy R1 penalty is logged beside the losses and dynamics.
+  assert set(results['losses']) == {'d_loss', 'g_loss', 'r1', *step_lib.DYNAMICS}
   assert results['num_seeds'] == 1 and results['seeds'] == [0]
   assert results['losses_per_seed'] == [{'seed': 0, **results['losses']}]
   assert results['wall_time_s'] > 0 and results['steps_per_s'] > 0

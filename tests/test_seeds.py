@@ -108,7 +108,7 @@ def test_results_tensorboard_and_pictures_per_seed_and_their_mean(two_seeds):
   with open(os.path.join(workdir, 'results.json')) as f:
     results = json.load(f)
   assert results['num_seeds'] == 2 and results['seeds'] == [0, 1]
-  for name, keys in (('losses', {'d_loss', 'g_loss', 'd_real', 'd_fake'}),
+  for name, keys in (('losses', {'d_loss', 'g_loss', *step_lib.DYNAMICS}),
                      ('metrics', {'modes', 'high_quality', 'reverse_kl'})):
     per_seed = results[f'{name}_per_seed']
     assert [s['seed'] for s in per_seed] == [0, 1]
