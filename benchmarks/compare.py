@@ -1,7 +1,8 @@
 """gan_jax against its PyTorch peer, side by side in one process.
 
   pip install torch   # optional; not a dependency of gan_jax or its tests
-  python benchmarks/compare.py --workload=dcgan
+  python benchmarks/compare.py --workload=dcgan            # the same math
+  python benchmarks/compare.py --workload=dcgan_tutorial   # the tutorial's step
   python benchmarks/compare.py --workload=wgan_gp_toy
   # also gan_jax variants, e.g. the reference transposed convolution:
   python benchmarks/compare.py --workload=dcgan --variant=model.transposed_conv=flax
@@ -37,12 +38,14 @@ from gan_jax.sweep import points as sweep_points  # noqa: E402
 
 # The gan_jax side of each workload: config file and overrides.
 WORKLOADS = {
-    'dcgan': ('experiments/mnist.py:tutorial', {'train.batch_size': 256}),
+    'dcgan': ('experiments/mnist.py:tutorial', {'train.batch_size': 256,
+                                                'train.reuse_fake': False}),
+    'dcgan_tutorial': ('experiments/mnist.py:tutorial', {'train.batch_size': 256}),
     'wgan_gp_toy': ('experiments/ring8.py', {
         'loss.name': 'wgan_gp', 'model.width': 512, 'model.depth': 3,
         'train.batch_size': 256, 'train.d_steps': 5, 'loss.gp_weight': 0.1}),
 }
-DEFAULT_STEPS = {'dcgan': 3, 'wgan_gp_toy': 40}  # per burst
+DEFAULT_STEPS = {'dcgan': 3, 'dcgan_tutorial': 3, 'wgan_gp_toy': 40}  # per burst
 
 
 def jax_config(workload: str, variant: str | None):

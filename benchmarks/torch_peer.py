@@ -2,6 +2,7 @@
 
   pip install torch   # optional; never a dependency of gan_jax or its tests
   python benchmarks/torch_peer.py --workload=dcgan --steps=20
+  python benchmarks/torch_peer.py --workload=dcgan_tutorial --steps=20
   python benchmarks/torch_peer.py --workload=wgan_gp_toy --steps=200
   # train the dcgan workload on MNIST and save samples (docs/results/mnist.md):
   python benchmarks/torch_peer.py --train_mnist=../shared/data/mnist \
@@ -12,7 +13,12 @@ update, Adam for both, synthetic data drawn inside the timed step as
 gan_jax draws it):
 
   dcgan        the TensorFlow DCGAN tutorial's generator and discriminator
-               on 28x28x1 images, non-saturating loss, batch 256, 1 D step
+               on 28x28x1 images, non-saturating loss, batch 256, 1 D step,
+               G forwarded twice (a fresh z for G's update): gan_jax's math
+               (gan_jax: experiments/mnist.py:tutorial
+               --config.train.batch_size=256 --config.train.reuse_fake=False)
+  dcgan_tutorial  the same, stepped as the PyTorch DCGAN tutorial: one
+               forward of G, its output reused for G's update
                (gan_jax: experiments/mnist.py:tutorial --config.train.batch_size=256)
   wgan_gp_toy  3x512 ReLU MLPs on ring8 (z in R^2), WGAN-GP with
                gp_weight 0.1, batch 256, 5 critic steps
@@ -102,16 +108,25 @@ def ring8_batch(batch: int) -> torch.Tensor:
   return centres + 0.01 * torch.randn(batch, 2)
 
 
-def dcgan_step(g, d, g_opt, d_opt, images, batch: int, latent: int):
-  """One discriminator and one generator update, non-saturating loss."""
+def dcgan_step(g, d, g_opt, d_opt, images, batch: int, latent: int,
+               reuse_fake: bool = False):
+  """One discriminator and one generator update, non-saturating loss; with
+  `reuse_fake`, G is forwarded once and its output serves both updates, as
+  the PyTorch DCGAN tutorial steps."""
   real = images[torch.randint(0, images.shape[0], (batch,))].float() / 127.5 - 1
-  with torch.no_grad():
+  if reuse_fake:
     fake = g(torch.randn(batch, latent))
-  d_loss = (F.softplus(-d(real)).mean() + F.softplus(d(fake)).mean())
+    fake_for_d = fake.detach()
+  else:
+    with torch.no_grad():
+      fake_for_d = g(torch.randn(batch, latent))
+  d_loss = (F.softplus(-d(real)).mean() + F.softplus(d(fake_for_d)).mean())
   d_opt.zero_grad(set_to_none=True)
   d_loss.backward()
   d_opt.step()
-  g_loss = F.softplus(-d(g(torch.randn(batch, latent)))).mean()
+  if not reuse_fake:
+    fake = g(torch.randn(batch, latent))
+  g_loss = F.softplus(-d(fake)).mean()
   g_opt.zero_grad(set_to_none=True)
   g_loss.backward()
   g_opt.step()
@@ -139,21 +154,25 @@ def wgan_gp_step(g, d, g_opt, d_opt, batch: int, d_steps: int,
   g_opt.step()
 
 
-def dcgan(images: torch.Tensor, batch: int):
+def dcgan(images: torch.Tensor, batch: int, reuse_fake: bool = False):
   """(generator, the dcgan workload's step as a no-argument function) on uint8
   [N, 1, 28, 28] `images`."""
   g, d = DCGANGenerator(), DCGANDiscriminator()
   adam = dict(lr=2e-4, betas=(0.5, 0.999))
   g_opt, d_opt = (torch.optim.Adam(g.parameters(), **adam),
                   torch.optim.Adam(d.parameters(), **adam))
-  return g, lambda: dcgan_step(g, d, g_opt, d_opt, images, batch, 100)
+  return g, lambda: dcgan_step(g, d, g_opt, d_opt, images, batch, 100,
+                               reuse_fake)
+
+
+WORKLOADS = ('dcgan', 'dcgan_tutorial', 'wgan_gp_toy')
 
 
 def build(workload: str, batch: int):
   """The workload's step as a no-argument function."""
-  if workload == 'dcgan':
+  if workload in ('dcgan', 'dcgan_tutorial'):
     return dcgan(torch.randint(0, 256, (1024, 1, 28, 28), dtype=torch.uint8),
-                 batch)[1]
+                 batch, reuse_fake=workload == 'dcgan_tutorial')[1]
   g, d = mlp(2, 512, 3, 2), mlp(2, 512, 3, 1)
   d_forward = d.forward
   d.forward = lambda x: d_forward(x)[:, 0]
@@ -190,8 +209,7 @@ def train_mnist(directory: str, steps: int, batch: int, num_samples: int,
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--workload', choices=('dcgan', 'wgan_gp_toy'),
-                      default='dcgan')
+  parser.add_argument('--workload', choices=WORKLOADS, default='dcgan')
   parser.add_argument('--train_mnist', default='',
                       help='train the dcgan workload on the MNIST files of'
                       ' this directory and save samples to --out')

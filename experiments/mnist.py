@@ -34,8 +34,8 @@ above 13.7 % (seed 0). The mission's losses stay a flag away
 
 `tutorial` is the recipe the PyTorch peer and the speed benchmarks run
 (benchmarks/README.md): the non-saturating loss, Adam 2e-4 (β1 0.5, Radford
-et al. 2016), dropout 0.3 in D, no average; LeNet FID 286 ± 86 at that
-budget. The tutorial's own Adam 1e-4 (β1 0.9) at batch 256 still drew one
+et al. 2016), dropout 0.3 in D, no average, and the peer's step with one
+forward of G (`train.reuse_fake`). The tutorial's own Adam 1e-4 (β1 0.9) at batch 256 still drew one
 z-independent checkerboard after 300 steps (one seed), hence Radford et al.'s
 settings.
 
@@ -68,6 +68,9 @@ def get_config(variant: str = 'goal'):
   c.train.sample_every = 500
   c.train.checkpoint_every = 1000
   if variant == 'tutorial':
+    # One forward of G a step, its batch shared by the D and G updates, as
+    # the PyTorch DCGAN tutorial's own step (benchmarks/compare.py's peer).
+    c.train.reuse_fake = True
     return c
   # Picked at 1,500 steps: one-seed pilots, then 3-seed runs
   # (docs/results/mnist.md).

@@ -102,6 +102,10 @@ def fields() -> dict[str, registry.Field]:
       'train.dtype': F('float32', models.DTYPES, 'the models\' compute dtype;'
                        ' parameters, optimizer states and losses stay float32'
                        ' (bfloat16: mixed precision for GPUs and TPUs)'),
+      'train.reuse_fake': F(False, (False, True), 'one forward of G a step:'
+                            ' D is updated on G(z) and G by pulling its loss'
+                            ' back through that same pass, as the PyTorch DCGAN'
+                            ' tutorial steps (needs train.d_steps 1)'),
       'train.seed_batching': F('auto', SEED_BATCHING, 'how the members of a'
                                ' run of several seeds share one program: vmap,'
                                ' loop (one after another), or auto (loop for'
@@ -226,6 +230,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   data.check_source(config.data.name, config.data.source)
   for name in evaluators.parse(config.eval.evaluators):
     registry.lookup(evaluators.EVALUATORS, 'eval.evaluators', name)
+  if config.train.get('reuse_fake', False) and resolve(config).train.d_steps != 1:
+    raise UserError(
+        f'train.reuse_fake=True needs one D update a step, but train.d_steps'
+        f' is {resolve(config).train.d_steps} (loss.name={config.loss.name});'
+        ' pass --config.train.d_steps=1, or train.reuse_fake=False')
   batch = config.train.batch_size
   if batch % num_devices:
     raise UserError(

@@ -97,6 +97,9 @@ class GAN:
   g_ema_start: int = 0
   pack: int = 1  # D judges packs of this many examples (models.pack, PacGAN)
   seed_batching: str = 'vmap'  # 'vmap' or 'loop': how members share a program
+  # One forward of G a step, its batch shared by the D and G updates
+  # (train.reuse_fake; step._one_forward_updates).
+  reuse_fake: bool = False
 
 
 def build_gan(config: ml_collections.ConfigDict,
@@ -132,7 +135,8 @@ def build_gan(config: ml_collections.ConfigDict,
       g_ema_start=config.optim.get('g_ema_start', 0),
       pack=config.model.get('pack', 1),
       seed_batching=seed_batching(config.train.get('seed_batching', 'auto'),
-                                  config.model.name, jax.default_backend()))
+                                  config.model.name, jax.default_backend()),
+      reuse_fake=config.train.get('reuse_fake', False))
 
 
 def seed_batching(choice: str, model: str, backend: str) -> str:

@@ -200,15 +200,19 @@ def _real_logits(gan: GAN, d: Player, d_params: PyTree, data_arrays: dict,
 
 
 def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
-                          key: Array, regularise: bool = False
+                          key: Array, regularise: bool = False,
+                          fake: Array | None = None
                           ) -> tuple[GANState, dict[str, Array]]:
   """One discriminator (critic) update on fresh real and generated batches;
-  with `regularise`, it adds the lazy penalties too (`GAN.reg_every`)."""
+  with `regularise`, it adds the lazy penalties too (`GAN.reg_every`). The
+  generated batch is G(z) of this update's z, or `fake` when given (the
+  step's one forward of G, train.reuse_fake)."""
   keys = _d_update_keys(key)
   real_key, z_key, real_drop, fake_drop = keys[:_D_UPDATE_KEYS]
   real = _real_batch(gan, data_arrays, real_key)
-  fake, _ = _apply(gan.generator, state.g, state.g.params,
-                   _latents(gan, z_key), update_collections=True)
+  if fake is None:
+    fake, _ = _apply(gan.generator, state.g, state.g.params,
+                     _latents(gan, z_key), update_collections=True)
   fake = jax.lax.stop_gradient(fake)
 
   # D judges packs (gan.pack examples each; one example per pack unless
@@ -259,9 +263,47 @@ def _generator_update(gan: GAN, state: GANState, data_arrays: dict,
                               **{f'g_{k}': v for k, v in sizes.items()}}
 
 
+def _one_forward_updates(gan: GAN, state: GANState, data_arrays: dict,
+                         d_key: Array, g_key: Array, regularise: bool
+                         ) -> tuple[GANState, dict[str, Array], dict[str, Array]]:
+  """One D update and one G update on a single forward of G (train.reuse_fake),
+  as the PyTorch DCGAN tutorial steps: z drawn once, G(z) computed once with
+  its VJP kept and its BatchNorm statistics taken from that pass; D updated
+  on it, then G updated by pulling the gradient of its loss under the new D
+  back through the kept VJP. The same numbers as a second forward of G on
+  the same z would give, without computing it."""
+  key = jax.random.fold_in(d_key, 0)  # the first D update's, as train_step's
+  z = _latents(gan, _d_update_keys(key)[1])
+  fake, pullback, collections = jax.vjp(
+      lambda params: _apply(gan.generator, state.g, params, z,
+                            update_collections=True),
+      state.g.params, has_aux=True)
+  state = state.replace(g=state.g.replace(collections=collections))
+  state, d_metrics = _discriminator_update(gan, state, data_arrays, key,
+                                           regularise, fake=fake)
+  _, drop_key, real_key, real_drop = jax.random.split(g_key, 4)
+  real_logits = _real_logits(gan, state.d, state.d.params, data_arrays,
+                             real_key, real_drop)
+
+  def g_loss(fake):
+    fake_logits, _ = _discriminate(gan, state.d, state.d.params, *_packs(
+        gan, fake, _local_keys(drop_key, gan.batch_size)))
+    return gan.loss.g_loss(real_logits, _global(fake_logits))
+
+  loss, fake_grad = jax.value_and_grad(g_loss)(fake)
+  (grads,) = pullback(fake_grad)
+  g_params, g_opt_state, sizes = _apply_gradients(
+      gan.g_optimizer, state.g.params, state.g.opt_state, grads)
+  g = Player(params=g_params, collections=state.g.collections,
+             opt_state=g_opt_state)
+  return state.replace(g=g), d_metrics, {
+      'g_loss': loss, **{f'g_{k}': v for k, v in sizes.items()}}
+
+
 def train_step(gan: GAN, state: GANState, data_arrays: dict,
                regularise: bool = True) -> tuple[GANState, dict[str, Array]]:
-  """`gan.d_steps` discriminator updates, then one generator update.
+  """`gan.d_steps` discriminator updates, then one generator update (on the
+  D update's generated batch with train.reuse_fake: `_one_forward_updates`).
 
   Per device and pure: run it through `parallel.shard_map_step` (or
   `parallel.pmap_step`). The randomness of update number `state.step + 1`
@@ -280,7 +322,10 @@ def train_step(gan: GAN, state: GANState, data_arrays: dict,
     return _discriminator_update(gan, carry, data_arrays,
                                  jax.random.fold_in(d_key, i), regularise)
 
-  if gan.d_steps == 1:
+  if gan.reuse_fake:  # d_steps is 1 (configs.validate)
+    state, d_metrics, g_metrics = _one_forward_updates(
+        gan, state, data_arrays, d_key, g_key, regularise)
+  elif gan.d_steps == 1:
     state, d_metrics = d_update(state, 0, regularise)
   elif gan.reg_every > 1:  # the first update on its own: it may regularise
     state, first = d_update(state, 0, regularise)
@@ -290,7 +335,8 @@ def train_step(gan: GAN, state: GANState, data_arrays: dict,
   else:
     state, d_metrics = jax.lax.scan(d_update, state, jnp.arange(gan.d_steps))
     d_metrics = jax.tree.map(jnp.mean, d_metrics)
-  state, g_metrics = _generator_update(gan, state, data_arrays, g_key)
+  if not gan.reuse_fake:
+    state, g_metrics = _generator_update(gan, state, data_arrays, g_key)
   if gan.g_ema_decay > 0:
     state = state.replace(g_ema=average_generator(
         state.g_ema, state.g.variables(), gan.g_ema_decay,

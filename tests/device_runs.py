@@ -63,8 +63,11 @@ def components() -> dict[str, float]:
   cases = [('model', n, helpers.small_run(helpers.model_config(n),
                                           specs.model(n).shape))
            for n in models.MODELS]
+  # Every stabiliser at once, with one forward of G a step (train.reuse_fake).
+  stabilised = helpers.stabilised('dcgan')
+  stabilised.train.reuse_fake = True
   cases += [('stabilisers', 'dcgan', helpers.small_run(
-      helpers.stabilised('dcgan'), specs.model('dcgan').shape))]
+      stabilised, specs.model('dcgan').shape))]
   cases += [('loss', n, helpers.toy_config(n)) for n in losses.LOSSES]
   out = {}
   for kind, name, config in cases:

@@ -423,5 +423,7 @@ def test_mnist_defaults_to_its_goal_recipe_and_keeps_the_peers_tutorial_recipe()
                               0.0, 1)
   for c in (goal, tutorial):  # the tutorial's networks and batch
     assert (c.model.name, c.train.batch_size) == ('dcgan', 64)
+  # The peer's step: one forward of G, its batch shared by both updates.
+  assert tutorial.train.reuse_fake and not goal.train.reuse_fake
   with pytest.raises(UserError, match='mnist.py:best is not a variant; valid: goal, tutorial'):
     analysis.experiment_config(path + ':best')

@@ -27,7 +27,9 @@ from gan_jax import schedules
 from gan_jax import step as step_lib
 from gan_jax import train
 from gan_jax.errors import TrainingDiverged
+from gan_jax.errors import UserError
 from gan_jax.models import mlp
+from tests.helpers import leaf_difference
 from tests.helpers import restored_state
 from tests.helpers import tiny_image_config
 from tests.helpers import tiny_toy_config
@@ -298,3 +300,68 @@ def test_a_discriminator_with_its_own_collection_trains_and_resumes(
   for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(straight)[0],
                           jax.tree.leaves(resumed), strict=True):
     np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
+
+
+def test_reuse_fake_is_two_passes_of_g_on_one_z_with_one_forward(idx_dir):
+  """train.reuse_fake steps as the PyTorch DCGAN tutorial does: z drawn once,
+  D updated on G(z), G updated through the same pass. It equals the step
+  written out with two explicit passes of G on that z (the second's batch
+  statistics dropped) to float32 rounding."""
+  config = tiny_image_config(idx_dir)  # the DCGAN: BatchNorm in G, dropout in D
+  config.train.reuse_fake = True
+  gan, state, step, arrays = build(config)
+  mesh = parallel.make_mesh(jax.devices()[:1])
+
+  def reference(state, arrays):
+    d_key, g_key = jax.random.split(jax.random.fold_in(state.key, state.step))
+    key = jax.random.fold_in(d_key, 0)
+    z = step_lib._latents(gan, step_lib._d_update_keys(key)[1])
+    _, statistics = step_lib._apply(gan.generator, state.g, state.g.params, z,
+                                    update_collections=True)
+    state = state.replace(g=state.g.replace(collections=statistics))
+    state, _ = step_lib._discriminator_update(gan, state, arrays, key)  # G(z) again
+    _, drop_key, real_key, real_drop = jax.random.split(g_key, 4)
+    real_logits = step_lib._real_logits(gan, state.d, state.d.params, arrays,
+                                        real_key, real_drop)
+    grads = jax.grad(lambda params: step_lib._g_objective(  # and a third time
+        gan, state.g, params, state.d, state.d.params, z, drop_key,
+        real_logits)[0])(state.g.params)
+    params, opt_state, _ = step_lib._apply_gradients(
+        gan.g_optimizer, state.g.params, state.g.opt_state, grads)
+    return state.replace(g=state.g.replace(params=params, opt_state=opt_state),
+                         step=state.step + 1), {}
+
+  expected, _ = parallel.shard_map_step(reference, mesh)(
+      jax.tree.map(jnp.copy, state), arrays)
+  got, metrics = step(state, arrays)
+  # Float32 rounding: the one pass and the passes again are different
+  # programs; Adam's first step turns rounding in a gradient near 0 into up
+  # to 2 lr (tests/helpers.py's leaf_difference says how far each may go).
+  leaves = jax.tree_util.tree_leaves_with_path(jax.device_get(got.replace(
+      key=jax.random.key_data(got.key))))
+  others = jax.tree.leaves(jax.device_get(expected.replace(
+      key=jax.random.key_data(expected.key))))
+  assert len(leaves) > 40
+  assert [d for (path, a), b in zip(leaves, others, strict=True)
+          if (d := leaf_difference(jax.tree_util.keystr(path), a, b, steps=1,
+                                   bound=1e-4))] == []
+  assert all_finite(metrics)
+  config.loss.name = 'wgan_gp'  # 5 critic steps a step: refused, in one line
+  with pytest.raises(UserError, match=r'^train.reuse_fake=True needs one D update'
+                     r' a step, but train.d_steps is 5 \(loss.name=wgan_gp\)'):
+    configs.validate(config, 1)
+
+
+def test_reuse_fake_resumes_bit_exactly(tmp_path):
+  config = tiny_toy_config()
+  config.train.reuse_fake = True
+  config.optim.schedule = 'constant'
+  train.train_and_evaluate(config, str(tmp_path / 'straight'))
+  config.train.num_steps = 3
+  train.train_and_evaluate(config, str(tmp_path / 'resumed'))
+  config.train.num_steps = 6
+  train.train_and_evaluate(config, str(tmp_path / 'resumed'))
+  for a, b in zip(jax.tree.leaves(restored_state(str(tmp_path / 'straight'))),
+                  jax.tree.leaves(restored_state(str(tmp_path / 'resumed'))),
+                  strict=True):
+    np.testing.assert_array_equal(a, b)
