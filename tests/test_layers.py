@@ -3,6 +3,8 @@ SubPixelGradConv is nn.Conv(padding='SAME'): parameters, outputs and
 gradients (second order too for the convolution), for the DCGAN's layers and
 for other shapes; and example_dropout is dropout with one key per example."""
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -236,14 +238,10 @@ CONV_CASES = [
 ]
 
 
-@pytest.mark.parametrize('batch,height,width,cin,cout,kernel,strides,use_bias',
-                         CONV_CASES)
-def test_subpixel_grad_conv_equals_flax_conv(batch, height, width, cin, cout,
-                                             kernel, strides, use_bias):
-  ref = nn.Conv(cout, kernel, strides, padding='SAME', use_bias=use_bias)
-  sub = layers.SubPixelGradConv(cout, kernel, strides, use_bias=use_bias)
+def assert_same_conv(sub: nn.Module, ref: nn.Module, x: np.ndarray) -> None:
+  """`sub` and `ref` have the same parameters, outputs, gradients and the
+  second-order gradient of a gradient penalty, on `x`."""
   rng = np.random.default_rng(0)
-  x = rng.standard_normal((batch, height, width, cin), np.float32)
   ref_shapes = jax.eval_shape(ref.init, jax.random.key(0), x)
   assert jax.eval_shape(sub.init, jax.random.key(0), x) == ref_shapes
   params = jax.tree.map(lambda s: rng.standard_normal(s.shape, np.float32),
@@ -273,6 +271,23 @@ def test_subpixel_grad_conv_equals_flax_conv(batch, height, width, cin, cout,
   for name in ref_dp['params']:
     assert_close(sub_dp['params'][name], ref_dp['params'][name])
   assert_close(sub_gp['params']['kernel'], ref_gp['params']['kernel'])
+
+
+@pytest.mark.parametrize('batch,height,width,cin,cout,kernel,strides,use_bias',
+                         CONV_CASES)
+def test_subpixel_grad_conv_equals_flax_conv(batch, height, width, cin, cout,
+                                             kernel, strides, use_bias):
+  x = np.random.default_rng(1).standard_normal((batch, height, width, cin),
+                                               np.float32)
+  assert_same_conv(
+      layers.SubPixelGradConv(cout, kernel, strides, use_bias=use_bias),
+      nn.Conv(cout, kernel, strides, padding='SAME', use_bias=use_bias), x)
+
+
+@pytest.mark.parametrize('kernel', [(1, 1), (3, 3), (4, 4), (5, 3)])
+def test_conv_equals_flax_conv_at_stride_1(kernel):
+  x = np.random.default_rng(1).standard_normal((2, 7, 6, 3), np.float32)
+  assert_same_conv(layers.Conv(4, kernel), nn.Conv(4, kernel, padding='SAME'), x)
 
 
 @pytest.mark.parametrize('name', TRANSPOSING_MODELS)
@@ -324,3 +339,35 @@ def test_example_dropout_masks_depend_on_the_example_key_and_layer_only():
   assert not np.array_equal(batch[0] != 0, batch[1] != 0)  # keys differ
   other_layer = layers.example_dropout(x, keys, 0.5, layer=1)
   assert not np.array_equal(batch != 0, other_layer != 0)
+
+
+def loop_conv_layouts(layer: nn.Module, x: jax.Array) -> set[str]:
+  """The layouts (dim_labels) of every convolution XLA compiles for the
+  input and parameter gradients of `layer`, taken in a while loop over two
+  members' parameters (as train.seed_batching='loop' runs seeds)."""
+  params = jax.vmap(lambda key: layer.init(key, x))(
+      jax.random.split(jax.random.key(0), 2))
+
+  def grads(params):
+    return jax.grad(lambda p, x: jnp.sum(layer.apply(p, x) ** 2),
+                    argnums=(0, 1))(params, x)
+  text = jax.jit(lambda ps: jax.lax.map(grads, ps)).lower(
+      params).compile().as_text()
+  return set(re.findall(r'convolution\(.*dim_labels=([^,]+),', text))
+
+
+STANDARD_LAYOUT = {'b01f_01io->b01f'}  # NHWC, HWIO -> NHWC
+
+
+def test_gradients_in_a_loop_are_convolutions_in_the_standard_layout():
+  """XLA:CPU runs a convolution in any other layout on a slow generic path:
+  JAX's own gradient rules, in a loop over seeds, made the DCGAN step 60x
+  slower (benchmarks/README.md). The project's layers write their gradients
+  in the standard layout; nn.Conv's are not (the check can fail)."""
+  x = jnp.ones((2, 14, 14, 4))
+  assert loop_conv_layouts(layers.SubPixelGradConv(8, (5, 5), 2), x) \
+      == STANDARD_LAYOUT
+  assert loop_conv_layouts(layers.SubPixelConvTranspose(8, (5, 5), 2), x) \
+      == STANDARD_LAYOUT
+  assert loop_conv_layouts(layers.Conv(8, (3, 3)), x) == STANDARD_LAYOUT
+  assert loop_conv_layouts(nn.Conv(8, (5, 5), 2), x) != STANDARD_LAYOUT

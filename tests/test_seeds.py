@@ -249,3 +249,27 @@ def test_looped_and_vmapped_members_take_the_same_step():
                                metrics))
   for a, b in zip(leaves(out['loop']), leaves(out['vmap']), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_looped_members_are_one_program_whatever_their_number():
+  """train.seed_batching='loop' runs the members in a while loop: the program
+  (and its compile time) is the same for 2 seeds as for 8 (unrolled, 8 DCGAN
+  seeds compiled 4.7x longer than one)."""
+  source = data.synthetic('mnist')
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  arrays = parallel.replicate(source.arrays, mesh)
+  programs = {}
+  for k in (2, 8):
+    config = configs.default_config()
+    config.num_seeds, config.train.seed_batching = k, 'loop'
+    config.train.batch_size = 8
+    config = configs.resolve(config)
+    gan = gan_lib.build_gan(config, source.example_shape, source.sample_one)
+    state = jax.eval_shape(functools.partial(
+        gan_lib.fresh_states, gan, configs.seeds(config), mesh))
+    step = parallel.shard_map_step(
+        functools.partial(step_lib.train_step_seeds, gan), mesh)
+    programs[k] = step.lower(state, arrays).as_text()
+  assert 'while' in programs[2]
+  # The same text but for the seed count in the shapes.
+  assert abs(len(programs[8]) - len(programs[2])) < 0.01 * len(programs[2])

@@ -12,6 +12,12 @@ section 2.2), so its forward and backward passes are all plain stride-1
 convolutions. It holds the same `kernel` parameter as `nn.ConvTranspose`, so
 a checkpoint of either loads into the other.
 
+Their gradients, and those of `Conv` (`nn.Conv` at stride 1), are
+convolutions in the standard layouts (NHWC, HWIO): XLA:CPU runs JAX's own
+gradient rules, which swap dimensions through dimension numbers, on a slow
+generic path inside a while loop, such as the loop over seeds
+(train.seed_batching='loop').
+
 `example_dropout` is dropout with one PRNG key per example, so that a model
 applied to a whole batch draws each example's mask from that example's key
 alone (the same numbers however the batch is split across devices).
@@ -92,10 +98,41 @@ def subpixel_conv_transpose(x_BHWC: jax.Array, kernel_HWIO: jax.Array,
   `nn.ConvTranspose` computes it) as a stride-1 convolution and depth-to-space;
   `pads`: another low padding of the dilated input (`subpixel_kernel`)."""
   kernel, padding = subpixel_kernel(kernel_HWIO, strides, pads)
-  phases = jax.lax.conv_general_dilated(
-      x_BHWC, kernel.astype(x_BHWC.dtype), (1, 1), padding,
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  phases = stride1_conv(x_BHWC, kernel.astype(x_BHWC.dtype),
+                        tuple(map(tuple, padding)))
   return depth_to_space(phases, strides)
+
+
+def _conv(x_BHWC: jax.Array, kernel_HWIO: jax.Array, strides: Sequence[int],
+          padding: str | Sequence[tuple[int, int]] = 'SAME', **dilations
+          ) -> jax.Array:
+  return jax.lax.conv_general_dilated(
+      x_BHWC, kernel_HWIO, strides, padding,
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'), **dilations)
+
+
+def conv_kernel_grad(x_BHWC: jax.Array, dy_BHWO: jax.Array,
+                     kernel_hw: Sequence[int], strides: Sequence[int],
+                     padding: str | Sequence[tuple[int, int]] = 'SAME'
+                     ) -> jax.Array:
+  """The gradient with respect to the kernel [h, w, I, O] of
+  <dy, conv(x, kernel, strides, padding)>: the same sums JAX's own rule
+  computes, written as a convolution in the standard layouts (the input's
+  channels as its batch, the examples as its features, dy dilated by the
+  stride as its kernel), so the same numbers.
+
+  XLA:CPU runs JAX's own form (batch and feature dimensions swapped through
+  dimension numbers) on a slow generic path inside a while loop: 60-100x
+  slower in a `lax.scan` over seeds than unrolled, benchmarks/README.md.
+  """
+  if isinstance(padding, str):
+    padding = jax.lax.padtype_to_pads(x_BHWC.shape[1:3], kernel_hw, strides,
+                                      padding)
+  grad_IhwO = _conv(jnp.transpose(x_BHWC, (3, 1, 2, 0)),  # [I, H, W, B]
+                    jnp.transpose(dy_BHWO, (1, 2, 0, 3)),  # [h', w', B, O]
+                    (1, 1), padding, rhs_dilation=strides)
+  height, width = kernel_hw
+  return jnp.transpose(grad_IhwO[:, :height, :width], (1, 2, 0, 3))
 
 
 def _conv_layer(module: nn.Module, x_BHWC: jax.Array,
@@ -149,13 +186,6 @@ class SubPixelConvTranspose(nn.Module):
         lambda x, kernel: subpixel_conv_transpose(x, kernel, strides))
 
 
-def _conv(x_BHWC: jax.Array, kernel_HWIO: jax.Array,
-          strides: Sequence[int]) -> jax.Array:
-  return jax.lax.conv_general_dilated(
-      x_BHWC, kernel_HWIO, strides, 'SAME',
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-
-
 def conv_input_grad(dy_BHWO: jax.Array, kernel_HWIO: jax.Array,
                     strides: Sequence[int], input_hw: Sequence[int]) -> jax.Array:
   """The gradient with respect to x of <dy, conv(x, kernel, strides, SAME)>,
@@ -176,12 +206,40 @@ def conv_input_grad(dy_BHWO: jax.Array, kernel_HWIO: jax.Array,
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def stride1_conv(x_BHWC: jax.Array, kernel_HWIO: jax.Array,
+                 padding: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
+  """A stride-1 convolution (NHWC, HWIO) whose gradients are convolutions in
+  the standard layouts: for the input, dy against the flipped kernel with
+  its in and out swapped; for the kernel, `conv_kernel_grad`. The same sums
+  as JAX's own rules, which XLA:CPU runs 2-4x slower inside a while loop."""
+  return _conv(x_BHWC, kernel_HWIO, (1, 1), padding)
+
+
+def _stride1_conv_fwd(x_BHWC, kernel_HWIO, padding):
+  return _conv(x_BHWC, kernel_HWIO, (1, 1), padding), (x_BHWC, kernel_HWIO)
+
+
+def _stride1_conv_bwd(padding, residuals, dy_BHWO):
+  x_BHWC, kernel_HWIO = residuals
+  kernel_hw = kernel_HWIO.shape[:2]
+  flipped = jnp.transpose(kernel_HWIO[::-1, ::-1], (0, 1, 3, 2))
+  input_padding = [(k - 1 - low, k - 1 - high)
+                   for k, (low, high) in zip(kernel_hw, padding, strict=True)]
+  dx = _conv(dy_BHWO, flipped, (1, 1), input_padding)
+  return dx, conv_kernel_grad(x_BHWC, dy_BHWO, kernel_hw, (1, 1), padding)
+
+
+stride1_conv.defvjp(_stride1_conv_fwd, _stride1_conv_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def subpixel_grad_conv(x_BHWC: jax.Array, kernel_HWIO: jax.Array,
                        strides: tuple[int, int]) -> jax.Array:
   """`conv(x, kernel, strides, SAME)` whose input gradient is computed by
   `conv_input_grad` (XLA:CPU's own runs a convolution over a zero-dilated dy,
-  mostly multiplying zeros). The kernel's gradient is JAX's own. The backward
-  pass is plain JAX code, so it has gradients too (a gradient penalty's)."""
+  mostly multiplying zeros), its kernel gradient by `conv_kernel_grad`. The
+  backward pass is plain JAX code, so it has gradients too (a gradient
+  penalty's)."""
   return _conv(x_BHWC, kernel_HWIO, strides)
 
 
@@ -192,8 +250,8 @@ def _subpixel_grad_conv_fwd(x_BHWC, kernel_HWIO, strides):
 def _subpixel_grad_conv_bwd(strides, residuals, dy_BHWO):
   x_BHWC, kernel_HWIO = residuals
   dx = conv_input_grad(dy_BHWO, kernel_HWIO, strides, x_BHWC.shape[1:3])
-  _, kernel_vjp = jax.vjp(lambda k: _conv(x_BHWC, k, strides), kernel_HWIO)
-  return dx.astype(x_BHWC.dtype), kernel_vjp(dy_BHWO)[0]
+  return dx.astype(x_BHWC.dtype), conv_kernel_grad(
+      x_BHWC, dy_BHWO, kernel_HWIO.shape[:2], strides)
 
 
 subpixel_grad_conv.defvjp(_subpixel_grad_conv_fwd, _subpixel_grad_conv_bwd)
@@ -226,6 +284,29 @@ class SubPixelGradConv(nn.Module):
     return _conv_layer(
         self, x_BHWC, self.kernel_size,
         lambda x, kernel: subpixel_grad_conv(x, kernel, strides))
+
+
+class Conv(nn.Module):
+  """`nn.Conv(features, kernel_size, padding='SAME')` at stride 1, computed by
+  `stride1_conv`: the same `kernel` and `bias` parameters (and names, as
+  Flax names modules by their class), initialisers, outputs and gradients,
+  whose gradients XLA:CPU runs as fast in a loop over seeds as outside it."""
+
+  features: int
+  kernel_size: Sequence[int]
+  use_bias: bool = True
+  dtype: jnp.dtype | None = None
+  param_dtype: jnp.dtype = jnp.float32
+  kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init
+  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+  @nn.compact
+  def __call__(self, x_BHWC: jax.Array) -> jax.Array:
+    kernel_size = tuple(self.kernel_size)
+    padding = tuple(map(tuple, jax.lax.padtype_to_pads(
+        x_BHWC.shape[1:3], kernel_size, (1, 1), 'SAME')))
+    return _conv_layer(self, x_BHWC, kernel_size,
+                       lambda x, kernel: stride1_conv(x, kernel, padding))
 
 
 def example_dropout(x_B: jax.Array, example_keys_B: jax.Array, rate: float,

@@ -56,15 +56,15 @@ class GeneratorBlock(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     batch_norm = lambda: layers.batch_norm(  # noqa: E731
         self.train, self.bn_axis_name, self.dtype)
-    conv = lambda: nn.Conv(self.channels, (3, 3), kernel_init=RESIDUAL_INIT,  # noqa: E731
-                           dtype=self.dtype)
+    conv = lambda: layers.Conv(  # noqa: E731
+        self.channels, (3, 3), kernel_init=RESIDUAL_INIT, dtype=self.dtype)
     h = nn.relu(batch_norm()(x))
     h = conv()(_upsample(h) if self.upsample else h)
     h = conv()(nn.relu(batch_norm()(h)))
     shortcut = x
     if self.upsample or x.shape[-1] != self.channels:
-      shortcut = nn.Conv(self.channels, (1, 1), kernel_init=PLAIN_INIT,
-                         dtype=self.dtype, name='shortcut')(x)
+      shortcut = layers.Conv(self.channels, (1, 1), kernel_init=PLAIN_INIT,
+                             dtype=self.dtype, name='shortcut')(x)
     return h + (_upsample(shortcut) if self.upsample else shortcut)
 
 
@@ -76,14 +76,14 @@ class DiscriminatorBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    conv = lambda: nn.Conv(self.channels, (3, 3), kernel_init=RESIDUAL_INIT,  # noqa: E731
-                           dtype=self.dtype)
+    conv = lambda: layers.Conv(  # noqa: E731
+        self.channels, (3, 3), kernel_init=RESIDUAL_INIT, dtype=self.dtype)
     h = conv()(x if self.first else nn.relu(x))
     h = conv()(nn.relu(h))
     shortcut = _pool(x) if self.downsample else x
     if self.downsample or x.shape[-1] != self.channels:
-      shortcut = nn.Conv(self.channels, (1, 1), kernel_init=PLAIN_INIT,
-                         dtype=self.dtype, name='shortcut')(shortcut)
+      shortcut = layers.Conv(self.channels, (1, 1), kernel_init=PLAIN_INIT,
+                             dtype=self.dtype, name='shortcut')(shortcut)
     return (_pool(h) if self.downsample else h) + shortcut
 
 G_CHANNELS = 256  # the paper's widths (model.g_channels=0)
@@ -108,7 +108,8 @@ class Generator(nn.Module):
       x = GeneratorBlock(self.channels, factor == 2, train, self.bn_axis_name,
                          self.dtype)(x)
     x = nn.relu(layers.batch_norm(train, self.bn_axis_name, self.dtype)(x))
-    x = nn.Conv(image_channels, (3, 3), kernel_init=PLAIN_INIT, dtype=self.dtype)(x)
+    x = layers.Conv(image_channels, (3, 3), kernel_init=PLAIN_INIT,
+                    dtype=self.dtype)(x)
     return jnp.tanh(x.astype(jnp.float32))
 
 

@@ -56,7 +56,7 @@ class Generator(nn.Module):
           stride, kernel_init=INIT, dtype=self.dtype,
           name=f'ConvTranspose_{index}')(x)
       x = nn.relu(batch_norm()(x))
-    x = nn.Conv(image_channels, (3, 3), kernel_init=INIT, dtype=self.dtype)(x)
+    x = layers.Conv(image_channels, (3, 3), kernel_init=INIT, dtype=self.dtype)(x)
     return jnp.tanh(x.astype(jnp.float32))
 
 
