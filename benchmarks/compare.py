@@ -52,13 +52,8 @@ def jax_config(workload: str, variant: str | None):
   """The gan_jax config of `workload`, with a variant's KEY=VALUE,... applied."""
   path, overrides = WORKLOADS[workload]
   config = analysis.experiment_config(os.path.join(REPO, path), overrides)
-  point = {}
-  for item in (variant.split(',') if variant else []):
-    key, _, text = item.partition('=')
-    point[key] = sweep_points.parse_value(
-        key, text, sweep_points.current_value(config, key, '--variant'),
-        '--variant')
-  return sweep_points.point_config(config, point)
+  return sweep_points.point_config(
+      config, sweep_points.parse_point(variant, config, '--variant'))
 
 
 def main():

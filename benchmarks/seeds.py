@@ -31,6 +31,14 @@ runtime.setup()  # the XLA flag and Threefry lowering the commands use
 
 from gan_jax import analysis  # noqa: E402
 from gan_jax import bench  # noqa: E402
+from gan_jax.sweep import points as sweep_points  # noqa: E402
+
+
+def config(path: str, variant: str, overrides: dict):
+  """The experiment's config with `overrides` and the --variant's KEY=VALUE."""
+  base = analysis.experiment_config(path, overrides)
+  return sweep_points.point_config(
+      base, sweep_points.parse_point(variant, base, '--variant'))
 
 
 def main():
@@ -42,6 +50,9 @@ def main():
                       choices=('auto', 'vmap', 'loop'))
   parser.add_argument('--same_batch', action='store_true',
                       help='one seed at --batch, not K x --batch')
+  parser.add_argument('--variant', default='',
+                      help='KEY=VALUE,... set on both sides, e.g.'
+                      ' train.reuse_fake=False')
   parser.add_argument('--rounds', type=int, default=3)
   parser.add_argument('--steps', type=int, default=0,
                       help='steps per burst of one seed (default: 16/K + 2)')
@@ -51,12 +62,12 @@ def main():
   result = {'config': args.config, 'batch': args.batch, 'rounds': args.rounds,
             'same_batch': args.same_batch, 'runs': []}
   for k in map(int, args.seeds.split(',')):
-    many = bench.Stepper(analysis.experiment_config(path, {
+    many = bench.Stepper(config(path, args.variant, {
         'train.batch_size': args.batch, 'num_seeds': k,
         'train.seed_batching': args.seed_batching}))
     one_batch = args.batch if args.same_batch else k * args.batch
-    one = bench.Stepper(analysis.experiment_config(path, {
-        'train.batch_size': one_batch}))
+    one = bench.Stepper(config(path, args.variant,
+                               {'train.batch_size': one_batch}))
     steps = args.steps or 16 // k + 2
     sides = {'seeds': (many, k * args.batch), 'one': (one, one_batch)}
     for stepper, _ in sides.values():

@@ -227,6 +227,18 @@ def point_name(point: Point) -> str:
   return name
 
 
+def parse_point(text: str, config: ml_collections.ConfigDict,
+                origin: str) -> Point:
+  """'KEY=VALUE,KEY=VALUE' (a benchmark's --variant) as a point of `config`,
+  each value parsed as the key's current value's type."""
+  point = {}
+  for item in (text.split(',') if text else []):
+    key, _, value = item.partition('=')
+    point[key] = parse_value(key, value, current_value(config, key, origin),
+                             origin)
+  return point
+
+
 def point_config(config: ml_collections.ConfigDict, point: Point
                  ) -> ml_collections.ConfigDict:
   """A fresh copy of `config` with the point's values."""
