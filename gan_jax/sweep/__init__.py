@@ -14,11 +14,13 @@ its --config overrides and the point's values, in its own sub-workdir of
 Every point's config is checked before anything runs, and so is every
 sub-workdir that holds a run of another config (`workdir.check_resume`). The
 sweep holds the lock of its directory, and each point that of its
-sub-workdir. Points run one after another; a finished point (results.json:
-status finished at train.num_steps) or a diverged one is skipped when the
-sweep runs again, an interrupted one resumes from its checkpoint. A diverged point does not stop the sweep; a
+sub-workdir. Points run one after another (--engine=local), or in parallel
+as Ray tasks (--engine=ray: sweep/ray_engine.py, docs/cluster.md); a
+finished point (results.json: status finished at train.num_steps) or a
+diverged one is skipped when the sweep runs again, an interrupted one
+resumes from its checkpoint. A diverged point does not stop the sweep; a
 user mistake does, with a one-line error, and so does SIGTERM or SIGINT
-(after the running point saves its checkpoint). summary.csv and summary.md
+(after the running points save their checkpoints). summary.csv and summary.md
 (one row per point: its values, status, final metrics with their spread over
 seeds, steps/s, wall time) are rewritten after every point.
 
@@ -36,22 +38,24 @@ from absl import logging
 import ml_collections
 
 from gan_jax import preemption
+from gan_jax import registry
 from gan_jax import workdir as workdir_lib
 from gan_jax.errors import TrainingDiverged
 from gan_jax.errors import UserError
 from gan_jax.sweep import points as points_lib
+from gan_jax.sweep import ray_engine
 from gan_jax.sweep import summary as summary_lib
 from gan_jax.sweep.points import SweepPoint
 
+# --engine: how the points run.
+ENGINES = {'local': 'one after another, in this process',
+           'ray': 'in parallel, each a Ray task in a worker of its own'}
 
-def run_points(points: Sequence[SweepPoint],
-               train_fn: Callable[[ml_collections.ConfigDict, str], Any],
-               after_each: Callable[[], None] = lambda: None) -> None:
-  """Trains the points that are neither finished nor diverged, in order.
 
-  Which points run is decided before the first one starts, so that every
-  process of a multi-host sweep runs the same ones.
-  """
+def points_to_run(points: Sequence[SweepPoint]) -> list[SweepPoint]:
+  """The points that are neither finished nor diverged, in order; decided
+  before the first one starts, so that every process of a multi-host sweep
+  runs the same ones."""
   todo = []
   for point in points:
     state = summary_lib.status(point, workdir_lib.read_results(
@@ -62,6 +66,15 @@ def run_points(points: Sequence[SweepPoint],
                    ' (delete its results.json to retry)' if state == 'diverged' else '')
     else:
       todo.append(point)
+  return todo
+
+
+def run_points(points: Sequence[SweepPoint],
+               train_fn: Callable[[ml_collections.ConfigDict, str], Any],
+               after_each: Callable[[], None] = lambda: None) -> None:
+  """Trains the points that are neither finished nor diverged, one after
+  another (--engine=local)."""
+  todo = points_to_run(points)
   for i, point in enumerate(todo, 1):
     logging.info('sweep point %d/%d: %s -> %s', i, len(todo), point.name,
                  point.workdir)
@@ -80,7 +93,8 @@ def sweep(config_arg: str, config: ml_collections.ConfigDict,
           workdir: str | None = None, *, print_commands: bool = False,
           summarize_only: bool = False, extra_flags: Sequence[str] = (),
           train_fn: Callable | None = None, num_devices: int = 1,
-          is_main: bool = True) -> list[SweepPoint]:
+          is_main: bool = True, engine: str = 'local',
+          ray_options: Mapping[str, Any] | None = None) -> list[SweepPoint]:
   """The whole command: plan the points, then run them (or print or summarize).
 
   Args:
@@ -95,12 +109,16 @@ def sweep(config_arg: str, config: ml_collections.ConfigDict,
     train_fn: runs one point (default train.train_and_evaluate).
     num_devices: for validating train.batch_size.
     is_main: whether this process writes the summary.
+    engine: 'local' (the points one after another, in this process) or
+      'ray' (each a Ray task: sweep/ray_engine.py).
+    ray_options: `ray_engine.run_points`' address, resources and retries.
 
   Returns:
     The points, in order.
   """
   if print_commands and summarize_only:
     raise UserError('--print_commands and --summarize_only exclude each other')
+  registry.lookup(ENGINES, '--engine', engine)
   workdir = workdir or points_lib.default_workdir(config_arg)
   points = points_lib.plan(
       config, points_lib.sweep_points(config_arg, config, overrides, sweep_flags),
@@ -120,11 +138,16 @@ def sweep(config_arg: str, config: ml_collections.ConfigDict,
   if not summarize_only:
     logging.info('sweep of %d points in %s', len(points), workdir)
     workdir_lib.create(workdir)
-    with workdir_lib.run_lock(workdir):  # one sweep at a time in a directory
-      if train_fn is None:
-        from gan_jax import train  # noqa: PLC0415 (only running points trains)
-        train_fn = train.train_and_evaluate
-      run_points(points, train_fn, summarize)
+    if engine == 'ray':  # the driver starts no JAX runtime: a plain lock
+      with workdir_lib.lock(workdir):
+        ray_engine.run_points(points_to_run(points), summarize,
+                              **(ray_options or {}))
+    else:
+      with workdir_lib.run_lock(workdir):  # one sweep at a time in a directory
+        if train_fn is None:
+          from gan_jax import train  # noqa: PLC0415 (only running points trains)
+          train_fn = train.train_and_evaluate
+        run_points(points, train_fn, summarize)
   markdown = summarize()
   if is_main:
     logging.info('summary: %s, %s', os.path.join(workdir, 'summary.md'),

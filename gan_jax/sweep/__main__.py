@@ -5,7 +5,10 @@ from absl import flags
 from ml_collections import config_flags
 
 from gan_jax import cli
-from gan_jax.sweep import sweep
+from gan_jax import registry
+from gan_jax import sweep as sweep_lib
+from gan_jax.errors import UserError
+from gan_jax.sweep import ray_engine
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, e.g. experiments/ring8.py.',
@@ -22,6 +25,25 @@ _PRINT_COMMANDS = flags.DEFINE_bool(
 _SUMMARIZE_ONLY = flags.DEFINE_bool(
     'summarize_only', False, 'Write summary.csv/md from the sub-workdirs;'
     ' run nothing.')
+_ENGINE = flags.DEFINE_string(
+    'engine', 'local', 'How the points run: local (one after another, in this'
+    ' process) or ray (in parallel, each a Ray task in a worker of its own).')
+_RAY_ADDRESS = flags.DEFINE_string(
+    'ray_address', None, '--engine=ray: the Ray cluster\'s address (default'
+    ' RAY_ADDRESS; with neither, a local Ray instance on this machine).')
+_POINT_RESOURCES = flags.DEFINE_string(
+    'point_resources', None, '--engine=ray: what each point holds, as JSON,'
+    ' e.g. \'{"CPU": 1}\', \'{"GPU": 1}\', \'{"TPU": 4}\' (default: a GPU'
+    ' each if the cluster has GPUs, else 4 TPU chips if it has TPUs, else one'
+    ' CPU).')
+_POINT_RETRIES = flags.DEFINE_integer(
+    'point_retries', 3, '--engine=ray: how many times a point whose worker'
+    ' died (a lost node) runs again, resuming from its checkpoint.')
+_PIN_CORES = flags.DEFINE_bool(
+    'pin_cores', False, '--engine=ray: run each point holding N CPUs (and'
+    ' nothing else) on N cores no other point of its machine holds: faster on'
+    ' a CPU machine, but its numbers are then those of a run on N cores, not'
+    ' of --engine=local on all of them.')
 _COORDINATOR = flags.DEFINE_string(
     'coordinator_address', None,
     'Multi-host: host:port of process 0, the same on every process.')
@@ -38,19 +60,36 @@ def main(argv: list[str]) -> None:
   distributed = {'coordinator_address': _COORDINATOR.value,
                  'num_processes': _NUM_PROCESSES.value,
                  'process_id': _PROCESS_ID.value}
+  registry.lookup(sweep_lib.ENGINES, '--engine', _ENGINE.value)
+  registry.check_value('--point_retries', _POINT_RETRIES.value,
+                       registry.NON_NEGATIVE)
   kwargs = {}
-  if not (_PRINT_COMMANDS.value or _SUMMARIZE_ONLY.value):
+  if _ENGINE.value == 'ray':
+    if any(v is not None for v in distributed.values()):
+      raise UserError('--engine=ray runs every point in Ray workers; the'
+                      ' multi-host flags (--coordinator_address, --num_processes,'
+                      ' --process_id) are for --engine=local')
+    # The driver only checks points (reading checkpoints through Orbax starts
+    # a JAX backend): on the CPU, leaving accelerators to the points.
+    import jax  # noqa: PLC0415
+    jax.config.update('jax_platforms', 'cpu')
+    kwargs = {'engine': 'ray', 'ray_options': {
+        'address': _RAY_ADDRESS.value,
+        'resources': ray_engine.parse_resources(_POINT_RESOURCES.value),
+        'retries': _POINT_RETRIES.value, 'pin_cores': _PIN_CORES.value}}
+  elif not (_PRINT_COMMANDS.value or _SUMMARIZE_ONLY.value):
     from gan_jax import parallel  # noqa: PLC0415 (only running starts JAX)
     parallel.initialize_distributed(**distributed)
     import jax  # noqa: PLC0415
     kwargs = {'num_devices': jax.device_count(),
               'is_main': jax.process_index() == 0}
-  sweep(config_flags.get_config_filename(flags.FLAGS['config']), _CONFIG.value,
-        config_flags.get_override_values(flags.FLAGS['config']), _SWEEP.value,
-        _WORKDIR.value, print_commands=_PRINT_COMMANDS.value,
-        summarize_only=_SUMMARIZE_ONLY.value,
-        extra_flags=[f'--{k}={v}' for k, v in distributed.items() if v is not None],
-        **kwargs)
+  sweep_lib.sweep(
+      config_flags.get_config_filename(flags.FLAGS['config']), _CONFIG.value,
+      config_flags.get_override_values(flags.FLAGS['config']), _SWEEP.value,
+      _WORKDIR.value, print_commands=_PRINT_COMMANDS.value,
+      summarize_only=_SUMMARIZE_ONLY.value,
+      extra_flags=[f'--{k}={v}' for k, v in distributed.items() if v is not None],
+      **kwargs)
 
 
 if __name__ == '__main__':
