@@ -100,7 +100,8 @@ def tables() -> dict[str, str]:
            for name, spec in models.MODELS.items()]),
       'datasets': _table(
           ('`data.name`', 'what', 'shape', '`data.source`'),
-          [(f'`{name}`', spec.summary, 'x'.join(map(str, spec.example_shape)),
+          [(f'`{name}`', spec.summary,
+            'x'.join(map(str, spec.example_shape or ())) or 'its files\'',
             ', '.join(spec.sources))
            for name, spec in data.DATASETS.items()]),
       'evaluators': _table(

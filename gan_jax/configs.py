@@ -50,9 +50,15 @@ def fields() -> dict[str, registry.Field]:
                      ' (results.json: mean, per seed, 95% interval)'),
       'data.name': F('mnist', tuple(data.DATASETS), 'the dataset'),
       'data.source': F('tfds', data.SOURCES, 'where its files come from: TFDS,'
-                       ' MNIST-format idx files, or none (a toy)'),
+                       ' MNIST-format idx files, or none (a toy); data.name='
+                       'folder reads data.path whatever it says'),
       'data.path': F('', None, 'the directory of *-images-idx3-ubyte[.gz] files'
-                     ' (data.source=idx)'),
+                     ' (data.source=idx), or of your images (data.name=folder)'),
+      'data.resolution': F(0, NON_NEGATIVE, 'data.name=folder: the square side'
+                           ' every image is centre-cropped and resized to'
+                           ' (Lanczos); 0 = their own size, which all must share'),
+      'data.channels': F(0, (0, 1, 3), 'data.name=folder: 1 (grey) or 3 (RGB);'
+                         ' 0 = grey when every image is, else RGB'),
       'data.tfds_data_dir': F('', None, 'TFDS\'s data_dir (\'\' = TFDS\'s'
                               ' default, ~/tensorflow_datasets)'),
       'model.name': F('dcgan', tuple(models.MODELS), 'the generator and'

@@ -189,7 +189,7 @@ def restore_run(workdir: str, mesh=None
   if ckpts.latest_step() is None:
     raise UserError(f'--workdir={workdir} has no checkpoint yet (nothing in'
                     f' {ckpts.directory}); train first or wait for a checkpoint')
-  gan = build_gan(config, data.example_shape(config.data.name))
+  gan = build_gan(config, data.example_shape_of(config.data))
   mesh = mesh or parallel.make_mesh()
   _, state = ckpts.restore_intact(
       lambda step: restore(gan, ckpts, mesh, config.num_seeds, step),

@@ -91,7 +91,7 @@ def stabilised(name: str) -> ml_collections.ConfigDict:
 def dataset_for(shape: tuple[int, ...]) -> str:
   """A registered dataset whose examples have `shape` (synthetic data)."""
   for name, spec in data.DATASETS.items():
-    if tuple(spec.example_shape) == tuple(shape):
+    if spec.example_shape is not None and tuple(spec.example_shape) == tuple(shape):
       return name
   raise AssertionError(f'no dataset in data.DATASETS has examples of shape'
                        f' {shape}; give the model a test shape one has')

@@ -357,7 +357,7 @@ def test_toys_are_deterministic_per_key():
 def test_unknown_name():
   with pytest.raises(UserError, match=(
       "unknown data.name='svhn'; valid: mnist, fashion_mnist, cifar10,"
-      ' stacked_mnist, ring8, grid25, swissroll')):
+      ' stacked_mnist, folder, ring8, grid25, swissroll')):
     data.load(_config('svhn', 'tfds'))
   with pytest.raises(UserError, match="data.name='svhn'"):
     data.example_shape('svhn')
@@ -372,12 +372,12 @@ def test_invalid_source(name, source, valid):
       f' {valid}$')):
     data.load(_config(name, source))
   with pytest.raises(UserError, match=(
-      "^unknown data.source='disk'; valid: tfds, idx, toy$")):
+      "^unknown data.source='disk'; valid: tfds, idx, toy, folder$")):
     data.load(_config(name, 'disk'))
 
 
 def test_constants_and_example_shape():
-  assert data.SOURCES == ('tfds', 'idx', 'toy')
+  assert data.SOURCES == ('tfds', 'idx', 'toy', 'folder')
   # The datasets the experiments and evaluators name (a new one may join).
   assert {'mnist', 'fashion_mnist', 'cifar10', 'stacked_mnist', 'ring8',
           'grid25', 'swissroll'} <= set(data.DATASETS)

@@ -1,4 +1,5 @@
-"""Datasets: images (TFDS or MNIST-format idx files) and 2-D toy mixtures.
+"""Datasets: images (TFDS, MNIST-format idx files, a folder of one's own) and
+2-D toy mixtures.
 
 `load(config.data)` returns a `DataSource`: host arrays the trainer places on
 the devices once, plus a pure `sample_one(arrays, key)` that draws one example
@@ -11,6 +12,7 @@ during training.
   toys.py      the 2-D mixtures (ring8, grid25, swissroll)
   idx.py       MNIST-format idx files (data.source=idx)
   tfds.py      TFDS (data.source=tfds; TensorFlow imported only there)
+  folder.py    a folder of the user's own images (data.name=folder)
   labeled.py   labeled train/test splits, for the classifier and evaluators
 """
 
@@ -19,6 +21,7 @@ import types
 import numpy as np
 
 from gan_jax import registry
+from gan_jax.data import folder
 from gan_jax.data import idx
 from gan_jax.data import tfds
 from gan_jax.data import toys
@@ -35,7 +38,8 @@ from gan_jax.data.source import DataSource
 from gan_jax.data.source import scale_pixels
 
 __all__ = ['DATASETS', 'LABELED_NAMES', 'NUM_CLASSES', 'SOURCES', 'DataSource',
-           'Dataset', 'LabeledData', 'check_source', 'example_shape', 'idx',
+           'Dataset', 'LabeledData', 'check_source', 'example_shape',
+           'example_shape_of', 'folder', 'idx',
            'load', 'load_labeled', 'scale_pixels', 'spec', 'synthetic', 'tfds',
            'toys']
 
@@ -49,6 +53,14 @@ def load(data_config) -> DataSource:
   name, source = data_config.name, data_config.source
   check_source(name, source)
   dataset = DATASETS[name]
+  if name == 'folder':
+    images = folder.load(*_folder_args(data_config))
+    return DataSource(name=name, kind='images',
+                      example_shape=images.images.shape[1:],
+                      arrays={'images': images.images},
+                      sample_one=dataset.sample_one,
+                      description=images.description, labels=images.labels,
+                      classes=images.classes)
   if dataset.toy is not None:
     return dataset.toy(name)
   if dataset.read_as is not None:
@@ -63,13 +75,26 @@ def load(data_config) -> DataSource:
                     description=description)
 
 
+def example_shape_of(data_config) -> tuple[int, ...]:
+  """The shape of one example of `data_config`'s dataset: the registry's, or
+  for a folder its files' (their headers only) or data.resolution's."""
+  if data_config.name == 'folder':
+    return folder.example_shape(*_folder_args(data_config))
+  return example_shape(data_config.name)
+
+
+def _folder_args(data_config) -> tuple[str, int, int]:
+  return (getattr(data_config, 'path', ''), getattr(data_config, 'resolution', 0),
+          getattr(data_config, 'channels', 0))
+
+
 def synthetic(name: str, num_images: int = 1024, seed: int = 0) -> DataSource:
   """Dataset `name` with no files: random uint8 images of its shape (the same
   sampling as the real data), or the toy mixture itself. For benchmarks."""
   dataset = spec(name)
   if dataset.toy is not None:
     return dataset.toy(name)
-  height, width, channels = DATASETS[dataset.read_as or name].example_shape
+  height, width, channels = example_shape(dataset.read_as or name)
   images = np.random.default_rng(seed).integers(
       0, 256, (num_images, height, width, channels), np.uint8)
   return DataSource(name=name, kind='images', example_shape=dataset.example_shape,

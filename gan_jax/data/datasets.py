@@ -15,8 +15,9 @@ from gan_jax.data import toys
 from gan_jax.data.source import DataSource
 from gan_jax.data.source import sample_image
 from gan_jax.data.source import sample_stacked_digits
+from gan_jax.errors import UserError
 
-SOURCES = ('tfds', 'idx', 'toy')  # data.source
+SOURCES = ('tfds', 'idx', 'toy', 'folder')  # data.source
 NUM_CLASSES = 10  # of a labeled dataset
 
 
@@ -25,7 +26,8 @@ class Dataset:
   """What the code knows of one dataset: an entry of DATASETS.
 
   Attributes:
-    example_shape: shape of one example, e.g. (28, 28, 1) or (2,).
+    example_shape: shape of one example, e.g. (28, 28, 1) or (2,); None when
+      its files decide it (folder: `example_shape_of`).
     sources: the valid data.source values (of SOURCES).
     summary: one line for the docs: what it is, and its paper or source.
     tfds_host: where TFDS downloads it from (an unresolvable host means we are
@@ -41,7 +43,7 @@ class Dataset:
     sampling: how `sample_one` draws an example of `read_as`'s images, for the
       log.
   """
-  example_shape: tuple[int, ...]
+  example_shape: tuple[int, ...] | None
   sources: tuple[str, ...]
   summary: str
   tfds_host: str | None = None
@@ -77,6 +79,11 @@ DATASETS: dict[str, Dataset] = {
                  ' (Srivastava et al. 2017, VEEGAN; Lin et al. 2018, PacGAN)'),
         read_as='mnist', sample_one=sample_stacked_digits,
         sampling='3 random digits as RGB channels'),
+    'folder': Dataset(
+        example_shape=None, sources=('folder',),
+        summary=('your own images: every PNG, JPEG, WebP or BMP under'
+                 ' data.path (subfolders: classes), at their size or'
+                 ' centre-cropped and resized to data.resolution')),
     'ring8': _toy(
         f'8 Gaussians on the unit circle, std {toys.RING8_STD} (Lin et al. 2018,'
         ' PacGAN)',
@@ -101,11 +108,21 @@ def spec(name: str) -> Dataset:
 
 
 def check_source(name: str, source: str) -> None:
-  """UserError (one line) unless `name` is a dataset and `source` valid for it."""
+  """UserError (one line) unless `name` is a dataset and `source` valid for
+  it. A dataset with a source of its own (folder) reads data.path whatever
+  data.source says."""
+  dataset = spec(name)
+  if dataset.sources == (name,):
+    return
   registry.lookup(dict.fromkeys(SOURCES), 'data.source', source,
-                  among=spec(name).sources, context=f'data.name={name!r}')
+                  among=dataset.sources, context=f'data.name={name!r}')
 
 
 def example_shape(name: str) -> tuple[int, ...]:
-  """The shape of one example of dataset `name` (no data is read)."""
-  return spec(name).example_shape
+  """The shape of one example of dataset `name` (no data is read); a
+  UserError for a dataset whose files decide it (`example_shape_of`)."""
+  shape = spec(name).example_shape
+  if shape is None:
+    raise UserError(f'data.name={name!r} has no fixed example shape: its files'
+                    ' decide it')
+  return shape

@@ -28,6 +28,8 @@ class DataSource:
     description: one line for the log.
     modes: float32 [K, 2] mode centres of a discrete toy mixture, else None.
     mode_std: the per-coordinate std of those modes, else None.
+    labels: int32 [N] class of each image (a folder's subfolders), else None.
+    classes: the class names, in label order.
   """
   name: str
   kind: str
@@ -37,6 +39,8 @@ class DataSource:
   description: str
   modes: np.ndarray | None = None
   mode_std: float | None = None
+  labels: np.ndarray | None = None
+  classes: tuple[str, ...] = ()
 
 
 def scale_pixels(images):
