@@ -335,11 +335,12 @@ def test_fid_shows_its_progress_and_stops_within_seconds_on_a_signal(
   many = np.concatenate([digits] * 8)  # 320 digits: about half a minute here
   np.save(tmp_path / 'many.npy', many[..., 0])
   env = {**command_env(optimized=True), inception.ENV_VAR: weights_path}
+  procs = {signum: subprocess.Popen(  # both at once: their start-ups overlap
+      [sys.executable, '-m', 'gan_jax.fid', str(tmp_path / 'many.npy'),
+       str(tmp_path / 'many.npy')], cwd=REPO, env=env, stderr=subprocess.PIPE,
+      text=True) for signum in (signal.SIGINT, signal.SIGTERM)}
   for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
-    proc = subprocess.Popen(
-        [sys.executable, '-m', 'gan_jax.fid', str(tmp_path / 'many.npy'),
-         str(tmp_path / 'many.npy')], cwd=REPO, env=env, stderr=subprocess.PIPE,
-        text=True)
+    proc = procs[signum]
     try:
       line = wait_for(proc, 'Inception features: ')
       assert re.search(r'Inception features: \d+/320 images, [\d.]+ images/s,'
