@@ -56,10 +56,17 @@ def default_evaluators(config, workdir: str) -> tuple[str, ...]:
     UserError: no evaluator applies to the run's data, or the Inception
       weights are missing and cannot be converted here.
   """
-  valid = ', '.join(evaluators.EVALUATORS)
+  valid = [name for name, spec in evaluators.EVALUATORS.items()
+           if config.data.name in spec.datasets]
   if config.data.name not in evaluators.EVALUATORS['inception'].datasets:
+    if not valid:  # e.g. a folder of the user's images
+      raise UserError(
+          f'no evaluators: the run in {workdir} has eval.evaluators="", and'
+          f' none applies to data.name={config.data.name!r}; compare its'
+          ' samples with a set of real images: python -m gan_jax.fid'
+          f' REAL_IMAGES {workdir}')
     raise UserError(f'no evaluators: the run in {workdir} has eval.evaluators=""'
-                    f'; pass --evaluators (valid: {valid})')
+                    f'; pass --evaluators (valid: {", ".join(valid)})')
   try:
     inception.find_weights(config.eval.get('inception', ''))
   except UserError:

@@ -8,6 +8,7 @@ import pytest
 
 from gan_jax import configs
 from gan_jax import data
+from gan_jax import evaluate
 from gan_jax import runs
 from gan_jax import train
 from gan_jax.errors import UserError
@@ -58,8 +59,12 @@ def test_experiments_mnist_trains_on_a_folder_of_digit_pngs(tmp_path, caplog):
   assert source.classes == ('0', '1', '2')
   np.testing.assert_array_equal(source.labels, np.repeat([0, 1, 2], 8))
   # What reads the finished run (sample, evaluate) finds its shape again.
-  _, gan, _ = runs.restore_run(workdir)
+  config, gan, _ = runs.restore_run(workdir)
   assert gan.example_shape == (28, 28, 1)
+  # No evaluator applies to a folder: `evaluate` points to `fid`.
+  with pytest.raises(UserError, match="none applies to data.name='folder';"
+                     ' compare .* python -m gan_jax.fid REAL_IMAGES'):
+    evaluate.default_evaluators(config, workdir)
 
 
 def test_images_are_centre_cropped_and_resized_and_channels_follow_the_files(
