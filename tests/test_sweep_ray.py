@@ -237,6 +237,10 @@ def test_each_point_holds_the_resources_the_cluster_has():
   assert ray_engine.task_options({'TPU': 4, 'CPU': 1}, retries=3) == {
       'max_calls': 1, 'max_retries': 3, 'retry_exceptions': False,
       'num_cpus': 1, 'num_gpus': 0, 'resources': {'TPU': 4}}
+  ray_engine.check_fits({'GPU': 0.125}, {'CPU': 16, 'GPU': 8})
+  with pytest.raises(UserError, match=r'a point holds \{"GPU": 1\} but the Ray'
+                     ' cluster has only CPU 2; pass a --point_resources'):
+    ray_engine.check_fits({'GPU': 1}, {'CPU': 2, 'memory': 1e9})
   # Eight points on one GPU: each JAX runtime takes its share of the memory.
   assert ray_engine.gpu_memory_fraction(0.125) == '0.113'
   assert ray_engine.gpu_memory_fraction(1) is None

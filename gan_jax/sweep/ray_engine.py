@@ -88,6 +88,20 @@ def default_resources(cluster: Mapping[str, float]) -> dict[str, float]:
   return {'CPU': 1}
 
 
+def check_fits(resources: Mapping[str, float], cluster: Mapping[str, float]
+               ) -> None:
+  """UserError unless a cluster with these totals can hold one point (Ray
+  would keep an infeasible task waiting, silently, for ever)."""
+  short = {k: v for k, v in resources.items() if cluster.get(k, 0) < v}
+  if short:
+    has = ', '.join(f'{k} {v:g}' for k, v in sorted(cluster.items())
+                    if k in ('CPU', 'GPU', 'TPU') or k in resources)
+    raise UserError(
+        f'a point holds {json.dumps(resources)} but the Ray cluster has only'
+        f' {has or "none of it"}; pass a --point_resources it can hold (on an'
+        ' autoscaling cluster, start a node of that kind first)')
+
+
 def task_options(resources: Mapping[str, float], retries: int) -> dict:
   """`ray.remote` options of a point's task: a fresh worker per point."""
   options = {'max_calls': 1, 'max_retries': retries, 'retry_exceptions': False,
@@ -270,6 +284,7 @@ def run_points(points: Sequence[SweepPoint], after_each: Callable[[], None],
   ray = connect(address)
   try:
     resources = dict(resources or default_resources(ray.cluster_resources()))
+    check_fits(resources, ray.cluster_resources())
     logging.info('Ray: %d points, each with %s, on a cluster of %s',
                  len(points), resources, ray.cluster_resources())
     task = ray.remote(**task_options(resources, retries))(run_point)
