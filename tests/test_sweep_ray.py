@@ -157,7 +157,7 @@ def test_points_on_ray_equal_local_points_even_when_a_worker_is_killed(
 def test_a_diverged_point_is_recorded_and_a_signal_stops_the_sweep_to_resume(
     cluster, tmp_path):
   """The healthy point would train for hours: each run of the command ends
-  by SIGTERM, so that no point can finish before the signal lands."""
+  by a signal, so that no point can finish before the signal lands."""
   workdir = str(tmp_path / 'sweep')
   flags = [f'--workdir={workdir}', *TINY, '--config.train.num_steps=10000000',
            '--config.train.sample_every=10000000',
@@ -169,29 +169,42 @@ def test_a_diverged_point_is_recorded_and_a_signal_stops_the_sweep_to_resume(
     path = os.path.join(healthy, 'checkpoints')
     return [int(s) for s in os.listdir(path) if s.isdigit()] if os.path.isdir(path) else []
 
-  def stop(proc) -> str:
-    proc.send_signal(signal.SIGTERM)
+  def stop(proc, signum, to_group=False) -> str:
+    if to_group:
+      os.killpg(proc.pid, signum)
+    else:
+      proc.send_signal(signum)
     _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 143, err[-3000:]
+    assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum], (
+        err[-3000:])
     assert [line for line in err.splitlines() if line.startswith('stopped:')] == [
-        'stopped: SIGTERM: the sweep stopped; its running points saved their'
-        ' checkpoints (the same command resumes it)'], err[-3000:]
+        f'stopped: {signum.name}: the sweep stopped; its running points saved'
+        ' their checkpoints (the same command resumes it)'], err[-3000:]
     return err
 
-  proc = cluster.start(*flags)
+  # First as a laptop user runs it: no address, so the command starts a Ray
+  # instance of its own (here in a network namespace of its own: loopback
+  # only), and Ctrl-C reaches the command's whole process group.
+  command = shlex.join([sys.executable, '-m', 'gan_jax.sweep', '--engine=ray',
+                        *flags])
+  proc = subprocess.Popen(
+      ['unshare', '--net', '--map-root-user', 'sh', '-c',
+       f'ip link set lo up && exec {command}'], cwd=REPO, env=cluster.env,
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      start_new_session=True)
   wait_until(lambda: checkpoints() and os.path.exists(
       os.path.join(diverging, 'results.json')), 'divergence and a checkpoint', proc)
-  stop(proc)
+  stop(proc, signal.SIGINT, to_group=True)
   assert results(diverging)['status'] == 'diverged'
   stopped = results(healthy)
   assert stopped['status'] == 'interrupted', stopped['status']
   assert [row['status'] for row in summary_rows(workdir)] == [
       'diverged', 'incomplete']
 
-  proc = cluster.start(*flags)  # the same command: it resumes
+  proc = cluster.start(*flags)  # the same sweep on a cluster: it resumes
   wait_until(lambda: max(checkpoints()) > stopped['final_step'],
              'a checkpoint after the resume', proc)
-  err = stop(proc)
+  err = stop(proc, signal.SIGTERM)
   assert 'optim.d_lr-1e+30: diverged earlier, skipped' in err
   assert results(healthy)['resumed_from'] == stopped['final_step']
   assert results(healthy)['final_step'] > stopped['final_step']
