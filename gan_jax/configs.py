@@ -236,10 +236,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   data.check_source(config.data.name, config.data.source)
   for name in evaluators.parse(config.eval.evaluators):
     registry.lookup(evaluators.EVALUATORS, 'eval.evaluators', name)
-  if config.train.get('reuse_fake', False) and resolve(config).train.d_steps != 1:
+  d_steps = resolve(config).train.d_steps
+  if config.train.get('reuse_fake', False) and d_steps != 1:
     raise UserError(
         f'train.reuse_fake=True needs one D update a step, but train.d_steps'
-        f' is {resolve(config).train.d_steps} (loss.name={config.loss.name});'
+        f' is {d_steps} (loss.name={config.loss.name});'
         ' pass --config.train.d_steps=1, or train.reuse_fake=False')
   batch = config.train.batch_size
   if batch % num_devices:

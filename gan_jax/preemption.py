@@ -28,22 +28,22 @@ class Interrupted(Exception):
     self.exit_code = exit_code
 
 
-class StopSignals:
-  """Within `with`, SIGTERM and SIGINT ask the loop to stop at a step that
-  `reached(step)` names, instead of ending the process."""
+class RecordedSignals:
+  """Within `with`, SIGINT and SIGTERM are recorded in `received` instead of
+  ending the process; the first one logs `what` happens next."""
 
-  def __init__(self):
+  def __init__(self, what: str):
     self.received: signal.Signals | None = None
+    self._what = what
     self._previous = {}
-    self._many = False
 
-  def __enter__(self) -> 'StopSignals':
-    self._many = jax.process_count() > 1
+  def _signals(self) -> tuple[signal.Signals, ...]:
+    return signal.SIGINT, signal.SIGTERM
+
+  def __enter__(self):
     if threading.current_thread() is not threading.main_thread():
       return self  # Python delivers signals to the main thread only
-    # With many processes JAX's preemption service owns SIGTERM.
-    signals = (signal.SIGINT,) if self._many else (signal.SIGINT, signal.SIGTERM)
-    for signum in signals:
+    for signum in self._signals():
       self._previous[signum] = signal.signal(signum, self._handle)
     return self
 
@@ -57,8 +57,27 @@ class StopSignals:
     first = self.received is None
     self.received = signal.Signals(signum)
     if first:
-      logging.warning('%s received: stopping after the step in flight, with a'
-                      ' checkpoint', self.received.name)
+      logging.warning('%s received: %s', self.received.name, self._what)
+
+
+class StopSignals(RecordedSignals):
+  """Within `with`, SIGTERM and SIGINT ask the loop to stop at a step that
+  `reached(step)` names, instead of ending the process."""
+
+  def __init__(self):
+    super().__init__('stopping after the step in flight, with a checkpoint')
+    self._many = False
+
+  def __enter__(self) -> 'StopSignals':
+    self._many = jax.process_count() > 1
+    return super().__enter__()
+
+  def _signals(self) -> tuple[signal.Signals, ...]:
+    # With many processes JAX's preemption service owns SIGTERM.
+    return (signal.SIGINT,) if self._many else super()._signals()
+
+  def _handle(self, signum: int, frame) -> None:
+    super()._handle(signum, frame)
     if self._many:
       signal.raise_signal(signal.SIGTERM)  # to JAX's preemption service
 

@@ -40,6 +40,8 @@ from absl import logging
 from gan_jax import preemption
 from gan_jax.errors import TrainingDiverged
 from gan_jax.errors import UserError
+from gan_jax.errors import one_line
+from gan_jax.progress import format_duration
 from gan_jax.sweep.points import SweepPoint
 
 # A point's resources when --point_resources is not given, by what the
@@ -200,41 +202,9 @@ class Progress:
     left = self.total - self.done
     eta = ''
     if self.done and left:
-      eta = f', about {_duration(elapsed / self.done * left)} left'
+      eta = f', about {format_duration(elapsed / self.done * left)} left'
     return (f'sweep: {self.done}/{self.total} points done, {running} running'
-            f'{eta} ({_duration(elapsed)} so far)')
-
-
-def _duration(seconds: float) -> str:
-  if seconds < 90:
-    return f'{seconds:.0f} s'
-  if seconds < 5400:
-    return f'{seconds / 60:.0f} min'
-  return f'{seconds / 3600:.1f} h'
-
-
-class _DriverSignals:
-  """SIGINT and SIGTERM recorded, not raised, while the driver waits."""
-
-  def __init__(self):
-    self.received: signal.Signals | None = None
-    self._previous = {}
-
-  def __enter__(self) -> '_DriverSignals':
-    for signum in (signal.SIGINT, signal.SIGTERM):
-      self._previous[signum] = signal.signal(signum, self._handle)
-    return self
-
-  def __exit__(self, *exc) -> None:
-    for signum, handler in self._previous.items():
-      signal.signal(signum, handler)
-
-  def _handle(self, signum: int, frame) -> None:
-    del frame
-    if self.received is None:
-      logging.warning('%s received: stopping every running point (each saves'
-                      ' a checkpoint)', signal.Signals(signum).name)
-    self.received = signal.Signals(signum)
+            f'{eta} ({format_duration(elapsed)} so far)')
 
 
 def connect(address: str | None):
@@ -253,7 +223,7 @@ def connect(address: str | None):
   except (ConnectionError, TimeoutError, RuntimeError) as e:
     where = f'the Ray cluster at {address}' if address else 'a local Ray instance'
     raise UserError(
-        f'cannot connect to {where} ({str(e).splitlines()[0] if str(e) else type(e).__name__});'
+        f'cannot connect to {where} ({one_line(e)});'
         ' start one (ray start --head) and pass its address as --ray_address,'
         ' or leave --ray_address and RAY_ADDRESS unset for a local one') from None
   return ray
@@ -298,7 +268,8 @@ def run_points(points: Sequence[SweepPoint], after_each: Callable[[], None],
 def _wait_for(ray, running: dict, after_each: Callable[[], None]) -> None:
   progress = Progress(total=len(running))
   failures = []
-  with _DriverSignals() as signals:
+  with preemption.RecordedSignals('stopping every running point (each saves'
+                                  ' a checkpoint)') as signals:
     while running and signals.received is None:
       ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
       for ref in ready:
@@ -339,7 +310,7 @@ def _report(ray, ref, point: SweepPoint) -> list[str]:
   except ray.exceptions.TaskCancelledError:
     outcome = {'status': 'interrupted', 'message': 'cancelled before it started'}
   except ray.exceptions.RayError as e:
-    outcome = {'status': 'failed', 'message': str(e).strip().splitlines()[0]}
+    outcome = {'status': 'failed', 'message': one_line(e)}
   status, message = outcome['status'], outcome['message']
   if status == 'finished':
     logging.info('sweep point %s finished', point.name)
