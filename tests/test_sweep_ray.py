@@ -80,10 +80,6 @@ class Cluster:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
-  def run(self, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(self.command(*args), cwd=REPO, env=self.env,
-                          capture_output=True, text=True, timeout=300)
-
   def stop(self) -> None:
     self.head.terminate()  # `ray start --block` stops what it started
     try:
