@@ -330,32 +330,36 @@ def test_a_real_sets_features_are_cached_by_content_and_weights(
 def test_fid_shows_its_progress_and_stops_within_seconds_on_a_signal(
     weights_path, digits, tmp_path):
   """Long scoring logs done/total, images/s and the time left every few
-  seconds, and SIGINT or SIGTERM stops it between two batches, not after the
-  whole set: one line, exit 130 or 143."""
-  many = np.concatenate([digits] * 8)  # 320 digits: about half a minute here
+  seconds, and Ctrl-C stops it between two batches, not after the whole set:
+  one line, exit 130 (SIGTERM, through the same handler, 143: as training
+  in test_robustness)."""
+  many = np.concatenate([digits] * 16)  # 640 digits: about 40 s alone here
   np.save(tmp_path / 'many.npy', many[..., 0])
   env = {**command_env(optimized=True), inception.ENV_VAR: weights_path}
-  procs = {signum: subprocess.Popen(  # both at once: their start-ups overlap
+  proc = subprocess.Popen(
       [sys.executable, '-m', 'gan_jax.fid', str(tmp_path / 'many.npy'),
        str(tmp_path / 'many.npy')], cwd=REPO, env=env, stderr=subprocess.PIPE,
-      text=True) for signum in (signal.SIGINT, signal.SIGTERM)}
-  for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
-    proc = procs[signum]
-    try:
-      line = wait_for(proc, 'Inception features: ')
-      assert re.search(r'Inception features: \d+/320 images, [\d.]+ images/s,'
-                       r' \d+m\d\ds left', line), line
-      sent = time.monotonic()
-      proc.send_signal(signum)
-      rest = finish(proc, timeout=60)
-      waited = time.monotonic() - sent
-    finally:
-      proc.kill()
-    assert proc.returncode == code, rest[-2000:]
-    assert waited < 15, waited  # a batch of 50 digits takes ~4 s on 2 cores
-    assert rest.strip().splitlines()[-1] == (
-        f'stopped: {signum.name} (nothing was being trained; nothing to save)')
-    assert 'Traceback' not in rest
+      text=True)
+  try:
+    line = wait_for(proc, 'Inception features: ')
+    progress = re.search(r'Inception features: \d+/640 images, [\d.]+ images/s,'
+                         r' (\d+)m(\d\d)s left', line)
+    assert progress, line
+    left = 60 * int(progress[1]) + int(progress[2])
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    rest = finish(proc, timeout=120)
+    waited = time.monotonic() - sent
+  finally:
+    proc.kill()
+  assert proc.returncode == 130, rest[-2000:]
+  # The batch in flight and the next (about 5 s alone on 2 cores), not the
+  # whole set: measured against the time left that the command reported,
+  # since both stretch alike when the machine is shared.
+  assert waited < left / 2, (waited, line)
+  assert rest.strip().splitlines()[-1] == (
+      'stopped: SIGINT (nothing was being trained; nothing to save)')
+  assert 'Traceback' not in rest
 
 
 def test_kid_std_of_two_images_is_null_not_a_spread(weights_path, digits):
