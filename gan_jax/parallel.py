@@ -29,18 +29,20 @@ def _cluster_detected() -> bool:
 
 def initialize_distributed(coordinator_address: str | None = None,
                            num_processes: int | None = None,
-                           process_id: int | None = None) -> None:
+                           process_id: int | None = None,
+                           detect: bool = False) -> None:
   """Joins a multi-process run (TPU pod, several GPU hosts, or CPU processes).
 
   With explicit arguments they are passed to `jax.distributed.initialize`;
   without, it is called only where it can detect the cluster itself (Cloud
-  TPU pods, SLURM, Open MPI). Must run before anything else touches JAX.
+  TPU pods, SLURM, Open MPI), or where the caller knows it runs on one
+  (`detect`). Must run before anything else touches JAX.
   """
   if coordinator_address:
     jax.distributed.initialize(coordinator_address=coordinator_address,
                                num_processes=num_processes,
                                process_id=process_id)
-  elif _cluster_detected():
+  elif detect or _cluster_detected():
     jax.distributed.initialize()
   else:
     return

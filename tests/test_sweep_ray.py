@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+import jax
+import numpy as np
 import pytest
 
 from gan_jax import sweep
@@ -46,9 +48,10 @@ def can_isolate_network() -> bool:
 class Cluster:
   """A Ray head on loopback in a network namespace; commands join it."""
 
-  def __init__(self):
+  def __init__(self, devices: int = 1):
     self.temp = tempfile.mkdtemp(prefix='ray', dir='/tmp')  # short socket paths
-    self.env = dict(helpers.command_env(), RAY_AUTH_MODE='disabled')
+    # Every worker has `devices` forced CPU devices.
+    self.env = dict(helpers.command_env(devices), RAY_AUTH_MODE='disabled')
     head = [sys.executable, '-m', 'ray.scripts.scripts', 'start', '--head',
             f'--port={PORT}', '--num-cpus=2', '--include-dashboard=false',
             '--disable-usage-stats', '--block', f'--temp-dir={self.temp}']
@@ -89,14 +92,25 @@ class Cluster:
     shutil.rmtree(self.temp, ignore_errors=True)
 
 
-@pytest.fixture(scope='module')
-def cluster():
+def started_cluster(devices: int = 1):
   if not can_isolate_network():
     pytest.skip('needs a network namespace (unshare --net) for a Ray that'
                 ' listens on loopback only')
-  cluster = Cluster()
+  cluster = Cluster(devices)
   yield cluster
   cluster.stop()
+
+
+@pytest.fixture(scope='module')
+def cluster():
+  yield from started_cluster()
+
+
+@pytest.fixture
+def cluster_of_two_device_workers():
+  """Workers of 2 forced CPU devices (the other tests' points run on 1: two
+  points of 2 devices each on 2 cores run several times slower)."""
+  yield from started_cluster(devices=2)
 
 
 def wait_until(condition, what: str, proc: subprocess.Popen, timeout=180):
@@ -148,6 +162,40 @@ def test_points_on_ray_equal_local_points_even_when_a_worker_is_killed(
     for key in ('status', 'final_step', 'metrics', 'losses'):
       assert ray_results[key] == local_results[key], key
   assert summary_rows(on_ray) == summary_rows(local)
+
+
+def test_a_point_of_two_hosts_is_one_jax_run_and_reruns_whole_when_one_dies(
+    cluster_of_two_device_workers, tmp_path):
+  """--hosts_per_point=2: two tasks of 2 devices give the numbers of one
+  process of 4 (as tests/test_parallel.py's processes do: float32 summation
+  order apart). Its process 0 killed as it starts training, the other task
+  is stopped and the point runs again whole."""
+  flags = [*TINY, '--config.loss.name=non_saturating',
+           '--config.train.num_steps=20']
+  on_ray = str(tmp_path / 'ray')
+  proc = cluster_of_two_device_workers.start(
+      f'--workdir={on_ray}', *flags, '--sweep=seed=0',
+                       '--hosts_per_point=2', '--point_resources={"CPU": 1}')
+  point = os.path.join(on_ray, 'seed-0')
+  lock = os.path.join(point, 'run.lock')
+  wait_until(lambda: os.path.exists(lock) and os.path.getsize(lock),
+             'a training process', proc)
+  with open(lock) as f:  # compiling: the kill lands before step 1
+    os.kill(json.load(f)['pid'], signal.SIGKILL)  # process 0's node is lost
+  out, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err[-3000:]
+  assert 'sweep: 1/1 points done, 0 running' in out, out
+  assert 'lost a worker' in err and 'running it again (1 of 3)' in err, err[-3000:]
+  ended = results(point)
+  assert (ended['processes'], ended['devices']) == (2, 4)
+  assert ended['final_step'] == 20
+
+  single = str(tmp_path / 'single')
+  proc = helpers.run('gan_jax.main', *flags, f'--workdir={single}', devices=4)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  for a, b in zip(jax.tree.leaves(helpers.restored_state(single)),
+                  jax.tree.leaves(helpers.restored_state(point)), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_a_diverged_point_is_recorded_and_a_signal_stops_the_sweep_to_resume(
@@ -221,6 +269,10 @@ def test_ray_missing_or_unreachable_is_a_one_line_error(tmp_path):
                                cwd=REPO, capture_output=True, text=True, env=env)
   helpers.assert_one_line_error(unreachable, 'cannot connect to the Ray cluster'
                                 ' at 127.0.0.1:1', 'ray start --head')
+  local = [c for c in command if c != '--engine=ray']
+  hosts = subprocess.run([*local, '--hosts_per_point=2'], cwd=REPO,
+                         capture_output=True, text=True, env=env)
+  helpers.assert_one_line_error(hosts, '--hosts_per_point is for --engine=ray')
 
 
 def test_a_mistake_is_refused_before_ray_starts(tmp_path):
@@ -243,13 +295,23 @@ def test_each_point_holds_the_resources_the_cluster_has():
   assert ray_engine.default_resources({'CPU': 16, 'GPU': 8}) == {'GPU': 1}
   assert ray_engine.default_resources({'CPU': 240, 'TPU': 4}) == {'TPU': 4}
   assert ray_engine.default_resources({'CPU': 2}) == {'CPU': 1}
-  assert ray_engine.task_options({'TPU': 4, 'CPU': 1}, retries=3) == {
-      'max_calls': 1, 'max_retries': 3, 'retry_exceptions': False,
-      'num_cpus': 1, 'num_gpus': 0, 'resources': {'TPU': 4}}
+  assert ray_engine.task_options({'TPU': 4, 'CPU': 1}) == {
+      'max_calls': 1, 'max_retries': 0, 'num_cpus': 1, 'num_gpus': 0,
+      'resources': {'TPU': 4}}
   ray_engine.check_fits({'GPU': 0.125}, {'CPU': 16, 'GPU': 8})
   with pytest.raises(UserError, match=r'a point holds \{"GPU": 1\} but the Ray'
                      ' cluster has only CPU 2; pass a --point_resources'):
     ray_engine.check_fits({'GPU': 1}, {'CPU': 2, 'memory': 1e9})
+  # A point of several TPU hosts runs on one slice: the kind named, or the
+  # cluster's only kind.
+  head = 'TPU-v6e-16-head'
+  assert ray_engine.slice_head({'GPU': 8}, {'GPU': 16}) is None
+  assert ray_engine.slice_head({'TPU': 4}, {'TPU': 16, head: 1}) == head
+  both = {'TPU': 24, head: 1, 'TPU-v5p-8-head': 1}
+  assert ray_engine.slice_head({'TPU': 4, head: 1}, both) == head
+  with pytest.raises(UserError, match='name its kind in --point_resources.*'
+                     ' the cluster has TPU-v5p-8-head, TPU-v6e-16-head'):
+    ray_engine.slice_head({'TPU': 4}, both)
   # Eight points on one GPU: each JAX runtime takes its share of the memory.
   assert ray_engine.gpu_memory_fraction(0.125) == '0.113'
   assert ray_engine.gpu_memory_fraction(1) is None

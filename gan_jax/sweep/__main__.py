@@ -39,6 +39,10 @@ _POINT_RESOURCES = flags.DEFINE_string(
 _POINT_RETRIES = flags.DEFINE_integer(
     'point_retries', 3, '--engine=ray: how many times a point whose worker'
     ' died (a lost node) runs again, resuming from its checkpoint.')
+_HOSTS_PER_POINT = flags.DEFINE_integer(
+    'hosts_per_point', 1, '--engine=ray: the hosts of each point (a multi-host'
+    ' TPU slice, several GPU machines): as many tasks, each holding'
+    ' --point_resources, gang-scheduled, forming one JAX run.')
 _PIN_CORES = flags.DEFINE_bool(
     'pin_cores', False, '--engine=ray: run each point holding N CPUs (and'
     ' nothing else) on N cores no other point of its machine holds: faster on'
@@ -63,7 +67,14 @@ def main(argv: list[str]) -> None:
   registry.lookup(sweep_lib.ENGINES, '--engine', _ENGINE.value)
   registry.check_value('--point_retries', _POINT_RETRIES.value,
                        registry.NON_NEGATIVE)
+  registry.check_value('--hosts_per_point', _HOSTS_PER_POINT.value,
+                       registry.POSITIVE)
   kwargs = {}
+  if _HOSTS_PER_POINT.value > 1 and _ENGINE.value != 'ray':
+    raise UserError('--hosts_per_point is for --engine=ray; with'
+                    ' --engine=local, run the command on every host with the'
+                    ' multi-host flags (--coordinator_address, --num_processes,'
+                    ' --process_id)')
   if _ENGINE.value == 'ray':
     if any(v is not None for v in distributed.values()):
       raise UserError('--engine=ray runs every point in Ray workers; the'
@@ -76,7 +87,8 @@ def main(argv: list[str]) -> None:
     kwargs = {'engine': 'ray', 'ray_options': {
         'address': _RAY_ADDRESS.value,
         'resources': ray_engine.parse_resources(_POINT_RESOURCES.value),
-        'retries': _POINT_RETRIES.value, 'pin_cores': _PIN_CORES.value}}
+        'retries': _POINT_RETRIES.value, 'pin_cores': _PIN_CORES.value,
+        'hosts': _HOSTS_PER_POINT.value}}
   elif not (_PRINT_COMMANDS.value or _SUMMARIZE_ONLY.value):
     from gan_jax import parallel  # noqa: PLC0415 (only running starts JAX)
     parallel.initialize_distributed(**distributed)
