@@ -203,6 +203,68 @@ def test_sngan_and_resnet_match_the_papers_tables(name, shape, expected):
         expected, rel=0.02)
 
 
+def test_dcgan_at_64x64_is_radfords_own_with_the_papers_parameter_counts():
+  g, d = build('dcgan', (64, 64, 3))
+  z = jnp.zeros((2, 100))
+  g_vars = jax.eval_shape(lambda: g.init(jax.random.key(0), z, train=False))
+  d_vars = jax.eval_shape(lambda: d.init(jax.random.key(1), jnp.zeros(
+      (2, 64, 64, 3)), train=False))
+  # The parameters of Newmu/dcgan_code's faces/train_uncond_dcgan.py (ngf =
+  # ndf = 128, 5x5 kernels, no biases): G's 13 arrays; D's 11, less the
+  # gains and offsets of its three batch norms, which D here leaves out.
+  assert count(g_vars['params']) == (
+      100 * 16384 + 2 * 16384 + 25 * (1024 * 512 + 512 * 256 + 256 * 128 + 128 * 3)
+      + 2 * (512 + 256 + 128)) == 18_885_760
+  assert count(d_vars['params']) == (
+      25 * (3 * 128 + 128 * 256 + 256 * 512 + 512 * 1024) + 16384
+      ) == 17_232_768 - 2 * (256 + 512 + 1024)
+  # A narrow pair runs: images in [-1, 1], and D judges each example alone
+  # (its dropout masks from each example's key).
+  g = models.dcgan.Generator64(3, width=8, bn_axis_name=None)
+  d = models.dcgan.Discriminator64(width=8, dropout_rate=0.5)
+  z = jax.random.normal(jax.random.key(2), (4, 100))
+  g_vars = g.init(jax.random.key(0), z, train=False)
+  images, _ = jax.jit(lambda v, z: g.apply(v, z, train=True,
+                                           mutable=['batch_stats']))(g_vars, z)
+  assert images.shape == (4, 64, 64, 3) and float(jnp.max(jnp.abs(images))) <= 1
+  d_vars = d.init(jax.random.key(1), images, train=False)
+  keys = jax.random.split(jax.random.key(3), 4)
+  judge = jax.jit(lambda x, k: d.apply(d_vars, x, train=True, example_keys_B=k))
+  reversed_order = judge(images[::-1], keys[::-1])[::-1]  # other neighbours
+  np.testing.assert_allclose(judge(images, keys), reversed_order, rtol=1e-5,
+                             atol=1e-6)
+
+
+# mimicry's SNGAN networks at each image size (torch_mimicry/nets/sngan/
+# sngan_32, _48, _64, _128, after sngan_projection): their parameter counts,
+# sum(p.numel() for p in net.parameters()) of its PyTorch modules, z of 128.
+MIMICRY_SNGAN_COUNTS = {32: (4_276_739, 1_053_825), 48: (4_878_083, 10_141_441),
+                        64: (12_220_675, 10_141_441), 128: (32_150_787, 29_017_857)}
+
+
+@pytest.mark.parametrize('side', MIMICRY_SNGAN_COUNTS)
+def test_resnet_at_each_papers_image_size_matches_mimicrys_networks(side):
+  shape = (side, side, 3)
+  g, d = build('resnet', shape, latent_dim=128)
+  z = jnp.zeros((2, 128))
+  g_vars = jax.eval_shape(lambda: g.init(jax.random.key(0), z, train=False))
+  images = jax.eval_shape(lambda v: g.apply(v, z, train=False), g_vars)
+  assert images.shape == (2, *shape)
+  d_vars = jax.eval_shape(lambda x: d.init(jax.random.key(1), x, train=False),
+                          images)
+  logits = jax.eval_shape(lambda v, x: d.apply(v, x, train=False), d_vars, images)
+  assert logits.shape == (2,)
+  assert (count(g_vars['params']),
+          count(d_vars['params'])) == MIMICRY_SNGAN_COUNTS[side]
+
+
+def test_resnet_widths_must_halve_as_often_as_its_table_does():
+  build('resnet', (64, 64, 3), g_channels=32, d_channels=32)  # 2 channels
+  with pytest.raises(UserError, match='model.d_channels=40 must be a multiple'
+                     ' of 16'):
+    build('resnet', (64, 64, 3), d_channels=40)
+
+
 @pytest.mark.parametrize('name,shape,message', [
     ('stylegan', (28, 28, 1), 'valid: dcgan, mlp, sngan, resnet'),
     ('dcgan', (2,), 'divisible by 4'),

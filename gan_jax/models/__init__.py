@@ -101,7 +101,13 @@ class SpectrallyNormalised(nn.Module):
 
 
 def _build_dcgan(config, example_shape, dtype):
-  return (dcgan.Generator(_image_shape('dcgan', example_shape),
+  image_shape = _image_shape('dcgan', example_shape)
+  if image_shape[:2] == (64, 64):  # the paper's own networks
+    options = {'transposed_conv': config.transposed_conv, 'dtype': dtype,
+               'weight_init': config.weight_init}
+    return (dcgan.Generator64(image_shape[2], **options),
+            dcgan.Discriminator64(dropout_rate=config.dropout, **options))
+  return (dcgan.Generator(image_shape,
                           transposed_conv=config.transposed_conv, dtype=dtype,
                           weight_init=config.weight_init),
           dcgan.Discriminator(config.dropout, dtype=dtype,
@@ -140,10 +146,12 @@ def _build_sngan(config, example_shape, dtype):
 
 def _build_resnet(config, example_shape, dtype):
   image_shape = _image_shape('resnet', example_shape)
-  return (resnet.Generator(image_shape, config.g_channels or resnet.G_CHANNELS,
-                           dtype=dtype),
-          resnet.Discriminator(config.d_channels or resnet.D_CHANNELS,
-                               dtype=dtype))
+  arch = resnet.architecture(*image_shape[:2])
+  _check_divisible({'g_channels': config.g_channels,
+                    'd_channels': config.d_channels},
+                   2 ** max(*arch.g_shifts, *arch.d_shifts))
+  return (resnet.Generator(image_shape, config.g_channels, dtype=dtype),
+          resnet.Discriminator(config.d_channels, dtype=dtype))
 
 
 def _build_mlp(config, example_shape, dtype):
@@ -168,7 +176,7 @@ def _transposed_conv_field() -> Field:
                ' the reference)')
 
 
-def _channels_field(player: str, paper: int) -> Field:
+def _channels_field(player: str, paper: int | str) -> Field:
   # Shared by models whose papers' widths differ, so 0 stands for each one's.
   return Field(0, registry.NON_NEGATIVE,
                f'{player}\'s widest layers\' channels (0 = the paper\'s, {paper})')
@@ -188,7 +196,7 @@ MODELS: dict[str, Model] = {
         },
         summary=('the TensorFlow DCGAN tutorial\'s convolutional pair'
                  ' (Radford et al. 2016), for images with sides divisible'
-                 ' by 4'),
+                 ' by 4; at 64x64, the paper\'s own'),
         convolutional=True),
     'mlp': Model(
         _build_mlp,
@@ -212,11 +220,16 @@ MODELS: dict[str, Model] = {
     'resnet': Model(
         _build_resnet,
         fields={
-            'g_channels': _channels_field('G', resnet.G_CHANNELS),
-            'd_channels': _channels_field('D', resnet.D_CHANNELS),
+            'g_channels': _channels_field(
+                'G', ', '.join(f'{a.g_channels} at {side}x{side}'
+                               for side, a in resnet.ARCHITECTURES.items())),
+            'd_channels': _channels_field(
+                'D', ', '.join(f'{a.d_channels} at {side}x{side}'
+                               for side, a in resnet.ARCHITECTURES.items())),
         },
-        summary=('the CIFAR-10 ResNets of Gulrajani et al. 2017 and Miyato'
-                 ' et al. 2018 (Table 4), for images with sides divisible by 4'),
+        summary=('the SNGAN ResNets (Miyato et al. 2018, Table 4, and the'
+                 ' authors\' code) at 32x32, 48x48, 64x64 and 128x128 (the'
+                 ' 32x32 ones for other sides divisible by 4)'),
         convolutional=True),
 }
 

@@ -1,11 +1,17 @@
-"""DCGAN generator and discriminator of the TensorFlow DCGAN tutorial.
+"""DCGAN generators and discriminators: the TensorFlow DCGAN tutorial's, and
+Radford et al.'s own at 64x64.
 
-The architecture of https://www.tensorflow.org/tutorials/generative/dcgan
-(Radford et al. 2016, "Unsupervised Representation Learning with Deep
-Convolutional GANs", scaled down), with Keras' defaults kept where they
-matter: LeakyReLU slope 0.3, BatchNorm momentum 0.99 and epsilon 1e-3.
-Image size and channels follow the data (the tutorial's text outputs 3
-channels for MNIST by mistake): 28x28x1 for MNIST, 32x32x3 for CIFAR-10.
+`Generator` and `Discriminator`: the architecture of
+https://www.tensorflow.org/tutorials/generative/dcgan (Radford et al. 2016,
+"Unsupervised Representation Learning with Deep Convolutional GANs", scaled
+down), with Keras' defaults kept where they matter: LeakyReLU slope 0.3,
+BatchNorm momentum 0.99 and epsilon 1e-3. Image size and channels follow the
+data (the tutorial's text outputs 3 channels for MNIST by mistake): 28x28x1
+for MNIST, 32x32x3 for CIFAR-10.
+
+`Generator64` and `Discriminator64`: the paper's networks for 64x64 images
+(its Figure 1; Newmu/dcgan_code, faces/train_uncond_dcgan.py), which
+`model.name=dcgan` builds for 64x64 data.
 """
 
 from collections.abc import Sequence
@@ -144,4 +150,81 @@ class Discriminator(nn.Module):
     x = x.reshape((x.shape[0], -1))
     dense = nn.Dense(1, dtype=self.dtype,
                      **initializers(self.weight_init, bias_fan_in=x.shape[-1]))
+    return dense(x)[:, 0].astype(jnp.float32)
+
+
+RADFORD_WIDTH = 128  # ngf = ndf in the paper's code for 64x64 faces
+RADFORD_SLOPE = 0.2  # the discriminator's LeakyReLU
+
+
+class Generator64(nn.Module):
+  """z [B, latent] -> images [B, 64, 64, C] in [-1, 1]: Radford et al. 2016.
+
+  Dense to 4x4x1024 (BN over its 16,384 outputs, ReLU), transposed 5x5
+  stride-2 convolutions to 512, 256, 128 (each BN, ReLU) and C (tanh); no
+  biases. 18,885,760 parameters from z of 100 and C = 3, as the paper's code.
+  """
+
+  channels: int  # the image's
+  width: int = RADFORD_WIDTH  # the last hidden layer's channels (ngf)
+  bn_axis_name: str | None = 'data'
+  transposed_conv: str = 'subpixel'
+  dtype: Any = jnp.float32
+  weight_init: str = 'flax'
+
+  @nn.compact
+  def __call__(self, z_BL: jax.Array, train: bool) -> jax.Array:
+    batch_norm = lambda: layers.batch_norm(  # noqa: E731
+        train, self.bn_axis_name, self.dtype)
+    x = nn.Dense(4 * 4 * 8 * self.width, use_bias=False, dtype=self.dtype,
+                 **initializers(self.weight_init))(z_BL)
+    x = nn.relu(batch_norm()(x)).reshape((-1, 4, 4, 8 * self.width))
+    for index, features in enumerate((4 * self.width, 2 * self.width,
+                                      self.width, self.channels)):
+      x = layers.transposed_conv(
+          self.transposed_conv, features, (5, 5), 2, use_bias=False,
+          dtype=self.dtype, name=f'ConvTranspose_{index}',
+          **initializers(self.weight_init, transposed=True))(x)
+      if index < 3:
+        x = nn.relu(batch_norm()(x))
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class Discriminator64(nn.Module):
+  """images [B, 64, 64, C] -> logits [B]: Radford et al. 2016.
+
+  5x5 stride-2 convolutions to 128, 256, 512, 1024 (LeakyReLU 0.2), dense
+  from the 4x4x1024 features to 1; no biases. The paper's batch norm after
+  the second to fourth convolutions is left out: a discriminator here judges
+  each example on its own (models/__init__.py), and batch statistics would
+  couple them. Dropout (`dropout_rate`, after each LeakyReLU) as
+  `Discriminator`'s; the paper has none (`model.dropout=0`).
+  """
+
+  width: int = RADFORD_WIDTH  # the first layer's channels (ndf)
+  dropout_rate: float = 0.0
+  dtype: Any = jnp.float32
+  transposed_conv: str = 'subpixel'
+  weight_init: str = 'flax'
+
+  @nn.compact
+  def __call__(self, x_BHWC: jax.Array, train: bool,
+               example_keys_B: jax.Array | None = None) -> jax.Array:
+    use_dropout = train and self.dropout_rate > 0
+    if use_dropout and example_keys_B is None:
+      raise ValueError('the DCGAN discriminator needs example_keys_B (one PRNG'
+                       ' key per example) for dropout in training')
+    x = x_BHWC
+    for index, features in enumerate((self.width, 2 * self.width,
+                                      4 * self.width, 8 * self.width)):
+      x = layers.strided_conv(
+          self.transposed_conv, features, (5, 5), 2, use_bias=False,
+          dtype=self.dtype, name=f'Conv_{index}',
+          **initializers(self.weight_init))(x)
+      x = nn.leaky_relu(x, RADFORD_SLOPE)
+      if use_dropout:
+        x = layers.example_dropout(x, example_keys_B, self.dropout_rate, index)
+    x = x.reshape((x.shape[0], -1))
+    dense = nn.Dense(1, use_bias=False, dtype=self.dtype,
+                     **initializers(self.weight_init))
     return dense(x)[:, 0].astype(jnp.float32)
