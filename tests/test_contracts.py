@@ -161,8 +161,9 @@ def _count(tree) -> int:
 @pytest.mark.parametrize('name', list(models.MODELS))
 @pytest.mark.parametrize('dtype', models.DTYPES)
 def test_every_model_has_its_shapes_float32_outputs_and_parameter_count(name, dtype):
-  """Outputs computed at the test widths; parameters counted (from shapes
-  alone) at the defaults (tests/specs.py)."""
+  """Outputs at the test widths, parameters counted at the defaults
+  (tests/specs.py); from shapes alone (tracing, not running: the models run
+  in every training test)."""
   spec = specs.model(name)
   g, d = models.build(model_config(name, paper_widths=True).model,
                       spec.shape, dtype)
@@ -173,10 +174,10 @@ def test_every_model_has_its_shapes_float32_outputs_and_parameter_count(name, dt
                             images)
   assert (_count(g_params['params']), _count(d_params['params'])) == spec.param_counts
   g, d = models.build(model_config(name).model, spec.shape, dtype)
-  g_vars = g.init(jax.random.key(0), z, train=False)
-  x = g.apply(g_vars, z, train=False)
-  d_vars = d.init(jax.random.key(1), x, train=False)
-  logits = d.apply(d_vars, x, train=False)
+  g_vars = jax.eval_shape(lambda: g.init(jax.random.key(0), z, train=False))
+  x = jax.eval_shape(lambda v: g.apply(v, z, train=False), g_vars)
+  d_vars = jax.eval_shape(lambda x: d.init(jax.random.key(1), x, train=False), x)
+  logits = jax.eval_shape(lambda v, x: d.apply(v, x, train=False), d_vars, x)
   assert x.shape == (3, *spec.shape) and x.dtype == jnp.float32
   assert logits.shape == (3,) and logits.dtype == jnp.float32
 
