@@ -3,10 +3,9 @@ SNGAN recipe of experiments/cifar10_sngan.py.
 
   python -m gan_jax.main --config=experiments/folder64.py \
       --config.data.path=MY_IMAGES --workdir=runs/folder64
-  # then Inception FID of 10k samples against a directory of your images at
-  # 64x64 (gan_jax.fid reads PNG/JPEG of one size, at the top of the
-  # directory: it does not crop, resize or recurse as data.name=folder does):
-  python -m gan_jax.fid MY_IMAGES_64 runs/folder64 --num=10000
+  # then Inception FID of 10k samples against your images, read as training
+  # read them:
+  python -m gan_jax.fid MY_IMAGES runs/folder64 --resolution=64 --num=10000
 
 Every PNG, JPEG, WebP or BMP under `data.path` (recursive; subfolders are
 read as class labels), centre-cropped to a square and resized to 64x64

@@ -1,12 +1,16 @@
 """FID, KID, precision/recall and density/coverage between two image sets,
 in the FID Inception-v3's feature space (gan_jax.inception).
 
-  python -m gan_jax.fid A B [--num=N] [--inception=PATH]
+  python -m gan_jax.fid A B [--num=N] [--resolution=N] [--inception=PATH]
   python -m gan_jax.fid mnist:idx:../shared/data/mnist runs/mnist --num=10000
+  python -m gan_jax.fid MY_PHOTOS runs/folder64 --resolution=64
 
 A and B can each be:
 - a .npy of images: [N, H, W] or [N, H, W, C], uint8 or float in [-1, 1];
-- a directory of PNG/JPEG images (read in name order);
+- a directory of images, read as data.name=folder reads them (PNG, JPEG,
+  WebP, BMP; recursive, in path order; grey when all are) but strictly, a
+  file that cannot be decoded being an error; of one size, or centre-cropped
+  and resized to --resolution (as data.resolution);
 - a run's workdir: --num samples of its latest checkpoint (of member
   --member of a run of several seeds, drawn with that member's seed, as
   `gan_jax.evaluate` draws them; of the averaged generator where the run
@@ -37,10 +41,12 @@ from gan_jax import evaluators
 from gan_jax import files
 from gan_jax import inception
 from gan_jax import metrics
+from gan_jax import registry
+from gan_jax.data import folder
 from gan_jax.errors import UserError
+from gan_jax.errors import one_line
 
 DEFAULT_RUN_SAMPLES = 10_000
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 
 _NUM = flags.DEFINE_integer(
     'num', None, 'Images from each set: the first N (default: all;'
@@ -49,6 +55,10 @@ _MEMBER = flags.DEFINE_integer(
     'member', 0, 'Which member of a run of several seeds (config.num_seeds)'
     ' a workdir set samples: 0 is the run\'s seed, i its seed + i.')
 _RAW = cli.raw_generator_flag()
+_RESOLUTION = flags.DEFINE_integer(
+    'resolution', 0, 'A directory set\'s images centre-cropped and resized to'
+    ' NxN (Lanczos), as data.name=folder with data.resolution=N; 0 keeps their'
+    ' size, which must then be one.')
 _INCEPTION = flags.DEFINE_string(
     'inception', '', f'Converted Inception weights (default: ${inception.ENV_VAR},'
     f' else {inception.default_path()}).')
@@ -61,26 +71,30 @@ def _take(images, num: int | None, what: str):
   return images[:num] if num is not None else images
 
 
-def _read_directory(path: str, num: int | None) -> np.ndarray:
-  names = sorted(n for n in os.listdir(path)
-                 if n.lower().endswith(IMAGE_SUFFIXES))
-  if not names:
-    raise UserError(f'{path} holds no PNG or JPEG images (an empty set)')
-  from PIL import Image  # noqa: PLC0415
+def _read_directory(path: str, num: int | None, resolution: int = 0) -> np.ndarray:
+  """The images under `path` as data.name=folder finds them (recursive, in
+  path order), but strictly: a file that cannot be decoded is an error, not
+  skipped, since it would change the set. Grey when every one is grey."""
+  files, _ = folder.list_images(path)
+  if not files:
+    raise UserError(f'{path} holds no images ({", ".join(folder.EXTENSIONS)}):'
+                    ' an empty set')
+  files = [os.path.join(path, f) for f in _take(files, num, path)]
+  headers = [folder.header(f) for f in files]
+  for file, head in zip(files, headers, strict=True):
+    if isinstance(head, str):
+      raise UserError(f'cannot read the image {file}: {head}')
+  channels = 1 if all(grey for _, grey in headers) else 3
   images = []
-  for name in _take(names, num, path):
+  for file in files:
     try:
-      with Image.open(os.path.join(path, name)) as image:
-        mode = 'L' if image.mode in ('1', 'L', 'I', 'I;16') else 'RGB'
-        array = np.asarray(image.convert(mode))
-    except OSError as e:
-      raise UserError(f'cannot read the image {os.path.join(path, name)}:'
-                      f' {e}') from e
-    array = array[..., None] if array.ndim == 2 else array
-    if images and array.shape != images[0].shape:
-      raise UserError(f'{path}: images differ in size: {names[0]} is'
-                      f' {images[0].shape}, {name} is {array.shape}')
-    images.append(array)
+      images.append(folder.decode(file, channels, resolution))
+    except folder.UNREADABLE as e:
+      raise UserError(f'cannot read the image {file}: {one_line(e)}') from e
+    if images[-1].shape != images[0].shape:
+      raise UserError(f'{path}: images differ in size: {files[0]} is'
+                      f' {images[0].shape}, {file} is {images[-1].shape}; pass'
+                      ' --resolution=N to centre-crop and resize them to NxN')
   return np.stack(images)
 
 
@@ -122,7 +136,7 @@ def is_dataset(spec: str) -> bool:
 
 
 def read_set(spec: str, num: int | None, member: int = 0,
-             raw: bool = False) -> np.ndarray:
+             raw: bool = False, resolution: int = 0) -> np.ndarray:
   """The images that `spec` names (see the module docstring).
 
   Raises:
@@ -132,7 +146,7 @@ def read_set(spec: str, num: int | None, member: int = 0,
   if os.path.isdir(spec):
     if is_run(spec):
       return _sample_run(spec, num, member, raw)
-    return _read_directory(spec, num)
+    return _read_directory(spec, num, resolution)
   if os.path.isfile(spec):
     if not spec.endswith('.npy'):
       raise UserError(f'{spec} is a file but not a .npy of images')
@@ -140,7 +154,7 @@ def read_set(spec: str, num: int | None, member: int = 0,
   if is_dataset(spec):
     return _read_dataset(spec, num)
   raise UserError(f'{spec} does not exist; pass a .npy of images, a directory'
-                  ' of PNG/JPEG images, a run\'s workdir or a dataset'
+                  ' of images, a run\'s workdir or a dataset'
                   ' NAME:SOURCE[:PATH] (e.g. mnist:idx:DIR)')
 
 
@@ -179,7 +193,9 @@ def main(argv: list[str]) -> None:
   if num is not None and num < 2:
     raise UserError(f'--num={num} is invalid; FID needs at least 2 images a set')
   weights = inception.load(_INCEPTION.value)
-  sets = [read_set(spec, num, _MEMBER.value, _RAW()) for spec in argv[1:]]
+  registry.check_value('--resolution', _RESOLUTION.value, registry.NON_NEGATIVE)
+  sets = [read_set(spec, num, _MEMBER.value, _RAW(), _RESOLUTION.value)
+          for spec in argv[1:]]
   datasets = tuple(is_dataset(spec) for spec in argv[1:])
   figures = compare(*sets, weights, what=tuple(argv[1:]), cached=datasets)
   # Which generator each run's samples came from ('ema' or 'raw').

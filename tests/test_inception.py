@@ -289,9 +289,11 @@ def test_fid_command_refuses_bad_sets_with_one_line(weights_path, digits, tmp_pa
       'differ in image size': lambda: fid.compare(small, np.zeros((4, 32, 32, 3), np.uint8), weights),
       'float images must lie in': lambda: fid.compare(small, np.full((4, 28, 28), 2.0), weights),
       'larger than': lambda: fid.read_set(str(tmp_path / 'small.npy'), 5),
-      'no PNG or JPEG': lambda: fid.read_set(str(tmp_path / 'empty'), None),
+      'holds no images .*: an empty set': lambda: fid.read_set(
+          str(tmp_path / 'empty'), None),
       'cannot read the image': lambda: fid.read_set(str(tmp_path / 'broken'), None),
-      'images differ in size': lambda: fid.read_set(str(tmp_path / 'mixed'), None),
+      'images differ in size.* pass --resolution=N': lambda: fid.read_set(
+          str(tmp_path / 'mixed'), None),
       'does not exist': lambda: fid.read_set(str(tmp_path / 'nothing'), None),
       'no image dataset': lambda: fid.read_set('ring8:toy', None),
   }
@@ -313,6 +315,15 @@ def test_fid_command_refuses_bad_sets_with_one_line(weights_path, digits, tmp_pa
       env={**command_env(optimized=True), inception.ENV_VAR: weights_path})
   assert out.returncode == 1
   assert out.stderr.strip().splitlines()[-1].startswith('error: --num=9 is larger')
+  # A directory as data.name=folder reads it (recursive, any image kind, in
+  # path order); --resolution crops and resizes images of several sizes.
+  (tmp_path / 'photos' / 'cats').mkdir(parents=True)
+  Image.fromarray(np.zeros((40, 30, 3), np.uint8)).save(tmp_path / 'photos' / 'a.webp')
+  Image.fromarray(np.full((20, 50, 3), 255, np.uint8)).save(
+      tmp_path / 'photos' / 'cats' / 'b.bmp')
+  photos = fid.read_set(str(tmp_path / 'photos'), None, resolution=16)
+  assert photos.shape == (2, 16, 16, 3)
+  assert photos[0].max() == 0 and photos[1].min() == 255
 
 
 def test_a_real_sets_features_are_cached_by_content_and_weights(

@@ -26,7 +26,7 @@ from gan_jax.errors import one_line
 
 EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp')
 GREY_MODES = ('1', 'L', 'LA', 'I', 'I;16', 'F')
-_UNREADABLE = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError)
+UNREADABLE = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +52,16 @@ def image_files(directory: str) -> list[str]:
   if not os.path.isdir(directory):
     raise UserError(f'data.path={directory} is not a directory; data.name=folder'
                     f' reads the images ({", ".join(EXTENSIONS)}) under it')
+  files, others = list_images(directory)
+  if not files:
+    raise UserError(f'data.path={directory} holds no image file ({others} other'
+                    f' files); data.name=folder reads {", ".join(EXTENSIONS)}')
+  return files
+
+
+def list_images(directory: str) -> tuple[list[str], int]:
+  """The files with an image extension under `directory` (recursive, sorted,
+  relative to it), and how many other files it holds (hidden ones aside)."""
   files, others = [], 0
   for root, dirs, names in os.walk(directory, followlinks=True):
     dirs.sort()
@@ -60,25 +70,22 @@ def image_files(directory: str) -> list[str]:
         files.append(os.path.relpath(os.path.join(root, name), directory))
       elif not name.startswith('.'):
         others += 1
-  if not files:
-    raise UserError(f'data.path={directory} holds no image file ({others} other'
-                    f' files); data.name=folder reads {", ".join(EXTENSIONS)}')
-  return files
+  return files, others
 
 
-def _header(path: str) -> tuple[tuple[int, int], bool] | str:
+def header(path: str) -> tuple[tuple[int, int], bool] | str:
   """(width, height), whether grey; or why the file cannot be read."""
   try:
     with Image.open(path) as image:
       return image.size, image.mode in GREY_MODES
-  except _UNREADABLE as e:
+  except UNREADABLE as e:
     return one_line(e)
 
 
 def _scan(directory: str, files: list[str]) -> tuple[list[str], dict, dict]:
   """The readable files, their sizes {(w, h): count}, greyness {bool: count};
   unreadable ones logged in one line."""
-  headers = _map(lambda f: _header(os.path.join(directory, f)), files)
+  headers = _map(lambda f: header(os.path.join(directory, f)), files)
   readable = [f for f, h in zip(files, headers, strict=True) if not isinstance(h, str)]
   bad = [(f, h) for f, h in zip(files, headers, strict=True) if isinstance(h, str)]
   _report_unreadable(directory, bad, len(files))
@@ -156,7 +163,7 @@ def load(directory: str, resolution: int = 0, channels: int = 0) -> FolderImages
   def decoded(name):
     try:
       return decode(os.path.join(directory, name), shape[2], resolution)
-    except _UNREADABLE as e:
+    except UNREADABLE as e:
       return one_line(e)
 
   pixels = _map(decoded, readable)
