@@ -44,7 +44,6 @@ from gan_jax import metrics
 from gan_jax import registry
 from gan_jax.data import folder
 from gan_jax.errors import UserError
-from gan_jax.errors import one_line
 
 DEFAULT_RUN_SAMPLES = 10_000
 
@@ -73,29 +72,35 @@ def _take(images, num: int | None, what: str):
 
 def _read_directory(path: str, num: int | None, resolution: int = 0) -> np.ndarray:
   """The images under `path` as data.name=folder finds them (recursive, in
-  path order), but strictly: a file that cannot be decoded is an error, not
-  skipped, since it would change the set. Grey when every one is grey."""
+  path order, decoded on threads), but strictly: a file that cannot be
+  decoded is an error, not skipped, since it would change the set. Grey when
+  every one is grey."""
   files, _ = folder.list_images(path)
   if not files:
     raise UserError(f'{path} holds no images ({", ".join(folder.EXTENSIONS)}):'
                     ' an empty set')
-  files = [os.path.join(path, f) for f in _take(files, num, path)]
-  headers = [folder.header(f) for f in files]
-  for file, head in zip(files, headers, strict=True):
-    if isinstance(head, str):
-      raise UserError(f'cannot read the image {file}: {head}')
+  files = _take(files, num, path)
+  headers = folder.read_headers(path, files)
+  _refuse_unreadable(path, files, headers)
   channels = 1 if all(grey for _, grey in headers) else 3
-  images = []
-  for file in files:
-    try:
-      images.append(folder.decode(file, channels, resolution))
-    except folder.UNREADABLE as e:
-      raise UserError(f'cannot read the image {file}: {one_line(e)}') from e
-    if images[-1].shape != images[0].shape:
-      raise UserError(f'{path}: images differ in size: {files[0]} is'
-                      f' {images[0].shape}, {file} is {images[-1].shape}; pass'
-                      ' --resolution=N to centre-crop and resize them to NxN')
+  if not resolution:
+    shapes = [(height, width, channels) for (width, height), _ in headers]
+    for file, shape in zip(files, shapes, strict=True):
+      if shape != shapes[0]:
+        raise UserError(
+            f'{path}: images differ in size: {os.path.join(path, files[0])} is'
+            f' {shapes[0]}, {os.path.join(path, file)} is {shape}; pass'
+            ' --resolution=N to centre-crop and resize them to NxN')
+  images = folder.decode_all(path, files, channels, resolution)
+  _refuse_unreadable(path, files, images)
   return np.stack(images)
+
+
+def _refuse_unreadable(path: str, files: list[str], results: list) -> None:
+  """UserError naming the first file whose result is why it cannot be read."""
+  for file, result in zip(files, results, strict=True):
+    if isinstance(result, str):
+      raise UserError(f'cannot read the image {os.path.join(path, file)}: {result}')
 
 
 def _read_npy(path: str, num: int | None) -> np.ndarray:

@@ -82,10 +82,27 @@ def header(path: str) -> tuple[tuple[int, int], bool] | str:
     return one_line(e)
 
 
+def read_headers(directory: str, files: list[str]) -> list:
+  """`header` of each of `files` (relative to `directory`), on threads."""
+  return _map(lambda f: header(os.path.join(directory, f)), files)
+
+
+def decode_all(directory: str, files: list[str], channels: int,
+               resolution: int = 0) -> list:
+  """`decode` of each of `files` (relative to `directory`), or why it cannot
+  be decoded, on threads."""
+  def decoded(name):
+    try:
+      return decode(os.path.join(directory, name), channels, resolution)
+    except UNREADABLE as e:
+      return one_line(e)
+  return _map(decoded, files)
+
+
 def _scan(directory: str, files: list[str]) -> tuple[list[str], dict, dict]:
   """The readable files, their sizes {(w, h): count}, greyness {bool: count};
   unreadable ones logged in one line."""
-  headers = _map(lambda f: header(os.path.join(directory, f)), files)
+  headers = read_headers(directory, files)
   readable = [f for f, h in zip(files, headers, strict=True) if not isinstance(h, str)]
   bad = [(f, h) for f, h in zip(files, headers, strict=True) if isinstance(h, str)]
   _report_unreadable(directory, bad, len(files))
@@ -159,14 +176,7 @@ def load(directory: str, resolution: int = 0, channels: int = 0) -> FolderImages
   files = image_files(directory)
   readable, sizes, greys = _scan(directory, files)
   shape = _shape(directory, sizes, greys, resolution, channels)
-
-  def decoded(name):
-    try:
-      return decode(os.path.join(directory, name), shape[2], resolution)
-    except UNREADABLE as e:
-      return one_line(e)
-
-  pixels = _map(decoded, readable)
+  pixels = decode_all(directory, readable, shape[2], resolution)
   bad = [(f, p) for f, p in zip(readable, pixels, strict=True) if isinstance(p, str)]
   _report_unreadable(directory, bad, len(files))
   kept = [f for f, p in zip(readable, pixels, strict=True) if not isinstance(p, str)]
