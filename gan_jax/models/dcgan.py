@@ -102,6 +102,18 @@ class Generator(nn.Module):
     return jnp.tanh(x.astype(jnp.float32))
 
 
+def _dropout(x: jax.Array, layer: int, train: bool, rate: float,
+             example_keys_B: jax.Array | None) -> jax.Array:
+  """A discriminator's dropout after `layer`: in training at `rate` > 0, each
+  example's masks from its own key (`layers.example_dropout`)."""
+  if not train or rate <= 0:
+    return x
+  if example_keys_B is None:
+    raise ValueError('the DCGAN discriminator needs example_keys_B (one PRNG'
+                     ' key per example) for dropout in training')
+  return layers.example_dropout(x, example_keys_B, rate, layer)
+
+
 class Discriminator(nn.Module):
   """images [B, H, W, C] -> logits [B].
 
@@ -126,15 +138,8 @@ class Discriminator(nn.Module):
                example_keys_B: jax.Array | None = None) -> jax.Array:
     """`example_keys_B`: one PRNG key per example, needed in training when
     dropout_rate > 0."""
-    use_dropout = train and self.dropout_rate > 0
-    if use_dropout and example_keys_B is None:
-      raise ValueError('the DCGAN discriminator needs example_keys_B (one PRNG'
-                       ' key per example) for dropout in training')
-
     def dropout(x, layer):
-      if not use_dropout:
-        return x
-      return layers.example_dropout(x, example_keys_B, self.dropout_rate, layer)
+      return _dropout(x, layer, train, self.dropout_rate, example_keys_B)
 
     def conv(index, features, x):
       # Named as Flax names nn.Conv: both kinds share checkpoints.
@@ -210,10 +215,6 @@ class Discriminator64(nn.Module):
   @nn.compact
   def __call__(self, x_BHWC: jax.Array, train: bool,
                example_keys_B: jax.Array | None = None) -> jax.Array:
-    use_dropout = train and self.dropout_rate > 0
-    if use_dropout and example_keys_B is None:
-      raise ValueError('the DCGAN discriminator needs example_keys_B (one PRNG'
-                       ' key per example) for dropout in training')
     x = x_BHWC
     for index, features in enumerate((self.width, 2 * self.width,
                                       4 * self.width, 8 * self.width)):
@@ -221,9 +222,8 @@ class Discriminator64(nn.Module):
           self.transposed_conv, features, (5, 5), 2, use_bias=False,
           dtype=self.dtype, name=f'Conv_{index}',
           **initializers(self.weight_init))(x)
-      x = nn.leaky_relu(x, RADFORD_SLOPE)
-      if use_dropout:
-        x = layers.example_dropout(x, example_keys_B, self.dropout_rate, index)
+      x = _dropout(nn.leaky_relu(x, RADFORD_SLOPE), index, train,
+                   self.dropout_rate, example_keys_B)
     x = x.reshape((x.shape[0], -1))
     dense = nn.Dense(1, use_bias=False, dtype=self.dtype,
                      **initializers(self.weight_init))

@@ -26,8 +26,8 @@ _SUMMARIZE_ONLY = flags.DEFINE_bool(
     'summarize_only', False, 'Write summary.csv/md from the sub-workdirs;'
     ' run nothing.')
 _ENGINE = flags.DEFINE_string(
-    'engine', 'local', 'How the points run: local (one after another, in this'
-    ' process) or ray (in parallel, each a Ray task in a worker of its own).')
+    'engine', 'local', 'How the points run: ' + '; '.join(
+        f'{name} ({what})' for name, what in sweep_lib.ENGINES.items()) + '.')
 _RAY_ADDRESS = flags.DEFINE_string(
     'ray_address', None, '--engine=ray: the Ray cluster\'s address (default'
     ' RAY_ADDRESS; with neither, a local Ray instance on this machine).')

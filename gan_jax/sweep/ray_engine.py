@@ -175,6 +175,9 @@ def pinned_cores(resources: Mapping[str, float]) -> int:
   return 0
 
 
+_HEAD = re.compile(r'TPU-.+-head')  # a TPU slice's head resource
+
+
 def slice_head(resources: Mapping[str, float], cluster: Mapping[str, float]
                ) -> str | None:
   """The head resource (`TPU-<type>-head`, one per slice, on its first host)
@@ -193,8 +196,6 @@ def slice_head(resources: Mapping[str, float], cluster: Mapping[str, float]
       ' --point_resources, e.g. \'{"TPU": 4, "TPU-v6e-16-head": 1}\'; the'
       f' cluster has {", ".join(kinds) or "no TPU slices"}')
 
-
-_HEAD = re.compile(r'TPU-.+-head')
 
 
 def coordinator_address() -> str:
