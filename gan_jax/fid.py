@@ -80,7 +80,7 @@ def _read_directory(path: str, num: int | None, resolution: int = 0) -> np.ndarr
     raise UserError(f'{path} holds no images ({", ".join(folder.EXTENSIONS)}):'
                     ' an empty set')
   files = _take(files, num, path)
-  headers = folder.read_headers(path, files)
+  headers = folder.read_headers(folder.opener(path), files)
   _refuse_unreadable(path, files, headers)
   channels = 1 if all(grey for _, grey in headers) else 3
   if not resolution:
@@ -91,7 +91,7 @@ def _read_directory(path: str, num: int | None, resolution: int = 0) -> np.ndarr
             f'{path}: images differ in size: {os.path.join(path, files[0])} is'
             f' {shapes[0]}, {os.path.join(path, file)} is {shape}; pass'
             ' --resolution=N to centre-crop and resize them to NxN')
-  images = folder.decode_all(path, files, channels, resolution)
+  images = folder.decode_all(folder.opener(path), files, channels, resolution)
   _refuse_unreadable(path, files, images)
   return np.stack(images)
 
@@ -132,7 +132,7 @@ def _read_dataset(spec: str, num: int | None) -> np.ndarray:
     raise UserError(f'{spec}: {name} is sampled from'
                     f' {data.DATASETS[name].read_as}, not a fixed set of images;'
                     ' save samples to a .npy and pass that')
-  return _take(data.load(config).arrays['images'], num, spec)
+  return _take(data.load(config, pipeline='device').arrays['images'], num, spec)
 
 
 def is_dataset(spec: str) -> bool:

@@ -12,9 +12,12 @@ line counts and names them.
 """
 
 import collections
+from collections.abc import Callable
 import concurrent.futures
 import dataclasses
 import os
+from typing import IO
+import zipfile
 
 from absl import logging
 import numpy as np
@@ -82,27 +85,104 @@ def header(path: str) -> tuple[tuple[int, int], bool] | str:
     return one_line(e)
 
 
-def read_headers(directory: str, files: list[str]) -> list:
-  """`header` of each of `files` (relative to `directory`), on threads."""
-  return _map(lambda f: header(os.path.join(directory, f)), files)
+def opener(source: str) -> Callable[[str], str | IO[bytes]]:
+  """How to open one of `source`'s files by its relative name: a path under
+  a directory, or a member of a ZIP archive (readable from several threads)."""
+  if zipfile.is_zipfile(source) and not os.path.isdir(source):
+    archive = zipfile.ZipFile(source)
+    return archive.open
+  return lambda name: os.path.join(source, name)
 
 
-def decode_all(directory: str, files: list[str], channels: int,
+def zip_images(path: str) -> list[str]:
+  """The members of ZIP archive `path` with an image extension, sorted."""
+  with zipfile.ZipFile(path) as archive:
+    return sorted(name for name in archive.namelist()
+                  if name.lower().endswith(EXTENSIONS) and '__MACOSX' not in name
+                  and not os.path.basename(name).startswith('.'))
+
+
+def read_headers(open_file: Callable, files: list[str]) -> list:
+  """`header` of each of `files` (names `open_file` opens), on threads."""
+  return _map(lambda f: header(open_file(f)), files)
+
+
+def decode_all(open_file: Callable, files: list[str], channels: int,
                resolution: int = 0) -> list:
-  """`decode` of each of `files` (relative to `directory`), or why it cannot
+  """`decode` of each of `files` (names `open_file` opens), or why it cannot
   be decoded, on threads."""
   def decoded(name):
     try:
-      return decode(os.path.join(directory, name), channels, resolution)
+      return decode(open_file(name), channels, resolution)
     except UNREADABLE as e:
       return one_line(e)
   return _map(decoded, files)
 
 
-def _scan(directory: str, files: list[str]) -> tuple[list[str], dict, dict]:
+@dataclasses.dataclass(frozen=True)
+class Scan:
+  """What a folder's (or ZIP archive's) headers say, before decoding: its
+  readable image files (relative, sorted), the example shape, their labels
+  and class names (module docstring)."""
+  source: str
+  open_file: Callable[[str], str | IO[bytes]]
+  files: list[str]
+  shape: tuple[int, int, int]
+  resolution: int
+  labels: np.ndarray | None
+  classes: tuple[str, ...]
+
+  def decode(self, name: str) -> np.ndarray:
+    """File `name` as uint8 [H, W, C] of `shape`.
+
+    Raises:
+      UserError: it cannot be decoded (its header could be read).
+    """
+    try:
+      return decode(self.open_file(name), self.shape[2], self.resolution)
+    except UNREADABLE as e:
+      raise UserError(f'{os.path.join(self.source, name)} cannot be decoded'
+                      f' ({one_line(e)}); remove it, or prepare the folder with'
+                      ' python -m gan_jax.prepare (which skips it)') from None
+
+  def describe(self, count: int | None = None) -> str:
+    count = len(self.files) if count is None else count
+    description = (f'folder {self.source}: {count} images'
+                   f' {"x".join(map(str, self.shape))}')
+    if self.resolution:
+      description += (f' (centre-cropped, resized to {self.resolution}x'
+                      f'{self.resolution})')
+    if self.classes:
+      description += f', {len(self.classes)} classes'
+    return description
+
+
+def scan(directory: str, resolution: int = 0, channels: int = 0) -> Scan:
+  """The readable images of `directory` (or a ZIP archive) by their headers.
+
+  Raises:
+    UserError: no directory, no readable image, or several sizes without
+      `resolution`.
+  """
+  if zipfile.is_zipfile(directory) and not os.path.isdir(directory):
+    files = zip_images(directory)
+    if not files:
+      raise UserError(f'{directory} holds no image file'
+                      f' ({", ".join(EXTENSIONS)})')
+  else:
+    files = image_files(directory)
+  open_file = opener(directory)
+  readable, sizes, greys = _scan(directory, open_file, files)
+  shape = _shape(directory, sizes, greys, resolution, channels)
+  labels, classes = _labels(readable)
+  return Scan(directory, open_file, readable, shape, resolution, labels, classes)
+
+
+def _scan(directory: str, open_file: Callable, files: list[str]
+          ) -> tuple[list[str], dict, dict]:
   """The readable files, their sizes {(w, h): count}, greyness {bool: count};
   unreadable ones logged in one line."""
-  headers = read_headers(directory, files)
+  headers = read_headers(open_file, files)
   readable = [f for f, h in zip(files, headers, strict=True) if not isinstance(h, str)]
   bad = [(f, h) for f, h in zip(files, headers, strict=True) if isinstance(h, str)]
   _report_unreadable(directory, bad, len(files))
@@ -132,7 +212,7 @@ def example_shape(directory: str, resolution: int = 0, channels: int = 0
   """
   if resolution and channels:
     return resolution, resolution, channels
-  _, sizes, greys = _scan(directory, image_files(directory))
+  _, sizes, greys = _scan(directory, opener(directory), image_files(directory))
   return _shape(directory, sizes, greys, resolution, channels)
 
 
@@ -173,25 +253,25 @@ def load(directory: str, resolution: int = 0, channels: int = 0) -> FolderImages
     UserError: no directory, no readable image, or several sizes without
       `resolution`.
   """
-  files = image_files(directory)
-  readable, sizes, greys = _scan(directory, files)
-  shape = _shape(directory, sizes, greys, resolution, channels)
-  pixels = decode_all(directory, readable, shape[2], resolution)
-  bad = [(f, p) for f, p in zip(readable, pixels, strict=True) if isinstance(p, str)]
-  _report_unreadable(directory, bad, len(files))
-  kept = [f for f, p in zip(readable, pixels, strict=True) if not isinstance(p, str)]
+  return decode_scanned(scan(directory, resolution, channels))
+
+
+def decode_scanned(found: Scan) -> FolderImages:
+  """Every image `found` lists, decoded; those that cannot be are skipped
+  and counted in one log line."""
+  pixels = decode_all(found.open_file, found.files, found.shape[2],
+                      found.resolution)
+  bad = [(f, p) for f, p in zip(found.files, pixels, strict=True)
+         if isinstance(p, str)]
+  _report_unreadable(found.source, bad, len(found.files))
+  kept = [f for f, p in zip(found.files, pixels, strict=True)
+          if not isinstance(p, str)]
   if not kept:
-    raise UserError(f'data.path={directory}: none of its {len(files)} image files'
-                    ' can be decoded')
+    raise UserError(f'data.path={found.source}: none of its {len(found.files)}'
+                    ' image files can be decoded')
   images = np.stack([p for p in pixels if not isinstance(p, str)])
   labels, classes = _labels(kept)
-  description = (f'folder {directory}: {len(kept)} images'
-                 f' {"x".join(map(str, shape))}')
-  if resolution:
-    description += f' (centre-cropped, resized to {resolution}x{resolution})'
-  if classes:
-    description += f', {len(classes)} classes'
-  return FolderImages(images, labels, classes, description)
+  return FolderImages(images, labels, classes, found.describe(len(kept)))
 
 
 def _labels(files: list[str]) -> tuple[np.ndarray | None, tuple[str, ...]]:
