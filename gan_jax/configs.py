@@ -53,7 +53,8 @@ def fields() -> dict[str, registry.Field]:
                        ' MNIST-format idx files, or none (a toy); data.name='
                        'folder reads data.path whatever it says'),
       'data.path': F('', None, 'the directory of *-images-idx3-ubyte[.gz] files'
-                     ' (data.source=idx), or of your images (data.name=folder)'),
+                     ' (data.source=idx), or of your images, or their'
+                     ' python -m gan_jax.prepare output (data.name=folder)'),
       'data.resolution': F(0, NON_NEGATIVE, 'data.name=folder: the square side'
                            ' every image is centre-cropped and resized to'
                            ' (Lanczos); 0 = their own size, which all must share'),
@@ -61,6 +62,13 @@ def fields() -> dict[str, registry.Field]:
                          ' 0 = grey when every image is, else RGB'),
       'data.tfds_data_dir': F('', None, 'TFDS\'s data_dir (\'\' = TFDS\'s'
                               ' default, ~/tensorflow_datasets)'),
+      'data.pipeline': F('auto', data.stream.PIPELINES, 'device: the decoded'
+                         ' images held on the devices, batches drawn inside'
+                         ' the step; stream: read batch by batch with grain,'
+                         ' shuffled per epoch (data/stream.py); auto: device'
+                         ' up to 2 GiB decoded'),
+      'data.workers': F(0, NON_NEGATIVE, 'data.pipeline=stream: processes that'
+                        ' decode images (0 = threads of the training process)'),
       'model.name': F('dcgan', tuple(models.MODELS), 'the generator and'
                       ' discriminator'),
       'model.latent_dim': F(100, POSITIVE, 'the size of z ~ N(0, I)'),

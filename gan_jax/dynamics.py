@@ -245,7 +245,7 @@ def run_game(workdir: str, step: int | None = None, member: int = 0) -> Game:
     UserError: no such run, checkpoint or member.
   """
   config = runs.load_run_config(workdir)
-  source = data.load(config.data)
+  source = data.load(config.data, pipeline='device')
   gan = gan_lib.build_gan(config, source.example_shape, source.sample_one)
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'))
   steps = ckpts.steps()

@@ -75,16 +75,18 @@ def replicate(tree, mesh: Mesh):
   return jax.tree.map(put, tree)
 
 
-def shard_map_step(step_fn, mesh: Mesh):
+def shard_map_step(step_fn, mesh: Mesh, data_specs=None):
   """Compiles `step_fn(state, data) -> (state, metrics)` over `mesh`.
 
-  State, data and metrics are replicated; the state argument is donated.
+  State and metrics are replicated, data as `data_specs` says (replicated by
+  default; a streamed batch is split, gan_jax.step.data_specs); the state
+  argument is donated.
   `check_vma=False` gives `pmap`'s semantics: the gradient of a replicated
   parameter is this device's own, and the step averages it explicitly with
   `pmean`. (With varying-manual-axes typing on, autodiff would already sum it
   over devices, and the explicit average would then leave an N-times sum.)
   """
-  mapped = jax.shard_map(step_fn, mesh=mesh, in_specs=(P(), P()),
+  mapped = jax.shard_map(step_fn, mesh=mesh, in_specs=(P(), P() if data_specs is None else data_specs),
                          out_specs=(P(), P()), check_vma=False)
   return jax.jit(mapped, donate_argnums=0)
 

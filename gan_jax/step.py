@@ -15,11 +15,14 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 import optax
 
 from gan_jax import losses
 from gan_jax import models
 from gan_jax import parallel
+from gan_jax.data import scale_pixels
+from gan_jax.data import stream
 from gan_jax.gan import GAN
 from gan_jax.gan import GANState
 from gan_jax.gan import Player
@@ -107,7 +110,12 @@ def _global(logits: Array) -> Array:
   return jax.lax.all_gather(logits, DATA_AXIS, tiled=True)
 
 
-def _real_batch(gan: GAN, data_arrays: dict, key: Array) -> Array:
+def _real_batch(gan: GAN, data_arrays: dict, key: Array, slot) -> Array:
+  """This device's real examples for one use: drawn from the dataset's arrays
+  with `key` (data.pipeline=device), or the streamed batch's `slot` (the D
+  update's index; d_steps for G's loss; data.stream)."""
+  if stream.BATCHES in data_arrays:
+    return scale_pixels(data_arrays[stream.BATCHES][slot])
   return jax.vmap(functools.partial(gan.sample_real, data_arrays))(
       _local_keys(key, gan.batch_size))
 
@@ -195,21 +203,21 @@ def _real_logits(gan: GAN, d: Player, d_params: PyTree, data_arrays: dict,
   if not gan.generator_reads_real:
     return None
   return _global(_discriminate(gan, d, d_params, *_packs(
-      gan, _real_batch(gan, data_arrays, real_key),
+      gan, _real_batch(gan, data_arrays, real_key, gan.d_steps),
       _local_keys(real_drop, gan.batch_size)))[0])
 
 
 def _discriminator_update(gan: GAN, state: GANState, data_arrays: dict,
-                          key: Array, regularise: bool = False,
+                          key: Array, slot=0, regularise: bool = False,
                           fake: Array | None = None
                           ) -> tuple[GANState, dict[str, Array]]:
-  """One discriminator (critic) update on fresh real and generated batches;
-  with `regularise`, it adds the lazy penalties too (`GAN.reg_every`). The
-  generated batch is G(z) of this update's z, or `fake` when given (the
-  step's one forward of G, train.reuse_fake)."""
+  """D update number `slot` of a step (a critic update) on fresh real and
+  generated batches; with `regularise`, it adds the lazy penalties too
+  (`GAN.reg_every`). The generated batch is G(z) of this update's z, or
+  `fake` when given (the step's one forward of G, train.reuse_fake)."""
   keys = _d_update_keys(key)
   real_key, z_key, real_drop, fake_drop = keys[:_D_UPDATE_KEYS]
-  real = _real_batch(gan, data_arrays, real_key)
+  real = _real_batch(gan, data_arrays, real_key, slot)
   if fake is None:
     fake, _ = _apply(gan.generator, state.g, state.g.params,
                      _latents(gan, z_key), update_collections=True)
@@ -279,7 +287,7 @@ def _one_forward_updates(gan: GAN, state: GANState, data_arrays: dict,
                             update_collections=True),
       state.g.params, has_aux=True)
   state = state.replace(g=state.g.replace(collections=collections))
-  state, d_metrics = _discriminator_update(gan, state, data_arrays, key,
+  state, d_metrics = _discriminator_update(gan, state, data_arrays, key, 0,
                                            regularise, fake=fake)
   _, drop_key, real_key, real_drop = jax.random.split(g_key, 4)
   real_logits = _real_logits(gan, state.d, state.d.params, data_arrays,
@@ -320,7 +328,7 @@ def train_step(gan: GAN, state: GANState, data_arrays: dict,
 
   def d_update(carry, i, regularise=False):
     return _discriminator_update(gan, carry, data_arrays,
-                                 jax.random.fold_in(d_key, i), regularise)
+                                 jax.random.fold_in(d_key, i), i, regularise)
 
   if gan.reuse_fake:  # d_steps is 1 (configs.validate)
     state, d_metrics, g_metrics = _one_forward_updates(
@@ -388,7 +396,7 @@ def game_field(gan: GAN, state: GANState, data_arrays: dict, key: Array):
   """
   keys = _d_update_keys(key)
   real_key, z_key, real_drop, fake_drop = keys[:_D_UPDATE_KEYS]
-  real, real_keys = _packs(gan, _real_batch(gan, data_arrays, real_key),
+  real, real_keys = _packs(gan, _real_batch(gan, data_arrays, real_key, 0),
                            _local_keys(real_drop, gan.batch_size))
   z = _latents(gan, z_key)
   g_z_key, g_drop_key, g_real_key, g_real_drop = jax.random.split(
@@ -426,13 +434,21 @@ def compile_step(gan: GAN, state: GANState, data_arrays: dict, mesh):
   inside one program ran its penalty ~20x slower on XLA:CPU."""
   def compiled(regularise: bool):
     step_fn = parallel.shard_map_step(
-        functools.partial(train_step_seeds, gan, regularise=regularise), mesh)
+        functools.partial(train_step_seeds, gan, regularise=regularise), mesh,
+        data_specs(data_arrays))
     return step_fn.lower(state, data_arrays).compile()
 
   if not has_lazy_penalties(gan):
     return compiled(True)
   return LazyStep(compiled(True), compiled(False), gan.reg_every,
                   current_step(state), lazy_metrics(gan))
+
+
+def data_specs(data_arrays: dict) -> dict:
+  """How the step's data argument lies on the devices: the dataset's arrays
+  replicated, a streamed batch split along its batch axis (data.stream)."""
+  return {name: stream.batch_spec() if name == stream.BATCHES else P()
+          for name in data_arrays}
 
 
 def lazy_metrics(gan: GAN) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ step), sample pictures, evaluations, Orbax checkpoints, and results.json at
 the end or when a signal or a NaN stops the run.
 """
 
+import contextlib
 import json
 import os
 import time
@@ -85,18 +86,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   config = configs.resolve(config)
   changes = workdir_lib.check_resume(config, workdir, tuple(allow_config_change))
   source = source or data.load(config.data)
-  logging.info('data: %s', source.description)
+  logging.info('data: %s; pipeline %s (%s)', source.description,
+               source.pipeline, source.pipeline_why)
   gan = build_gan(config, source.example_shape, source.sample_one)
   eval_names = evaluators.parse(config.eval.evaluators)
   score_samples = evaluators.build(eval_names, config, source)
   workdir_lib.create(workdir)
   # A signal while restoring or compiling stops the run after its first step.
-  with workdir_lib.run_lock(workdir), preemption.StopSignals() as stop:
+  with (workdir_lib.run_lock(workdir), preemption.StopSignals() as stop,
+        contextlib.ExitStack() as closing):
     ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'),
                                     config.train.max_checkpoints)
     try:
       return _train(config, workdir, source, gan, eval_names, score_samples,
-                    mesh, changes, stop, wall_start, ckpts)
+                    mesh, changes, stop, wall_start, ckpts, closing)
     except OSError as e:  # events, pictures, results (checkpoints: NoSpace)
       if not is_no_space(e):
         raise
@@ -107,8 +110,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
            source: data.DataSource, gan: GAN, eval_names: tuple[str, ...],
            score_samples: evaluators.Scorer, mesh, changes: dict,
            stop: preemption.StopSignals, wall_start: float,
-           ckpts: checkpoints.Checkpoints) -> dict:
-  """`train_and_evaluate` once the workdir is locked."""
+           ckpts: checkpoints.Checkpoints,
+           closing: contextlib.ExitStack) -> dict:
+  """`train_and_evaluate` once the workdir is locked (`closing` closes what
+  it opens: the data stream)."""
   seeds = configs.seeds(config)
   # Saved with every checkpoint: the run's config survives its config.json.
   record = {'config': json.loads(config.to_json_best_effort()),
@@ -129,10 +134,11 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
                      config.to_json_best_effort(indent=2, sort_keys=True))
   writer = summary_writer.SummaryWriter(workdir) if is_main else None
   pictures = SamplePictures(gan, source, seeds, mesh)
-  data_arrays = parallel.replicate(source.arrays, mesh)
+  real_data = closing.enter_context(
+      RealData(config, source, gan, mesh, ckpts, start))
 
   compile_start = time.time()
-  step_fn = step_lib.compile_step(gan, state, data_arrays, mesh)
+  step_fn = step_lib.compile_step(gan, state, real_data.arrays, mesh)
   compile_s = time.time() - compile_start
   logging.info('compiled the train step in %.1fs; %d devices, global batch %d,'
                ' loss %s, model %s, seeds %s', compile_s, mesh.size,
@@ -186,6 +192,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
         'steps_per_s': (trained / (time.time() - train_start) if trained > 0
                         else None),
         'devices': mesh.size, 'processes': jax.process_count(),
+        'data_pipeline': source.pipeline,
         # Divergence and collapse warnings of this run's log steps (monitor).
         'warnings': watch.warnings, **extra}
 
@@ -201,7 +208,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
   # their collectives with ~100 steps queued; there each step is awaited.
   await_each_step = jax.process_count() > 1 and jax.default_backend() == 'cpu'
   for step in range(start + 1, num_steps + 1):
-    state, step_metrics = step_fn(state, data_arrays)
+    state, step_metrics = step_fn(state, real_data.next())
     if await_each_step:
       jax.block_until_ready(step_metrics)
     last = step == num_steps
@@ -235,7 +242,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     stopping = stop.reached(step) and not last
     if step % checkpoint_every == 0 or last or stopping:
       check_finite(state, step)
-      ckpts.save(step, state, record)
+      ckpts.save(step, state, {**record, **real_data.record()})
     if stopping:
       losses_per_seed = aggregate.per_seed(parallel.fetch(step_metrics), seeds)
       ckpts.close()
@@ -258,3 +265,60 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
     logging.info('done: step %d, %s', final['final_step'],
                  os.path.join(workdir, 'results.json'))
   return final
+
+
+class RealData:
+  """The step's data argument, step after step: the dataset's arrays,
+  replicated on the devices once (data.pipeline=device), or the run's stream
+  of real batches (data.stream), read on from where checkpoint `start` left
+  it (its record's 'data_stream').
+
+  `arrays` is what the step is compiled for; `next()` the argument of the
+  next step; `record()` what a checkpoint saves of it (the stream's
+  position)."""
+
+  def __init__(self, config: ml_collections.ConfigDict, source: data.DataSource,
+               gan: GAN, mesh, ckpts: checkpoints.Checkpoints, start: int):
+    self._source, self._stream = source, None
+    if source.pipeline != 'stream':
+      self.arrays = parallel.replicate(source.arrays, mesh)
+      return
+    num_slots = data.stream.slots(gan.d_steps, gan.generator_reads_real)
+    self.arrays = data.stream.abstract_batches(source.examples, num_slots,
+                                               gan.batch_size, mesh)
+    self._stream = data.stream.Stream(
+        source.examples, data.stream.data_seed(config.seed), num_slots,
+        gan.batch_size, mesh, config.data.get('workers', 0),
+        self._position(ckpts, start))
+
+  def _position(self, ckpts: checkpoints.Checkpoints, start: int) -> int:
+    if not start:
+      return 0
+    saved = ckpts.record(start).get('data_stream')
+    if saved is None:
+      logging.warning('checkpoint %d holds no stream position (a run of'
+                      ' data.pipeline=device saved it): the stream starts at'
+                      ' batch %d', start, start)
+      return start
+    if saved.get('examples') != self._source.examples.count:
+      logging.warning('the dataset holds %d examples, but held %s when'
+                      ' checkpoint %d was saved: the order read from here on'
+                      ' differs from the first run\'s', self._source.examples.count,
+                      saved.get('examples'), start)
+    return saved['next_batch']
+
+  def next(self) -> dict:
+    return self.arrays if self._stream is None else self._stream.next()
+
+  def record(self) -> dict:
+    if self._stream is None:
+      return {}
+    return {'data_stream': {**self._stream.state(),
+                            'examples': self._source.examples.count}}
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    if self._stream is not None:
+      self._stream.close()

@@ -52,7 +52,7 @@ FREE_KEYS = (
     'train.checkpoint_every', 'train.eval_every', 'train.max_checkpoints',
     'eval.evaluators', 'eval.num_samples', 'eval.classifier_dir',
     'eval.inception', 'eval.inception_cache',
-    'data.path', 'data.tfds_data_dir',
+    'data.path', 'data.tfds_data_dir', 'data.workers',
 )
 _NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shlex
+import socket
 import struct
 import subprocess
 import sys
@@ -229,6 +230,13 @@ LONG_TOY = ['--config=experiments/ring8.py', '--config.model.width=32',
             '--config.train.num_steps=10000000', '--config.train.log_every=50',
             '--config.train.checkpoint_every=100',
             '--config.train.sample_every=10000000']
+
+
+def free_port() -> int:
+  """A TCP port free on loopback now (a coordinator's)."""
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
 
 
 def command_env(devices: int = 1, optimized: bool = False) -> dict[str, str]:

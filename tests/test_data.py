@@ -240,6 +240,18 @@ def test_tfds_mocked(monkeypatch, name, shape, num, tfds_data_dir):
     assert np.abs(scaled - sample).max(axis=(1, 2, 3)).min() < 1e-6
 
 
+def test_tfds_streams_record_by_record_through_its_data_source(monkeypatch):
+  tfds = pytest.importorskip('tensorflow_datasets')
+  monkeypatch.setattr(data.tfds, 'offline_reason', lambda name: None)
+  with tfds.testing.mock_data(num_examples=6):
+    streamed = data.load(_config('mnist', 'tfds'), pipeline='stream')
+    # (mock_data makes up other images for each reader: no equality to check)
+    examples = [streamed.examples.dataset[i] for i in range(6)]
+  assert streamed.pipeline == 'stream' and streamed.examples.count == 6
+  assert 'record by record' in streamed.description
+  assert {(x.dtype.name, x.shape) for x in examples} == {('uint8', (28, 28, 1))}
+
+
 def test_tfds_download_error_is_one_line(monkeypatch, tmp_path):
   tfds = pytest.importorskip('tensorflow_datasets')
   monkeypatch.setattr(data.tfds, 'offline_reason', lambda name: None)

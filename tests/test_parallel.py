@@ -8,7 +8,6 @@ with `--xla_force_host_platform_device_count`.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -19,6 +18,7 @@ from tests.helpers import LONG_TOY
 from tests.helpers import REPO
 from tests.helpers import command_env
 from tests.helpers import finish
+from tests.helpers import free_port
 from tests.helpers import leaf_difference
 from tests.helpers import restored_state
 from tests.helpers import wait_for
@@ -56,12 +56,6 @@ def test_one_and_four_devices_and_pmap_and_two_seeds_agree(tmp_path, idx_dir):
   seed0, seed1 = (np.load(tmp_path / f'four_two_seeds_m{i}.npz') for i in (0, 1))
   assert not all(np.allclose(seed0[p], seed1[p]) for p in seed0.files
                  if p.startswith('.g.params'))
-
-
-def free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
 
 
 def test_two_processes_agree_with_one_and_stop_together_on_a_signal(tmp_path):

@@ -1,11 +1,13 @@
 """Datasets: images (TFDS, MNIST-format idx files, a folder of one's own) and
 2-D toy mixtures.
 
-`load(config.data)` returns a `DataSource`: host arrays the trainer places on
-the devices once, plus a pure `sample_one(arrays, key)` that draws one example
-inside the compiled step. Batches are drawn i.i.d. with replacement (uniform
+`load(config.data)` returns a `DataSource`. Under data.pipeline=device (what
+`auto` picks for a dataset that fits in stream.DEVICE_BYTES): host arrays the
+trainer places on the devices once, plus a pure `sample_one(arrays, key)` that
+draws one example inside the compiled step, i.i.d. with replacement (uniform
 over the images, or exactly from the toy mixture), so no input pipeline runs
-during training.
+during training. Under data.pipeline=stream: random access to the images,
+which stream.py reads batch by batch, shuffled per epoch, with grain.
 
   datasets.py  the registry DATASETS (example shape, valid sources, summary)
   source.py    DataSource, and how an image is drawn and scaled
@@ -13,6 +15,8 @@ during training.
   idx.py       MNIST-format idx files (data.source=idx)
   tfds.py      TFDS (data.source=tfds; TensorFlow imported only there)
   folder.py    a folder of the user's own images (data.name=folder)
+  prepared.py  a folder prepared into ArrayRecord shards (gan_jax.prepare)
+  stream.py    the streaming pipeline (data.pipeline=stream)
   labeled.py   labeled train/test splits, for the classifier and evaluators
 """
 
@@ -23,6 +27,8 @@ import numpy as np
 from gan_jax import registry
 from gan_jax.data import folder
 from gan_jax.data import idx
+from gan_jax.data import prepared
+from gan_jax.data import stream
 from gan_jax.data import tfds
 from gan_jax.data import toys
 from gan_jax.data.datasets import DATASETS
@@ -36,50 +42,129 @@ from gan_jax.data.datasets import spec
 from gan_jax.data.labeled import LabeledData
 from gan_jax.data.source import DataSource
 from gan_jax.data.source import scale_pixels
+from gan_jax.errors import UserError
 
 __all__ = ['DATASETS', 'LABELED_NAMES', 'NUM_CLASSES', 'SOURCES', 'DataSource',
            'Dataset', 'LabeledData', 'check_source', 'example_shape',
            'example_shape_of', 'folder', 'idx',
-           'load', 'load_labeled', 'scale_pixels', 'spec', 'synthetic', 'tfds',
-           'toys']
+           'load', 'load_labeled', 'prepared', 'scale_pixels', 'spec', 'stream',
+           'synthetic', 'tfds', 'toys']
 
 
-def load(data_config) -> DataSource:
-  """The DataSource for `data_config` (name, source, path, tfds_data_dir).
+def load(data_config, pipeline: str | None = None) -> DataSource:
+  """The DataSource for `data_config` (name, source, path, tfds_data_dir,
+  pipeline; `pipeline` overrides data.pipeline).
 
   Raises:
-    UserError: unknown name, a source not valid for it, or missing/bad data.
+    UserError: unknown name, a source not valid for it, missing/bad data, or
+      data.pipeline=stream for data drawn otherwise than one image at a time.
   """
   name, source = data_config.name, data_config.source
   check_source(name, source)
+  pipeline = pipeline or getattr(data_config, 'pipeline', '') or 'auto'
   dataset = DATASETS[name]
+  if pipeline == 'stream' and (dataset.toy is not None
+                               or dataset.read_as is not None):
+    drawn = (dataset.sampling if dataset.read_as is not None
+             else 'exactly from its mixture')
+    raise UserError(f'data.pipeline=stream reads images one after another, but'
+                    f' data.name={name} draws each example {drawn}; use'
+                    ' data.pipeline=device (or auto)')
   if name == 'folder':
-    images = folder.load(*_folder_args(data_config))
-    return DataSource(name=name, kind='images',
-                      example_shape=images.images.shape[1:],
-                      arrays={'images': images.images},
-                      sample_one=dataset.sample_one,
-                      description=images.description, labels=images.labels,
-                      classes=images.classes)
+    return _load_folder(data_config, pipeline)
   if dataset.toy is not None:
     return dataset.toy(name)
   if dataset.read_as is not None:
     return _load_read_as(name, data_config)
+  if source == 'tfds' and pipeline == 'stream':
+    records, count, description = tfds.data_source_images(
+        name, getattr(data_config, 'tfds_data_dir', None))
+    return _streamed(name, stream.Examples(records, count, dataset.example_shape),
+                     description, 'data.pipeline=stream')
   if source == 'idx':
     images, description = idx.load_images(name, getattr(data_config, 'path', ''))
   else:
     images, description = tfds.load_images(
         name, getattr(data_config, 'tfds_data_dir', None))
-  return DataSource(name=name, kind='images', example_shape=dataset.example_shape,
-                    arrays={'images': images}, sample_one=dataset.sample_one,
-                    description=description)
+  return _from_images(name, images, description, pipeline)
+
+
+def _from_images(name: str, images: np.ndarray, description: str,
+                 pipeline: str, labels=None, classes=()) -> DataSource:
+  """DataSource of decoded `images`, held on the devices or streamed from
+  host memory, as `pipeline` picks."""
+  chosen, why = stream.choose(pipeline, images.nbytes)
+  if chosen == 'stream':
+    import grain  # noqa: PLC0415
+    return _streamed(name, stream.Examples(
+        grain.MapDataset.source(images), len(images), images.shape[1:]),
+        description, why, labels, classes)
+  return DataSource(name=name, kind='images', example_shape=images.shape[1:],
+                    arrays={'images': images},
+                    sample_one=DATASETS[name].sample_one,
+                    description=description, labels=labels, classes=classes,
+                    pipeline='device', pipeline_why=why)
+
+
+def _streamed(name: str, examples: stream.Examples, description: str,
+              why: str, labels=None, classes=()) -> DataSource:
+  return DataSource(name=name, kind='images', example_shape=examples.shape,
+                    arrays={}, sample_one=DATASETS[name].sample_one,
+                    description=description, labels=labels, classes=classes,
+                    pipeline='stream', pipeline_why=why, examples=examples)
+
+
+def _load_folder(data_config, pipeline: str) -> DataSource:
+  """data.name=folder: a prepared dataset (its manifest), else image files,
+  decoded whole (device) or as the stream reads them."""
+  path, resolution, channels = _folder_args(data_config)
+  if prepared.is_prepared(path):
+    ready = _prepared(path, resolution, channels)
+    description = (f'prepared {path}: {ready.count} images'
+                   f' {"x".join(map(str, ready.shape))} (from {ready.source})')
+    chosen, why = stream.choose(pipeline, ready.count * int(np.prod(ready.shape)))
+    if chosen == 'device':
+      return _from_images('folder', ready.load_all(), description, chosen,
+                          ready.labels, ready.classes)
+    import grain  # noqa: PLC0415
+    records = grain.MapDataset.source(ready.records()).map(ready.decode_record)
+    return _streamed('folder', stream.Examples(records, ready.count, ready.shape),
+                     description, why, ready.labels, ready.classes)
+  found = folder.scan(path, resolution, channels)
+  chosen, why = stream.choose(pipeline,
+                              len(found.files) * int(np.prod(found.shape)))
+  if chosen == 'device':
+    images = folder.decode_scanned(found)
+    return _from_images('folder', images.images, images.description, chosen,
+                        images.labels, images.classes)
+  import grain  # noqa: PLC0415
+  files = grain.MapDataset.source(found.files).map(found.decode)
+  return _streamed('folder', stream.Examples(files, len(found.files), found.shape),
+                   found.describe(), why, found.labels, found.classes)
+
+
+def _prepared(path: str, resolution: int, channels: int) -> prepared.Prepared:
+  """The prepared dataset in `path`; UserError if data.resolution or
+  data.channels ask for another shape than it was prepared at."""
+  ready = prepared.read(path)
+  height, width, depth = ready.shape
+  if (resolution and (height, width) != (resolution, resolution)) or (
+      channels and depth != channels):
+    raise UserError(f'data.path={path} was prepared at {height}x{width}x{depth},'
+                    f' not data.resolution={resolution}, data.channels='
+                    f'{channels}; leave them 0, or prepare it again with'
+                    ' python -m gan_jax.prepare --resolution= --channels=')
+  return ready
 
 
 def example_shape_of(data_config) -> tuple[int, ...]:
   """The shape of one example of `data_config`'s dataset: the registry's, or
   for a folder its files' (their headers only) or data.resolution's."""
   if data_config.name == 'folder':
-    return folder.example_shape(*_folder_args(data_config))
+    path, resolution, channels = _folder_args(data_config)
+    if prepared.is_prepared(path):
+      return _prepared(path, resolution, channels).shape
+    return folder.example_shape(path, resolution, channels)
   return example_shape(data_config.name)
 
 

@@ -1,8 +1,10 @@
 """What a dataset is to the trainer: a DataSource, and how images are drawn.
 
-Batches are drawn i.i.d. with replacement inside the compiled step by
-`sample_one(arrays, key)`, from host arrays placed on the devices once, so no
-input pipeline runs during training and a resumed run repeats exactly.
+Under data.pipeline=device, batches are drawn i.i.d. with replacement inside
+the compiled step by `sample_one(arrays, key)`, from host arrays placed on
+the devices once, so no input pipeline runs during training and a resumed
+run repeats exactly. Under data.pipeline=stream the step reads the batches
+that data.stream delivers instead.
 """
 
 from collections.abc import Callable
@@ -30,6 +32,11 @@ class DataSource:
     mode_std: the per-coordinate std of those modes, else None.
     labels: int32 [N] class of each image (a folder's subfolders), else None.
     classes: the class names, in label order.
+    pipeline: 'device' (arrays drawn from inside the step) or 'stream'
+      (`examples` read in order by data.stream; arrays is then empty).
+    pipeline_why: why that pipeline (data.stream.choose), for the log.
+    examples: random access to the images (data.stream.Examples) when the
+      pipeline is 'stream', else None.
   """
   name: str
   kind: str
@@ -41,6 +48,9 @@ class DataSource:
   mode_std: float | None = None
   labels: np.ndarray | None = None
   classes: tuple[str, ...] = ()
+  pipeline: str = 'device'
+  pipeline_why: str = ''
+  examples: object = None
 
 
 def scale_pixels(images):

@@ -87,6 +87,30 @@ def load_images(name: str, data_dir: str | None) -> tuple[np.ndarray, str]:
   return images, description
 
 
+def data_source_images(name: str, data_dir: str | None):
+  """The 'train' split's images through `tfds.data_source` (ArrayRecord read
+  record by record; no TensorFlow once prepared), for data.pipeline=stream:
+  (a grain MapDataset of uint8 [H, W, C], its length, a description)."""
+  import grain  # noqa: PLC0415
+  tfds, builder = _prepared_builder(name, data_dir)
+  try:
+    records = tfds.data_source(name, split='train', data_dir=builder.data_dir)
+  except Exception as e:  # noqa: BLE001 (e.g. prepared as TFRecord)
+    raise UserError(f'TFDS {name} in {builder.data_dir} cannot be read record'
+                    f' by record ({one_line(e)}); data.pipeline=stream needs it'
+                    ' prepared in the ArrayRecord format (TFDS\'s'
+                    ' file_format=array_record), or use data.pipeline=device'
+                    ) from None
+  description = (f'{name}: {len(records)} images'
+                 f' {"x".join(map(str, DATASETS[name].example_shape))} from'
+                 f' TFDS (train split, {builder.data_dir}), record by record')
+  return grain.MapDataset.source(records).map(_image), len(records), description
+
+
+def _image(example: dict) -> np.ndarray:
+  return np.asarray(example['image'], np.uint8)
+
+
 def load_labeled(name: str, data_dir: str | None) -> LabeledData:
   tfds, builder = _prepared_builder(name, data_dir)
   splits = {}
