@@ -347,10 +347,13 @@ def test_fid_shows_its_progress_and_stops_within_seconds_on_a_signal(
   many = np.concatenate([digits] * 16)  # 640 digits: about 40 s alone here
   np.save(tmp_path / 'many.npy', many[..., 0])
   env = {**command_env(optimized=True), inception.ENV_VAR: weights_path}
+  # SIGINT at its default, as in a terminal: a pytest started in the
+  # background of a shell script would pass it on ignored, and Python then
+  # installs no KeyboardInterrupt for it.
   proc = subprocess.Popen(
       [sys.executable, '-m', 'gan_jax.fid', str(tmp_path / 'many.npy'),
        str(tmp_path / 'many.npy')], cwd=REPO, env=env, stderr=subprocess.PIPE,
-      text=True)
+      text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
   try:
     line = wait_for(proc, 'Inception features: ')
     progress = re.search(r'Inception features: \d+/640 images, [\d.]+ images/s,'
