@@ -62,6 +62,9 @@ def fields() -> dict[str, registry.Field]:
                          ' 0 = grey when every image is, else RGB'),
       'data.tfds_data_dir': F('', None, 'TFDS\'s data_dir (\'\' = TFDS\'s'
                               ' default, ~/tensorflow_datasets)'),
+      'data.subset': F('', None, 'START:STOP: train on those images of the'
+                       ' dataset only (e.g. 0:5000, the other test digits held'
+                       ' out as eval.reference_subset); \'\' = all'),
       'data.pipeline': F('auto', data.stream.PIPELINES, 'device: the decoded'
                          ' images held on the devices, batches drawn inside'
                          ' the step; stream: read batch by batch with grain,'
@@ -134,6 +137,12 @@ def fields() -> dict[str, registry.Field]:
       'eval.inception': F('', None, 'converted Inception weights (\'\' ='
                           ' $GAN_JAX_INCEPTION, else'
                           ' ~/.cache/gan_jax/inception-2015-12-05.npz)'),
+      'eval.reference_subset': F('', None, 'START:STOP: the inception'
+                                 ' evaluator\'s reference is those images of'
+                                 ' the training data (all of it, data.subset'
+                                 ' aside), and its floor the training images'
+                                 ' against them; \'\' = the train split'
+                                 ' against the test split'),
       'eval.inception_cache': F('', None, 'where real Inception statistics are'
                                 ' cached (\'\' = ~/.cache/gan_jax/reference)'),
   }
@@ -242,6 +251,9 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   for key, check in checks().items():
     registry.check_value(key, _get(config, key), check)
   data.check_source(config.data.name, config.data.source)
+  data.parse_subset(config.data.get('subset', ''))
+  data.parse_subset(config.eval.get('reference_subset', ''),
+                    'eval.reference_subset')
   for name in evaluators.parse(config.eval.evaluators):
     registry.lookup(evaluators.EVALUATORS, 'eval.evaluators', name)
   d_steps = resolve(config).train.d_steps

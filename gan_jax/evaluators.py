@@ -29,6 +29,7 @@ import os
 
 from absl import logging
 import jax
+import ml_collections
 import numpy as np
 
 from gan_jax import classifier
@@ -276,15 +277,25 @@ def _inception_cache(config) -> str:
 
 
 def _inception_reference(config, weights: inception.Weights):
-  """(n, description, real (mu, F), real features, floor) of config's dataset:
-  `n` = min(eval.num_samples, train split, test split) training images are
-  the reference; as many test images give the floor. Computed once per
+  """(n, what the reference is, real (mu, F), real features, floor) of
+  config's dataset: `n` = min(eval.num_samples, train split, test split)
+  training images are the reference, and as many test images give the
+  floor; with eval.reference_subset, n of those images are the reference
+  and n of the images the run trains on give the floor. Computed once per
   dataset, sample count and weights hash, then cached on disk
   (eval.inception_cache) and in the process."""
-  labeled = data.load_labeled(config.data)
-  n = min(config.eval.num_samples, len(labeled.train_images),
-          len(labeled.test_images))
-  key = f'inception {weights.hash} | {labeled.description} | n={n}'
+  held_out = data.parse_subset(config.eval.get('reference_subset', ''),
+                               'eval.reference_subset')
+  if held_out is not None:  # the floor: the images trained on
+    reference, other, description = _held_out_sets(config, held_out)
+  else:  # the floor: as many test images
+    labeled = data.load_labeled(config.data)
+    reference, other = labeled.train_images, labeled.test_images
+    description = labeled.description
+  n = min(config.eval.num_samples, len(reference), len(other))
+  about = (f'{n} {description}' if held_out is not None
+           else f'{n} training images of {description}')
+  key = f'inception {weights.hash} | {description} | n={n}'
   if key in _REFERENCES:
     return _REFERENCES[key]
   directory = _inception_cache(config)
@@ -295,7 +306,7 @@ def _inception_reference(config, weights: inception.Weights):
   if cached is not None:
     feats, mu, sigma = cached['feats'], cached['mu'], cached['sigma']
   else:
-    feats, _ = inception.features(weights, _subset(labeled.train_images, n))
+    feats, _ = inception.features(weights, _subset(reference, n))
     mu, sigma = metrics.gaussian_statistics64(feats)
     if jax.process_index() == 0:
       files.cache_npz(path, {'feats': feats, 'mu': mu, 'sigma': sigma,
@@ -304,13 +315,42 @@ def _inception_reference(config, weights: inception.Weights):
   gaussian = metrics.gaussian_factor64(feats, sigma)
 
   def floor():
-    held_out, logits = inception.features(
-        weights, _subset(labeled.test_images, n))
-    return inception_figures(gaussian, feats, held_out, logits)
+    other_feats, logits = inception.features(weights, _subset(other, n))
+    return inception_figures(gaussian, feats, other_feats, logits)
 
-  _REFERENCES[key] = (n, labeled.description, gaussian, feats,
+  _REFERENCES[key] = (n, about, gaussian, feats,
                       _cached_floor(directory, key, floor))
   return _REFERENCES[key]
+
+
+def _held_out_sets(config, held_out: slice) -> tuple[np.ndarray, np.ndarray, str]:
+  """(the reference: images `held_out` of the data, data.subset aside; the
+  images the run trains on; a description) for eval.reference_subset.
+
+  Raises:
+    UserError: the two overlap (a generator that memorised its training
+      images would then score near the floor of identical sets).
+  """
+  whole = ml_collections.ConfigDict(config.data.to_dict())
+  whole.subset = ''
+  everything = data.load(whole, pipeline='device')
+  count = len(everything.arrays['images'])
+  reference = data.take_subset(count, held_out, everything.description,
+                               'eval.reference_subset')
+  trained = data.take_subset(count, data.parse_subset(
+      config.data.get('subset', '')), everything.description)
+  if set(reference) & set(trained):
+    subset = config.data.get('subset', '') or "'' (all)"
+    raise UserError(
+        f'eval.reference_subset={config.eval.reference_subset} overlaps the'
+        f' images the run trains on (data.subset={subset}); hold out images'
+        f' it does not train on, e.g. data.subset=0:{count // 2} and'
+        f' eval.reference_subset={count // 2}:')
+  images = everything.arrays['images']
+  return (images[reference.start:reference.stop],
+          images[trained.start:trained.stop],
+          f'images {reference.start}:{reference.stop} of {everything.description},'
+          f' against the {len(trained)} trained on')
 
 
 def _inception(config, source: data.DataSource) -> Scorer:
@@ -319,7 +359,7 @@ def _inception(config, source: data.DataSource) -> Scorer:
   the weights' hash and the reference set."""
   del source  # The data config names the real images.
   weights = inception.load(config.eval.get('inception', ''))
-  n, description, gaussian, feats, floor = _inception_reference(config, weights)
+  n, reference, gaussian, feats, floor = _inception_reference(config, weights)
 
   def score(samples):
     if len(samples) < n:
@@ -331,7 +371,7 @@ def _inception(config, source: data.DataSource) -> Scorer:
 
   return Scorer(score, about={'inception': {
       'n': n, 'weights_hash': weights.hash, 'weights': weights.source,
-      'reference': f'{n} training images of {description}'}})
+      'reference': reference}})
 
 
 # ----------------------------------------------------------------- stacked

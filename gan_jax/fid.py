@@ -18,6 +18,9 @@ A and B can each be:
 - a dataset NAME:SOURCE[:PATH], e.g. `mnist:idx:DIR` (every image of DIR's
   train split, else its t10k split) or `cifar10:tfds` (the train split).
 
+Any but a workdir may end in @START:STOP to take those images only (as
+data.subset and eval.reference_subset do): `mnist:idx:DIR@5000:10000`.
+
 --num takes the first N images of each set (all of them by default; 10,000
 samples of a workdir). A dataset's features are cached in
 ~/.cache/gan_jax/reference/ (13 minutes for 10,000 digits on 2 CPU cores). A is the reference for precision/recall and
@@ -29,6 +32,7 @@ same N only.
 
 import json
 import os
+import re
 import types
 
 from absl import app
@@ -136,18 +140,40 @@ def _read_dataset(spec: str, num: int | None) -> np.ndarray:
 
 
 def is_dataset(spec: str) -> bool:
-  """Whether `spec` names a dataset (NAME:SOURCE[:PATH]), not a path."""
+  """Whether `spec` names a dataset (NAME:SOURCE[:PATH][@START:STOP]), not a
+  path."""
+  spec = SUBSET.sub('', spec)
   return not os.path.exists(spec) and ':' in spec
+
+
+SUBSET = re.compile(r'@(\d*:\d*)$')  # SET@START:STOP
 
 
 def read_set(spec: str, num: int | None, member: int = 0,
              raw: bool = False, resolution: int = 0) -> np.ndarray:
-  """The images that `spec` names (see the module docstring).
+  """The images that `spec` names (see the module docstring); with a suffix
+  @START:STOP, those of them (e.g. mnist:idx:DIR@5000:10000, the half of
+  the test digits a run of data.subset=0:5000 did not train on).
 
   Raises:
     UserError: a spec that is none of the four, an empty or unreadable set,
-      --num larger than the set.
+      a subset beyond it, --num larger than the set.
   """
+  subset = SUBSET.search(spec)
+  if subset is None:
+    return _read_whole_set(spec, num, member, raw, resolution)
+  spec = spec[:subset.start()]
+  if is_run(spec):
+    raise UserError(f'{spec}@{subset[1]}: a run\'s samples take --num, not'
+                    ' a subset')
+  images = _read_whole_set(spec, None, member, raw, resolution)
+  indices = data.take_subset(len(images), data.parse_subset(subset[1], f'{spec}@'),
+                             spec, f'{spec}@')
+  return _take(images[indices.start:indices.stop], num, f'{spec}@{subset[1]}')
+
+
+def _read_whole_set(spec: str, num: int | None, member: int, raw: bool,
+                    resolution: int) -> np.ndarray:
   if os.path.isdir(spec):
     if is_run(spec):
       return _sample_run(spec, num, member, raw)

@@ -29,7 +29,7 @@ runtime.setup()
 LONGEST_FIRST = ('test_sweep_ray.py', 'test_inception.py',
                  'test_contracts_devices.py', 'test_contracts.py',
                  'test_cli.py', 'test_contracts_resume.py', 'test_parallel.py',
-                 'test_workdir_files.py', 'test_notebook.py', 'test_train.py',
+                 'test_stream.py', 'test_workdir_files.py', 'test_notebook.py', 'test_train.py',
                  'test_contracts_data.py', 'test_evaluate.py', 'test_seeds.py',
                  'test_classifier.py', 'test_robustness.py', 'test_dynamics.py',
                  'test_precision.py', 'test_bench.py', 'test_layers.py')

@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from gan_jax import configs
 from gan_jax import data
 from gan_jax.errors import UserError
 
@@ -398,3 +399,28 @@ def test_constants_and_example_shape():
   assert data.example_shape('mnist') == (28, 28, 1)
   assert data.example_shape('cifar10') == (32, 32, 3)
   assert data.example_shape('swissroll') == (2,)
+
+
+# ----------------------------------------------------------------- subsets
+
+
+def test_data_subset_trains_on_those_images_only(idx_dir):
+  config = _config('mnist', 'idx', idx_dir)
+  every = data.load(config).arrays['images']
+  config.subset = '10:20'
+  held = data.load(config)
+  np.testing.assert_array_equal(held.arrays['images'], every[10:20])
+  assert held.description.endswith('images 10:20 of them (10, data.subset)')
+  config.subset = '60:'
+  streamed = data.load(config, pipeline='stream')
+  assert streamed.examples.count == 4
+  np.testing.assert_array_equal(streamed.examples.dataset[0], every[60])
+  for subset, message in (('abc', 'is not START:STOP'), ('5:3', 'is empty'),
+                          ('0:65', 'reaches beyond the 64 images')):
+    config.subset = subset
+    with pytest.raises(UserError, match=f'data.subset=.*{message}'):
+      data.load(config)
+  toy = configs.toy_config('ring8')
+  toy.data.subset = '0:10'
+  with pytest.raises(UserError, match='is drawn from its mixture'):
+    data.load(toy.data)

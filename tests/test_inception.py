@@ -381,3 +381,30 @@ def test_kid_std_of_two_images_is_null_not_a_spread(weights_path, digits):
   figures = fid.compare(digits[:2], digits[2:4], inception.load(weights_path))
   assert np.isnan(figures['kid_std']) and np.isfinite(figures['kid'])
   assert json.loads(json.dumps(files.strict(figures)))['kid_std'] is None
+
+
+def test_a_reference_subset_is_held_out_from_what_the_run_trains_on(
+    weights_path, digits, tmp_path):
+  """data.subset=0:20 trains on the first 20 digits; the inception evaluator's
+  reference is the other 20 (eval.reference_subset=20:), its floor the 20
+  trained on against them, as `fid` computes it from the same sets."""
+  directory = tmp_path / 'mnist'
+  directory.mkdir()
+  write_idx_images(str(directory / 'train-images-idx3-ubyte'), digits[..., 0])
+  config = tiny_image_config(str(directory))
+  config.data.subset, config.eval.reference_subset = '0:20', '20:'
+  config.eval.inception = weights_path
+  config.eval.inception_cache = str(tmp_path / 'cache')
+  config.eval.num_samples = 20
+  score = evaluators.build(('inception',), config, data.load(config.data))
+  assert score.about['inception']['reference'].startswith('20 images 20:40 of')
+  noise = np.random.default_rng(0).uniform(-1, 1, (20, 28, 28, 1)).astype(np.float32)
+  np.save(tmp_path / 'digits.npy', digits[..., 0])
+  trained = fid.read_set(f'{tmp_path / "digits.npy"}@:20', None)
+  reference = fid.read_set(f'mnist:idx:{directory}@20:40', None)
+  np.testing.assert_array_equal(reference, digits[20:])
+  expected = fid.compare(reference, trained, inception.load(weights_path))
+  assert score(noise)['real_fid'] == pytest.approx(expected['fid'], rel=1e-4)
+  config.eval.reference_subset = '10:30'
+  with pytest.raises(UserError, match='overlaps the images the run trains on'):
+    evaluators.build(('inception',), config, data.load(config.data))

@@ -20,6 +20,7 @@ which stream.py reads batch by batch, shuffled per epoch, with grain.
   labeled.py   labeled train/test splits, for the classifier and evaluators
 """
 
+import re
 import types
 
 import numpy as np
@@ -62,7 +63,12 @@ def load(data_config, pipeline: str | None = None) -> DataSource:
   name, source = data_config.name, data_config.source
   check_source(name, source)
   pipeline = pipeline or getattr(data_config, 'pipeline', '') or 'auto'
+  subset = parse_subset(getattr(data_config, 'subset', '') or '')
   dataset = DATASETS[name]
+  if subset is not None and dataset.toy is not None:
+    raise UserError(f'data.subset={data_config.subset} takes images of a'
+                    f' dataset; data.name={name} is drawn from its mixture:'
+                    " leave data.subset ''")
   if pipeline == 'stream' and (dataset.toy is not None
                                or dataset.read_as is not None):
     drawn = (dataset.sampling if dataset.read_as is not None
@@ -71,7 +77,7 @@ def load(data_config, pipeline: str | None = None) -> DataSource:
                     f' data.name={name} draws each example {drawn}; use'
                     ' data.pipeline=device (or auto)')
   if name == 'folder':
-    return _load_folder(data_config, pipeline)
+    return _load_folder(data_config, pipeline, subset)
   if dataset.toy is not None:
     return dataset.toy(name)
   if dataset.read_as is not None:
@@ -80,19 +86,67 @@ def load(data_config, pipeline: str | None = None) -> DataSource:
     records, count, description = tfds.data_source_images(
         name, getattr(data_config, 'tfds_data_dir', None))
     return _streamed(name, stream.Examples(records, count, dataset.example_shape),
-                     description, 'data.pipeline=stream')
+                     description, 'data.pipeline=stream', subset=subset)
   if source == 'idx':
     images, description = idx.load_images(name, getattr(data_config, 'path', ''))
   else:
     images, description = tfds.load_images(
         name, getattr(data_config, 'tfds_data_dir', None))
-  return _from_images(name, images, description, pipeline)
+  return _from_images(name, images, description, pipeline, subset=subset)
+
+
+def parse_subset(text: str, key: str = 'data.subset') -> slice | None:
+  """'START:STOP' (either may be left out) -> that slice of a dataset's
+  images; '' -> None (all of them).
+
+  Raises:
+    UserError: not of that form, or an empty range.
+  """
+  if not text:
+    return None
+  match = re.fullmatch(r'(\d*):(\d*)', text.strip())
+  if not match:
+    raise UserError(f"{key}={text!r} is not START:STOP (e.g. 0:5000, or 5000:"
+                    " for the rest); '' = every image")
+  start, stop = (int(g) if g else None for g in match.groups())
+  if start is not None and stop is not None and stop <= start:
+    raise UserError(f'{key}={text} is empty: STOP must be above START')
+  return slice(start, stop)
+
+
+def take_subset(count: int, subset: slice | None, what: str,
+                key: str = 'data.subset') -> range:
+  """The indices of `subset` among `count` images of `what`.
+
+  Raises:
+    UserError: the subset reaches beyond the images.
+  """
+  if subset is None:
+    return range(count)
+  if (subset.stop or 0) > count or (subset.start or 0) >= count:
+    given = f'{subset.start or ""}:{subset.stop or ""}'
+    raise UserError(f'{key}{"" if key.endswith("@") else "="}{given} reaches'
+                    f' beyond the {count} images of {what}')
+  return range(count)[subset]
+
+
+def _describe_subset(description: str, indices: range, count: int) -> str:
+  if len(indices) == count:
+    return description
+  return (f'{description}; images {indices.start}:{indices.stop} of them'
+          f' ({len(indices)}, data.subset)')
 
 
 def _from_images(name: str, images: np.ndarray, description: str,
-                 pipeline: str, labels=None, classes=()) -> DataSource:
-  """DataSource of decoded `images`, held on the devices or streamed from
-  host memory, as `pipeline` picks."""
+                 pipeline: str, labels=None, classes=(),
+                 subset: slice | None = None) -> DataSource:
+  """DataSource of decoded `images` (their `subset`), held on the devices
+  or streamed from host memory, as `pipeline` picks."""
+  count = len(images)
+  indices = take_subset(count, subset, description.split(':')[0])
+  images = images[indices.start:indices.stop]
+  labels = None if labels is None else labels[indices.start:indices.stop]
+  description = _describe_subset(description, indices, count)
   chosen, why = stream.choose(pipeline, images.nbytes)
   if chosen == 'stream':
     import grain  # noqa: PLC0415
@@ -107,14 +161,24 @@ def _from_images(name: str, images: np.ndarray, description: str,
 
 
 def _streamed(name: str, examples: stream.Examples, description: str,
-              why: str, labels=None, classes=()) -> DataSource:
+              why: str, labels=None, classes=(),
+              subset: slice | None = None) -> DataSource:
+  """DataSource streaming `examples` (their `subset`)."""
+  count = examples.count
+  indices = take_subset(count, subset, description.split(':')[0])
+  if len(indices) != count:
+    examples = stream.Examples(examples.dataset[indices.start:indices.stop],
+                               len(indices), examples.shape)
+    labels = None if labels is None else labels[indices.start:indices.stop]
+    description = _describe_subset(description, indices, count)
   return DataSource(name=name, kind='images', example_shape=examples.shape,
                     arrays={}, sample_one=DATASETS[name].sample_one,
                     description=description, labels=labels, classes=classes,
                     pipeline='stream', pipeline_why=why, examples=examples)
 
 
-def _load_folder(data_config, pipeline: str) -> DataSource:
+def _load_folder(data_config, pipeline: str, subset: slice | None
+                 ) -> DataSource:
   """data.name=folder: a prepared dataset (its manifest), else image files,
   decoded whole (device) or as the stream reads them."""
   path, resolution, channels = _folder_args(data_config)
@@ -125,22 +189,22 @@ def _load_folder(data_config, pipeline: str) -> DataSource:
     chosen, why = stream.choose(pipeline, ready.count * int(np.prod(ready.shape)))
     if chosen == 'device':
       return _from_images('folder', ready.load_all(), description, chosen,
-                          ready.labels, ready.classes)
+                          ready.labels, ready.classes, subset)
     import grain  # noqa: PLC0415
     records = grain.MapDataset.source(ready.records()).map(ready.decode_record)
     return _streamed('folder', stream.Examples(records, ready.count, ready.shape),
-                     description, why, ready.labels, ready.classes)
+                     description, why, ready.labels, ready.classes, subset)
   found = folder.scan(path, resolution, channels)
   chosen, why = stream.choose(pipeline,
                               len(found.files) * int(np.prod(found.shape)))
   if chosen == 'device':
     images = folder.decode_scanned(found)
     return _from_images('folder', images.images, images.description, chosen,
-                        images.labels, images.classes)
+                        images.labels, images.classes, subset)
   import grain  # noqa: PLC0415
   files = grain.MapDataset.source(found.files).map(found.decode)
   return _streamed('folder', stream.Examples(files, len(found.files), found.shape),
-                   found.describe(), why, found.labels, found.classes)
+                   found.describe(), why, found.labels, found.classes, subset)
 
 
 def _prepared(path: str, resolution: int, channels: int) -> prepared.Prepared:
@@ -201,7 +265,7 @@ def _load_read_as(name: str, data_config) -> DataSource:
 def _with_name(data_config, name: str):
   """A copy of `data_config` (ConfigDict or any attribute bag) with another name."""
   fields = {field: getattr(data_config, field, None)
-            for field in ('source', 'path', 'tfds_data_dir')}
+            for field in ('source', 'path', 'tfds_data_dir', 'subset')}
   return types.SimpleNamespace(name=name, **fields)
 
 
