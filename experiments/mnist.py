@@ -10,6 +10,8 @@
   # the tutorial's recipe as the PyTorch peer runs it (benchmarks/torch_peer.py):
   python -m gan_jax.main --config=experiments/mnist.py:tutorial \
       --workdir=runs/mnist_tutorial
+  # R3GAN's objective: rpgan + R1 + R2 every step
+  python -m gan_jax.main --config=experiments/mnist.py:r3gan --workdir=runs/mnist_r3gan
   # with FID/KID/precision/recall in the feature space of the project's LeNet
   # (train it once: python -m gan_jax.classifier --config=experiments/mnist.py):
   python -m gan_jax.main --config=experiments/mnist.py --config.eval.evaluators=classifier
@@ -32,6 +34,10 @@ at 0.99, the same recipe reached LeNet FID 42 at 10,000 steps with no digit
 above 13.7 % (seed 0). The mission's losses stay a flag away
 (`--config.loss.name=non_saturating`, `vanilla`, `wgan_gp`).
 
+`r3gan` is `goal` with R3GAN's objective (Huang et al., NeurIPS 2024):
+the relativistic pairing loss (`loss.name=rpgan`) with R1 and R2 at weight
+1 on every step, and no other change (its weight is not tuned here).
+
 `tutorial` is the recipe the PyTorch peer and the speed benchmarks run
 (benchmarks/README.md): the non-saturating loss, Adam 2e-4 (β1 0.5, Radford
 et al. 2016), dropout 0.3 in D, no average, and the peer's step with one
@@ -48,11 +54,11 @@ the tutorial's recipe are in docs/results/inception_fid.md.
 
 from gan_jax import configs
 
-VARIANTS = ('goal', 'tutorial')
+VARIANTS = ('goal', 'tutorial', 'r3gan')
 
 
 def get_config(variant: str = 'goal'):
-  """`goal` (the default) or `tutorial`; see the module docstring."""
+  """`goal` (the default), `tutorial` or `r3gan`; see the module docstring."""
   configs.check_variant('experiments/mnist.py', variant, VARIANTS)
   c = configs.default_config()
   c.data.name = 'mnist'  # 28x28x1, scaled to [-1, 1]
@@ -87,4 +93,10 @@ def get_config(variant: str = 'goal'):
   # Lazy R1 (Mescheder et al. 2018; Karras et al. 2020): FID 73 -> 58 and
   # the most frequent digit at most 14.5 % instead of 16.2 % (3 seeds).
   c.loss.r1_weight, c.loss.reg_every = 1.0, 4
+  if variant == 'r3gan':
+    # R3GAN's objective (Huang et al. 2024): the relativistic pairing loss
+    # with R1 and R2 at one weight, on every step; the rest as `goal`.
+    c.loss.name = 'rpgan'
+    c.loss.r1_weight = c.loss.r2_weight = 1.0
+    c.loss.reg_every = 1
   return c

@@ -427,3 +427,19 @@ def test_mnist_defaults_to_its_goal_recipe_and_keeps_the_peers_tutorial_recipe()
   assert tutorial.train.reuse_fake and not goal.train.reuse_fake
   with pytest.raises(UserError, match='mnist.py:best is not a variant; valid: goal, tutorial'):
     analysis.experiment_config(path + ':best')
+
+
+def test_the_r3gan_variants_are_rpgan_with_r1_and_r2_on_every_step():
+  """R3GAN's objective (Huang et al. 2024) as a variant of the experiments
+  that compare it (issue 30): nothing else changed from their default."""
+  for name in ('mnist.py', 'stacked_mnist.py'):
+    path = os.path.join(REPO, 'experiments', name)
+    default, r3gan = (analysis.experiment_config(path + arg)
+                      for arg in ('', ':r3gan'))
+    assert (r3gan.loss.name, r3gan.loss.r1_weight, r3gan.loss.r2_weight,
+            r3gan.loss.reg_every) == ('rpgan', 1.0, 1.0, 1)
+    for key in ('loss.name', 'loss.r1_weight', 'loss.r2_weight',
+                'loss.reg_every'):
+      section, field = key.split('.')
+      default[section][field] = r3gan[section][field]
+    assert default.to_dict() == r3gan.to_dict()
