@@ -28,8 +28,9 @@ STABILISERS = {'model.spectral_norm': True, 'model.pack': 2, 'loss.r1_weight': 1
 @pytest.mark.parametrize('name', list(models.MODELS))
 def test_every_model_with_every_stabiliser_resumes_bit_exactly(tmp_path, name):
   """The whole state: BatchNorm statistics, dropout keys, both Adam states,
-  spectral norm's u and sigma, lazy R1/R2's host-side step count (MLP) and
-  G's average (without stabilisers too: tests/test_seeds.py, tests/test_cli.py)."""
+  spectral norm's u and sigma, lazy R1/R2's host-side step count (MLP), G's
+  average (without stabilisers too: tests/test_seeds.py, tests/test_cli.py),
+  and the stream's position (DCGAN; two processes: tests/test_stream.py)."""
   config = small_run(model_config(name), specs.model(name).shape)
   for key, value in STABILISERS.items():
     section, field = key.split('.')
@@ -39,7 +40,10 @@ def test_every_model_with_every_stabiliser_resumes_bit_exactly(tmp_path, name):
     # MLP's run covers it, and the convolutional ones compile one program
     # (penalties every step) instead of two, which halves their compilation.
     config.loss.reg_every = 1
-  source = data.synthetic(config.data.name, num_images=64)
+  # The DCGAN's real batches are streamed (data.stream: its position is
+  # saved with each checkpoint), the other models' drawn inside the step.
+  source = data.synthetic(config.data.name, num_images=64,
+                          pipeline='stream' if name == 'dcgan' else 'device')
   config.train.num_steps = 4
   train.train_and_evaluate(config, str(tmp_path / 'straight'), source)
   # As if killed after checkpoint 2: the later checkpoint and results gone.

@@ -237,18 +237,23 @@ def _folder_args(data_config) -> tuple[str, int, int]:
           getattr(data_config, 'channels', 0))
 
 
-def synthetic(name: str, num_images: int = 1024, seed: int = 0) -> DataSource:
+def synthetic(name: str, num_images: int = 1024, seed: int = 0,
+              pipeline: str = 'device') -> DataSource:
   """Dataset `name` with no files: random uint8 images of its shape (the same
-  sampling as the real data), or the toy mixture itself. For benchmarks."""
+  sampling as the real data, held on the devices or streamed as `pipeline`
+  says), or the toy mixture itself. For benchmarks and tests."""
   dataset = spec(name)
   if dataset.toy is not None:
     return dataset.toy(name)
   height, width, channels = example_shape(dataset.read_as or name)
   images = np.random.default_rng(seed).integers(
       0, 256, (num_images, height, width, channels), np.uint8)
+  description = f'{name}: {num_images} random images (synthetic)'
+  if dataset.read_as is None:
+    return _from_images(name, images, description, pipeline)
   return DataSource(name=name, kind='images', example_shape=dataset.example_shape,
                     arrays={'images': images}, sample_one=dataset.sample_one,
-                    description=f'{name}: {num_images} random images (synthetic)')
+                    description=description)
 
 
 def _load_read_as(name: str, data_config) -> DataSource:
