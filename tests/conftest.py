@@ -22,17 +22,19 @@ from tests.helpers import write_idx_images  # noqa: E402
 runtime.setup()
 
 
-# The longest files, longest first (about 115 s to 20 s each on 2 busy
-# cores). pytest-xdist hands whole files to its workers in the order they
-# were collected (--dist loadfile); a long file collected last would leave
-# the other worker idle for its length.
+# The longest files, longest first (measured 2026-12-06: about 100 s to 16 s
+# each on 2 busy cores). pytest-xdist hands whole files to its workers in
+# collection order (--dist loadfile --no-loadscope-reorder); a long file
+# handed out last would leave the other worker idle for its length.
 LONGEST_FIRST = ('test_sweep_ray.py', 'test_inception.py',
-                 'test_contracts_devices.py', 'test_contracts.py',
-                 'test_cli.py', 'test_contracts_resume.py', 'test_parallel.py',
-                 'test_stream.py', 'test_workdir_files.py', 'test_notebook.py', 'test_train.py',
-                 'test_contracts_data.py', 'test_evaluate.py', 'test_seeds.py',
-                 'test_classifier.py', 'test_robustness.py', 'test_dynamics.py',
-                 'test_precision.py', 'test_bench.py', 'test_layers.py')
+                 'test_contracts_devices.py', 'test_cli.py', 'test_notebook.py',
+                 'test_parallel.py', 'test_workdir_files.py',
+                 'test_contracts_resume.py', 'test_contracts.py',
+                 'test_train.py', 'test_contracts_data.py', 'test_stream.py',
+                 'test_evaluate.py', 'test_classifier.py', 'test_robustness.py',
+                 'test_seeds.py', 'test_precision.py', 'test_dynamics.py',
+                 'test_bench.py', 'test_layers.py', 'test_models.py',
+                 'test_metrics.py')
 
 
 def pytest_collection_modifyitems(items):
