@@ -250,6 +250,12 @@ def test_tfds_streams_record_by_record_through_its_data_source(monkeypatch):
     examples = [streamed.examples.dataset[i] for i in range(6)]
   assert streamed.pipeline == 'stream' and streamed.examples.count == 6
   assert 'record by record' in streamed.description
+  # auto weighs the split by its metadata before reading it: 10 million
+  # digits (7.3 GiB) stream, though mock_data's 6 would fit. (mock_data
+  # leaves the metadata empty, so the count is given here.)
+  monkeypatch.setattr(data.tfds, 'train_count', lambda name, data_dir: 10**7)
+  with tfds.testing.mock_data(num_examples=6):
+    assert data.load(_config('mnist', 'tfds')).pipeline == 'stream'
   assert {(x.dtype.name, x.shape) for x in examples} == {('uint8', (28, 28, 1))}
 
 

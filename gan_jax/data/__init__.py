@@ -82,6 +82,11 @@ def load(data_config, pipeline: str | None = None) -> DataSource:
     return dataset.toy(name)
   if dataset.read_as is not None:
     return _load_read_as(name, data_config)
+  if source == 'tfds' and pipeline == 'auto':  # weighed before it is read
+    count = tfds.train_count(name, getattr(data_config, 'tfds_data_dir', None))
+    if count is not None:
+      pipeline = stream.choose(
+          'auto', count * int(np.prod(dataset.example_shape)))[0]
   if source == 'tfds' and pipeline == 'stream':
     records, count, description = tfds.data_source_images(
         name, getattr(data_config, 'tfds_data_dir', None))

@@ -87,6 +87,17 @@ def load_images(name: str, data_dir: str | None) -> tuple[np.ndarray, str]:
   return images, description
 
 
+def train_count(name: str, data_dir: str | None) -> int | None:
+  """The number of images in the prepared 'train' split, from its metadata
+  (nothing is read): what data.pipeline=auto weighs before loading. None
+  when the metadata lacks it."""
+  _, builder = _prepared_builder(name, data_dir)
+  try:
+    return builder.info.splits['train'].num_examples
+  except KeyError:
+    return None
+
+
 def data_source_images(name: str, data_dir: str | None):
   """The 'train' split's images through `tfds.data_source` (ArrayRecord read
   record by record; no TensorFlow once prepared), for data.pipeline=stream:
