@@ -82,16 +82,18 @@ def load(data_config, pipeline: str | None = None) -> DataSource:
     return dataset.toy(name)
   if dataset.read_as is not None:
     return _load_read_as(name, data_config)
+  why = f'data.pipeline={pipeline}'
   if source == 'tfds' and pipeline == 'auto':  # weighed before it is read
     count = tfds.train_count(name, getattr(data_config, 'tfds_data_dir', None))
     if count is not None:
-      pipeline = stream.choose(
-          'auto', count * int(np.prod(dataset.example_shape)))[0]
+      chosen, weighed = stream.choose('auto', count, dataset.example_shape)
+      if chosen == 'stream':  # else decided again once read, as before
+        pipeline, why = chosen, weighed
   if source == 'tfds' and pipeline == 'stream':
     records, count, description = tfds.data_source_images(
         name, getattr(data_config, 'tfds_data_dir', None))
     return _streamed(name, stream.Examples(records, count, dataset.example_shape),
-                     description, 'data.pipeline=stream', subset=subset)
+                     description, why, subset=subset)
   if source == 'idx':
     images, description = idx.load_images(name, getattr(data_config, 'path', ''))
   else:
@@ -152,7 +154,7 @@ def _from_images(name: str, images: np.ndarray, description: str,
   images = images[indices.start:indices.stop]
   labels = None if labels is None else labels[indices.start:indices.stop]
   description = _describe_subset(description, indices, count)
-  chosen, why = stream.choose(pipeline, images.nbytes)
+  chosen, why = stream.choose(pipeline, len(images), images.shape[1:])
   if chosen == 'stream':
     import grain  # noqa: PLC0415
     return _streamed(name, stream.Examples(
@@ -191,7 +193,7 @@ def _load_folder(data_config, pipeline: str, subset: slice | None
     ready = _prepared(path, resolution, channels)
     description = (f'prepared {path}: {ready.count} images'
                    f' {"x".join(map(str, ready.shape))} (from {ready.source})')
-    chosen, why = stream.choose(pipeline, ready.count * int(np.prod(ready.shape)))
+    chosen, why = stream.choose(pipeline, ready.count, ready.shape)
     if chosen == 'device':
       return _from_images('folder', ready.load_all(), description, chosen,
                           ready.labels, ready.classes, subset)
@@ -200,8 +202,7 @@ def _load_folder(data_config, pipeline: str, subset: slice | None
     return _streamed('folder', stream.Examples(records, ready.count, ready.shape),
                      description, why, ready.labels, ready.classes, subset)
   found = folder.scan(path, resolution, channels)
-  chosen, why = stream.choose(pipeline,
-                              len(found.files) * int(np.prod(found.shape)))
+  chosen, why = stream.choose(pipeline, len(found.files), found.shape)
   if chosen == 'device':
     images = folder.decode_scanned(found)
     return _from_images('folder', images.images, images.description, chosen,

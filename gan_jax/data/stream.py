@@ -50,14 +50,12 @@ class Examples:
   count: int
   shape: tuple[int, int, int]
 
-  @property
-  def nbytes(self) -> int:
-    return self.count * int(np.prod(self.shape))
 
-
-def choose(pipeline: str, nbytes: int) -> tuple[str, str]:
+def choose(pipeline: str, count: int, shape: tuple[int, ...]
+           ) -> tuple[str, str]:
   """('device' or 'stream', why) for data.pipeline=`pipeline` and a dataset
-  of `nbytes` decoded."""
+  of `count` uint8 images of `shape`, weighed decoded."""
+  nbytes = count * int(np.prod(shape))
   size = f'{nbytes / 2**30:.2f} GiB decoded'
   if pipeline != 'auto':
     return pipeline, f'data.pipeline={pipeline}; {size}'
