@@ -22,7 +22,6 @@ seeds (`config.num_seeds`) and sweeps of one seed per point compare alike.
 from collections.abc import Iterable, Mapping, Sequence
 import csv
 import dataclasses
-import glob
 import math
 import os
 import re
@@ -125,7 +124,7 @@ def fid_results(workdir: str) -> Results | None:
   scored, hashes, generators = [], set(), set()
   for member, seed in enumerate(results.get('seeds') or [None]):
     path = os.path.join(workdir, FID_FILE.format(member=member))
-    text = open(path).read().strip() if os.path.exists(path) else ''
+    text = files.read_bytes(path).decode().strip() if files.exists(path) else ''
     # Empty: the redirect of a command that failed or still runs.
     line = text and files.read_json(path, instead=f'member {member} is left out')
     if line:
@@ -144,8 +143,8 @@ def fid_results(workdir: str) -> Results | None:
 
 def find_runs(pattern: str) -> list[str]:
   """The run directories (holding results.json) that match a glob, sorted."""
-  return sorted(d for d in glob.glob(pattern)
-                if os.path.exists(os.path.join(d, 'results.json')))
+  return [d for d in files.glob(pattern)
+          if files.exists(os.path.join(d, 'results.json'))]
 
 
 def latest_picture(workdir: str, member: int = 0) -> str | None:
@@ -153,7 +152,7 @@ def latest_picture(workdir: str, member: int = 0) -> str | None:
   member i's `step_<N>_seed<i>.png`), None if it has none."""
   pattern = re.compile(rf'step_(\d+)(_seed{member})?\.png$')
   found = []
-  for path in glob.glob(os.path.join(workdir, 'samples', 'step_*.png')):
+  for path in files.glob(os.path.join(workdir, 'samples', 'step_*.png')):
     match = pattern.search(os.path.basename(path))
     if match and (match.group(2) or member == 0):
       found.append((int(match.group(1)), path))
@@ -170,7 +169,7 @@ def read_scalars(workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   own loader would import TensorFlow.)
   """
   by_tag: dict[str, dict[int, float]] = {}
-  for path in sorted(glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))):
+  for path in files.glob(os.path.join(workdir, 'events.out.tfevents.*')):
     for event in summary_writer.read_events(path):
       for value in event.summary.value:
         if value.HasField('simple_value'):
@@ -218,14 +217,13 @@ def read_sweep(directory: str) -> list[dict]:
   """
   points = []
   summary = os.path.join(directory, 'summary.csv')
-  if os.path.exists(summary):
-    with open(summary, newline='') as f:
-      reader = csv.DictReader(f)
-      keys = reader.fieldnames[:reader.fieldnames.index('status')]
-      points = [{'name': row['point'], 'values': {k: row[k] for k in keys},
-                 'status': row['status']} for row in reader]
+  if files.exists(summary):
+    reader = csv.DictReader(files.read_bytes(summary).decode().splitlines())
+    keys = reader.fieldnames[:reader.fieldnames.index('status')]
+    points = [{'name': row['point'], 'values': {k: row[k] for k in keys},
+               'status': row['status']} for row in reader]
   listed = {point['name'] for point in points}
-  for path in sorted(glob.glob(os.path.join(directory, '*', 'config.json'))):
+  for path in files.glob(os.path.join(directory, '*', 'config.json')):
     name = os.path.basename(os.path.dirname(path))
     if name not in listed:
       points.append({'name': name, 'values': {}, 'status': None})
@@ -398,7 +396,7 @@ def sweep_table(directories: Sequence[str], columns: Sequence[Column] = TOY_COLU
   directories is there."""
   groups = {}
   for directory in directories:
-    points = read_sweep(directory) if os.path.isdir(directory) else []
+    points = read_sweep(directory) if files.isdir(directory) else []
     started = [p['config'] for p in points if p['config']]
     if not started:
       continue
@@ -442,7 +440,7 @@ def read_spectra(workdir: str, member: int = 0) -> dict[int, dict]:
   by step."""
   pattern = re.compile(rf'spectrum_step(\d+)_member{member}\.json$')
   found = {}
-  for path in glob.glob(os.path.join(workdir, 'dynamics', 'spectrum_step*.json')):
+  for path in files.glob(os.path.join(workdir, 'dynamics', 'spectrum_step*.json')):
     match = pattern.search(os.path.basename(path))
     result = match and files.read_json(path, instead='it is left out')
     if result:

@@ -32,13 +32,7 @@ DAMAGED_DIR = 'damaged_checkpoints'  # beside checkpoints/, where training moves
 
 def _checkpoint_files(step_dir: str) -> list[str]:
   """Every file below `step_dir` but the checksums, relative, sorted."""
-  found = []
-  for root, _, names in os.walk(step_dir):
-    for name in names:
-      path = os.path.relpath(os.path.join(root, name), step_dir)
-      if path != CHECKSUMS:
-        found.append(path)
-  return sorted(found)
+  return [path for path in files.walk_files(step_dir) if path != CHECKSUMS]
 
 
 def write_checksums(step_dir: str) -> None:
@@ -53,17 +47,18 @@ def damage(step_dir: str) -> str | None:
   if every file is there with its recorded SHA-256 (or if it has no
   checksums: see the module docstring), else the first problem found."""
   path = os.path.join(step_dir, CHECKSUMS)
-  if not os.path.exists(path):
+  if not files.exists(path):
     return None
   try:
-    with open(path) as f:
+    with files.open_file(path, 'rb') as f:
       recorded = dict(reversed(line.rstrip('\n').split('  ', 1))
-                      for line in f if line.strip())
+                      for line in f.read().decode().splitlines()
+                      if line.strip())
   except (OSError, ValueError, UnicodeDecodeError) as e:
     return f'unreadable {CHECKSUMS} ({e})'
   for name, digest in sorted(recorded.items()):
     file_path = os.path.join(step_dir, name)
-    if not os.path.isfile(file_path):
+    if not files.isfile(file_path):
       return f'{name} is missing'
     if files.digest(file_path) != digest:
       return f'{name} does not match its checksum'
@@ -109,7 +104,7 @@ class Checkpoints:
   """Checkpoints of one run, in `directory` (created on the first save)."""
 
   def __init__(self, directory: str, max_to_keep: int = 3):
-    self.directory = os.path.abspath(directory)
+    self.directory = files.abspath(directory)
     self._unchecksummed = []  # steps saved in the background, not yet summed
     self._manager = ocp.CheckpointManager(
         self.directory,
@@ -165,8 +160,8 @@ class Checkpoints:
     full disk stops the run before a write half fails. Decided by process 0
     for all processes of a run, so that they stop together."""
     needed = int(1.2 * sum(leaf.nbytes for leaf in jax.tree.leaves(state))) + 2**18
-    free = None
-    if jax.process_index() == 0:
+    free = None  # object storage: no bound to check
+    if jax.process_index() == 0 and not files.is_remote(self.directory):
       free = shutil.disk_usage(files.existing_ancestor(
           os.path.join(self.directory, 'x'))).free
     fits = free is None or free >= needed
@@ -231,7 +226,7 @@ class Checkpoints:
       raise self.no_space(f'writing checkpoint {step} in {self.directory}') from None
     if jax.process_index() == 0:
       for step in self._unchecksummed:
-        if os.path.isdir(self.step_dir(step)):  # not already rotated out
+        if files.isdir(self.step_dir(step)):  # not already rotated out
           write_checksums(self.step_dir(step))
     self._unchecksummed = []
 
@@ -278,14 +273,14 @@ class Checkpoints:
     """Moves damaged checkpoints out of Orbax's sight, to DAMAGED_DIR."""
     aside = os.path.join(os.path.dirname(self.directory), DAMAGED_DIR)
     if jax.process_index() == 0:
-      os.makedirs(aside, exist_ok=True)
+      files.makedirs(aside)
       for step in steps:
         target = os.path.join(aside, str(step))
         suffix = 1
-        while os.path.exists(target):
+        while files.exists(target):
           target = os.path.join(aside, f'{step}.{suffix}')
           suffix += 1
-        shutil.move(self.step_dir(step), target)
+        files.move(self.step_dir(step), target)
         logging.warning('moved damaged checkpoint %d to %s', step, target)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # noqa: PLC0415

@@ -1,9 +1,15 @@
-"""Files every reader can trust: atomic writes, strict JSON, checked output paths.
+"""Files every reader can trust: atomic writes, strict JSON, checked output
+paths, on a local disk or in object storage.
 
 A reader (the sweep summary, a notebook, `jq`, another host) never sees half
-a file: each writer fills `<path>.tmp` and renames it over `path`. JSON is
-strict (RFC 8259): a NaN or infinite number is written as `null`, since
-Python's `NaN`/`Infinity` tokens are rejected by most other JSON readers.
+a file: on a disk each writer fills `<path>.tmp` and renames it over `path`;
+in object storage (`gs://bucket/...`, through fsspec and gcsfs) an object is
+written whole or not at all, so it is written in place. JSON is strict (RFC
+8259): a NaN or infinite number is written as `null`, since Python's
+`NaN`/`Infinity` tokens are rejected by most other JSON readers.
+
+The path functions below (`exists`, `isdir`, `makedirs`, `open_file`, ...)
+take either kind of path: `os` for a local one, fsspec for a URL.
 """
 
 from collections.abc import Mapping
@@ -16,6 +22,116 @@ from absl import logging
 
 from gan_jax.errors import UserError
 
+# ------------------------------------------------------------ the path layer
+
+def is_remote(path: str) -> bool:
+  """Whether `path` is a URL (`gs://bucket/dir`), not a local path."""
+  return '://' in str(path)
+
+
+def _fs(path: str):
+  """(fsspec file system, path within it) of a URL. Listings are not cached:
+  other hosts write the same directories."""
+  import fsspec  # noqa: PLC0415 (only URLs need it)
+  protocol = str(path).split('://', 1)[0]
+  try:
+    fs = fsspec.filesystem(protocol, use_listings_cache=False)
+  except (ImportError, ValueError) as e:
+    raise UserError(f'{path}: {protocol}:// needs its fsspec file system'
+                    f' ({e}); for gs:// pip install "gan_jax[gcs]"') from None
+  return fs, fs._strip_protocol(path)  # noqa: SLF001 (fsspec's own parser)
+
+
+def abspath(path: str) -> str:
+  return path if is_remote(path) else os.path.abspath(path)
+
+
+def exists(path: str) -> bool:
+  if is_remote(path):
+    fs, p = _fs(path)
+    return fs.exists(p)
+  return os.path.exists(path)
+
+
+def isdir(path: str) -> bool:
+  """Whether `path` is a directory (a URL: a prefix holding objects)."""
+  if is_remote(path):
+    fs, p = _fs(path)
+    return fs.isdir(p)
+  return os.path.isdir(path)
+
+
+def isfile(path: str) -> bool:
+  if is_remote(path):
+    fs, p = _fs(path)
+    return fs.isfile(p)
+  return os.path.isfile(path)
+
+
+def makedirs(path: str) -> None:
+  """The directory `path` and its parents (nothing to make under a URL:
+  object storage has no directories)."""
+  if not is_remote(path):
+    os.makedirs(path, exist_ok=True)
+
+
+def open_file(path: str, mode: str = 'r', **kwargs):
+  """`open`, for a local path or a URL (modes r, w, x with b or text; a URL's
+  `x` creates the object only if it does not exist, atomically)."""
+  if is_remote(path):
+    fs, p = _fs(path)
+    return fs.open(p, mode, **kwargs)
+  return open(path, mode, **kwargs)  # noqa: SIM115 (the caller closes it)
+
+
+def read_bytes(path: str) -> bytes:
+  with open_file(path, 'rb') as f:
+    return f.read()
+
+
+def remove(path: str) -> None:
+  """Removes the file `path`; FileNotFoundError if there is none."""
+  if is_remote(path):
+    fs, p = _fs(path)
+    if not fs.exists(p):
+      raise FileNotFoundError(2, 'No such file', path)
+    fs.rm_file(p)
+  else:
+    os.remove(path)
+
+
+def move(source: str, target: str) -> None:
+  """Moves the file or directory `source` to `target` (same storage)."""
+  if is_remote(source):
+    fs, p = _fs(source)
+    fs.mv(p, _fs(target)[1], recursive=True)
+  else:
+    import shutil  # noqa: PLC0415
+    shutil.move(source, target)
+
+
+def glob(pattern: str) -> list[str]:
+  """The paths matching the glob `pattern` (a URL's as URLs), sorted."""
+  if is_remote(pattern):
+    fs, p = _fs(pattern)
+    protocol = pattern.split('://', 1)[0]
+    return sorted(f'{protocol}://{found}' for found in fs.glob(p))
+  import glob as glob_lib  # noqa: PLC0415
+  return sorted(glob_lib.glob(pattern))
+
+
+def walk_files(root: str) -> list[str]:
+  """Every file below `root`, relative to it ('/'-separated), sorted."""
+  if is_remote(root):
+    fs, p = _fs(root)
+    p = p.rstrip('/')
+    return sorted(found[len(p) + 1:] for found in fs.find(p))
+  found = []
+  for directory, _, names in os.walk(root):
+    for name in names:
+      found.append(os.path.relpath(os.path.join(directory, name), root))
+  return sorted(found)
+
 
 def existing_ancestor(path: str) -> str:
   """The nearest directory-or-file above `path` that exists (absolute)."""
@@ -27,7 +143,12 @@ def existing_ancestor(path: str) -> str:
 
 def check_writable_file(path: str, flag: str) -> None:
   """UserError unless a file can be written at `path`: not a directory, and
-  the nearest existing parent is a writable directory."""
+  the nearest existing parent is a writable directory (a URL: not a
+  directory; its storage says at the write whether it can be written)."""
+  if is_remote(path):
+    if isdir(path):
+      raise UserError(f'{flag}={path} is a directory; name a file in it')
+    return
   if os.path.isdir(path):
     raise UserError(f'{flag}={path} is a directory; name a file in it')
   parent = existing_ancestor(path)
@@ -53,10 +174,19 @@ def naming(path: str):
 
 def write_text(path: str, text: str) -> None:
   """Writes `text` to `path` atomically."""
+  write_bytes(path, text.encode())
+
+
+def write_bytes(path: str, data: bytes) -> None:
+  """Writes `data` to `path` atomically (an object: in place, see above)."""
+  if is_remote(path):
+    with open_file(path, 'wb') as f:
+      f.write(data)
+    return
   tmp = path + '.tmp'
   with naming(path):
-    with open(tmp, 'w') as f:
-      f.write(text)
+    with open(tmp, 'wb') as f:
+      f.write(data)
     os.replace(tmp, path)
 
 
@@ -76,8 +206,8 @@ def read_json(path: str, instead: str | None = None, kind: type | None = dict):
   without `instead`, DamagedFile. Never a traceback of the JSON parser.
   """
   try:
-    with open(path, encoding='utf-8') as f:
-      text = f.read()
+    with open_file(path, 'rb') as f:
+      text = f.read().decode('utf-8')
   except FileNotFoundError:
     return None
   except (OSError, UnicodeDecodeError) as e:
@@ -111,7 +241,7 @@ def strict(obj):
 def digest(path: str, algorithm: str = 'sha256') -> str:
   """The hex digest of the file at `path` (hashlib's `algorithm`)."""
   import hashlib  # noqa: PLC0415
-  with open(path, 'rb') as f:
+  with open_file(path, 'rb') as f:
     return hashlib.file_digest(f, algorithm).hexdigest()
 
 
@@ -124,23 +254,28 @@ def write_json(path: str, obj) -> None:
 def write_npz(path: str, arrays: Mapping) -> None:
   """Writes `arrays` (name -> array) to `path` as an .npz, atomically; makes
   the directory."""
+  import io  # noqa: PLC0415
+
   import numpy as np  # noqa: PLC0415 (the JSON writers need no NumPy)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + '.tmp'
-  with open(tmp, 'wb') as f:
-    np.savez(f, **arrays)
-  os.replace(tmp, path)
+  makedirs(os.path.dirname(abspath(path)))
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  write_bytes(path, buffer.getvalue())
 
 
 def read_npz(path: str, names: tuple[str, ...], instead: str) -> dict | None:
   """The arrays `names` of the .npz at `path` (a cache), None if there is no
   such file, or when it is damaged (truncated, not an .npz, an array
   missing): then one warning line names it and says `instead`."""
+  import io  # noqa: PLC0415
+
   import numpy as np  # noqa: PLC0415
-  if not os.path.exists(path):
+  if not exists(path):
     return None
   try:
-    with np.load(path, allow_pickle=False) as npz:
+    with open_file(path, 'rb') as f:
+      data = io.BytesIO(f.read())
+    with np.load(data, allow_pickle=False) as npz:
       return {name: npz[name] for name in names}
   except Exception as e:  # noqa: BLE001 (any unreadable cache is recomputed)
     logging.warning('%s is damaged (%s); %s', path,

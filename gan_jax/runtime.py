@@ -6,7 +6,16 @@ applies, once per process:
 - the XLA:CPU flags of `gan_jax/xla_flags.py` (convolutions off YNNPACK), into
   XLA_FLAGS, which JAX reads when its backends start;
 - the unrolled CPU lowering of Threefry-2x32 of `gan_jax/threefry.py` (the
-  same random bits, faster), for every program traced afterwards.
+  same random bits, faster), for every program traced afterwards;
+- one path layer for object storage (`gs://` workdirs): Orbax's paths
+  (etils.epath) go through fsspec/gcsfs, as gan_jax's own files do, not
+  through TensorFlow's file system (EPATH_USE_TF=false). With
+  STORAGE_EMULATOR_HOST set (a local GCS emulator), TensorStore's GCS driver,
+  which writes the checkpoints' arrays, is pointed at it too
+  (TENSORSTORE_GCS_HTTP_URL), gcsfs's gRPC bucket probe, which no
+  emulator answers, is off, and gcsfs asks for no credentials (without a
+  network it would wait seconds for a metadata server). A value the user set
+  is kept.
 
 Every command (`python -m gan_jax.main`, `.sweep`, `.bench`, `.evaluate`,
 `.sample`, `.classifier`) gets it from `cli.run`, before flags are parsed and
@@ -15,6 +24,8 @@ before anything touches JAX. Notebooks and library users call it first thing:
   from gan_jax import runtime
   runtime.setup()
 """
+
+import os
 
 from absl import logging
 from jax._src import xla_bridge
@@ -43,4 +54,16 @@ def setup() -> None:
         ' XLA_FLAGS %s takes no effect in this process; call it before'
         ' anything uses JAX.', ' '.join(added))
   threefry.use_unrolled_lowering()
+  use_one_storage_layer()
   _done = True
+
+
+def use_one_storage_layer() -> None:
+  """The environment of object storage described in the module docstring."""
+  os.environ.setdefault('EPATH_USE_TF', 'false')
+  emulator = os.environ.get('STORAGE_EMULATOR_HOST')
+  if emulator:
+    os.environ.setdefault('TENSORSTORE_GCS_HTTP_URL', emulator)
+    os.environ.setdefault('GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT', 'false')
+    import fsspec.config  # noqa: PLC0415 (only with an emulator)
+    fsspec.config.conf.setdefault('gs', {}).setdefault('token', 'anon')

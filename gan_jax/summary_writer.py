@@ -47,6 +47,23 @@ def _file_name() -> str:
           f'.{os.getpid()}.{next(_writer_ids)}')
 
 
+class _ObjectFile(io.BytesIO):
+  """The event file in object storage, where nothing can be appended to: the
+  records are kept in memory and the whole object is written again at each
+  flush (as TensorFlow's GCS file system does)."""
+
+  def __init__(self, path: str):
+    super().__init__()
+    self._path = path
+
+  def flush(self) -> None:
+    files.write_bytes(self._path, self.getvalue())
+
+  def close(self) -> None:
+    self.flush()
+    super().close()
+
+
 class SummaryWriter:
   """Writes scalars and images to `<logdir>/events.out.tfevents.*`.
 
@@ -55,9 +72,11 @@ class SummaryWriter:
   """
 
   def __init__(self, logdir: str):
-    os.makedirs(logdir, exist_ok=True)
+    files.makedirs(logdir)
     self.path = os.path.join(logdir, _file_name())
-    self._records = record_writer.RecordWriter(open(self.path, 'ab'))  # noqa: SIM115 (closed in close())
+    out = (_ObjectFile(self.path) if files.is_remote(self.path)
+           else open(self.path, 'ab'))  # noqa: SIM115 (closed in close())
+    self._records = record_writer.RecordWriter(out)
     self._write(event_pb2.Event(
         file_version='brain.Event:2',
         source_metadata=event_pb2.SourceMetadata(writer=__name__)))
@@ -96,6 +115,13 @@ def read_events(path: str) -> Iterator[event_pb2.Event]:
   """The events of one event file, in order, as written (no migration to
   tensor summaries). A record cut short (a file still being written) or
   failing its checksum ends the file."""
+  if files.is_remote(path):  # the record reader reads local files only
+    import tempfile  # noqa: PLC0415
+    with files.open_file(path, 'rb') as f, tempfile.NamedTemporaryFile() as copy:
+      copy.write(f.read())
+      copy.flush()
+      yield from read_events(copy.name)
+    return
   reader = pywrap_tensorflow.PyRecordReader_New(path)
   while True:
     try:

@@ -124,7 +124,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
   is_main = jax.process_index() == 0
 
   if is_main:
-    os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
+    files.makedirs(os.path.join(workdir, 'samples'))
     if changes:
       workdir_lib.record_changes(workdir, start, changes)
       logging.warning('config changed since step %d: %s (recorded in %s)', start,
@@ -234,8 +234,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
         for i, picture in enumerate(member_pictures):
           name = f'step_{step}_seed{i}' if len(seeds) > 1 else f'step_{step}'
           path = os.path.join(workdir, 'samples', f'{name}.png')
-          with files.naming(path):
-            summary_writer.to_pil(picture).save(path)
+          files.write_bytes(path, summary_writer.encode_png(picture))
         writer.image(step, 'samples', member_pictures[0])
     if eval_names and ((eval_every and step % eval_every == 0) or last):
       scores_per_seed = evaluate(state, step)

@@ -7,6 +7,13 @@
   records pid, host and command for the message, and is removed on release.
   Where the file system has no `flock` (some FUSE mounts), the record alone
   decides: a holder on this host that is no longer alive is stale.
+  In object storage (`gs://`) there is no flock either: the lock is an object
+  created only if absent (GCS's `ifGenerationMatch=0` precondition, so of two
+  runs starting together one gets it), which its holder renews every
+  RENEW_S seconds and deletes on release. A holder that died on this host is
+  stale at once; one on another host (a preempted VM) once it has not renewed
+  the lock for LEASE_S seconds. Host clocks are assumed to agree to well
+  within LEASE_S (NTP on cloud VMs).
 - `check_resume(config, workdir)`: a run on a workdir whose recorded config
   differs from the new config in a key that changes the math stops with a
   one-line error listing the differing keys. FREE_KEYS may change (intervals,
@@ -26,6 +33,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 
 from absl import logging
@@ -55,6 +63,8 @@ FREE_KEYS = (
     'data.path', 'data.tfds_data_dir', 'data.workers',
 )
 _NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
+RENEW_S = 60  # how often the holder of a lock in object storage renews it
+LEASE_S = 300  # an object-storage lock not renewed for this long is stale
 
 
 def create(workdir: str) -> bool:
@@ -63,6 +73,11 @@ def create(workdir: str) -> bool:
   Raises:
     UserError: it is a file, sits under one, or cannot be written.
   """
+  if files.is_remote(workdir):  # object storage: a prefix, nothing to make
+    if files.isfile(workdir):
+      raise UserError(f'--workdir={workdir} is a file, not a directory; pass a'
+                      ' directory (it is created if missing)')
+    return not files.isdir(workdir)
   if os.path.isdir(workdir):
     if not os.access(workdir, os.W_OK | os.X_OK):
       raise UserError(f'--workdir={workdir} is not writable; pass a directory'
@@ -90,15 +105,17 @@ def _blocking_ancestor(path: str) -> str:
 def _record() -> dict:
   return {'pid': os.getpid(), 'host': socket.gethostname(),
           'since': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+          'renewed': time.time(),
           'command': ' '.join([os.path.basename(sys.executable), *sys.argv])}
 
 
 def _read_record(path: str) -> dict:
   try:
-    with open(path) as f:
-      return json.load(f)
+    with files.open_file(path, 'rb') as f:
+      record = json.loads(f.read())
   except (OSError, ValueError):
     return {}
+  return record if isinstance(record, dict) else {}
 
 
 def _describe(record: dict) -> str:
@@ -177,6 +194,58 @@ def _acquire_without_flock(workdir: str, path: str, fd: int) -> int:
   return fd
 
 
+def _lease_age(record: dict) -> float:
+  try:
+    return time.time() - float(record['renewed'])
+  except (KeyError, TypeError, ValueError):
+    return float('inf')
+
+
+def _acquire_remote(workdir: str, path: str) -> None:
+  """Creates the lock object `path` (see the module docstring)."""
+  record = _read_record(path)
+  if record:
+    if _alive_here(record) and _lease_age(record) <= LEASE_S:
+      raise UserError(
+          f'--workdir={workdir} is in use by {_describe(record)}, which renewed'
+          f' its lock {_lease_age(record):.0f}s ago (it is stale after'
+          f' {LEASE_S}s); wait for that run to end, or use another --workdir')
+    logging.warning('taking over the lock of %s, which ended without'
+                    ' releasing it', _describe(record))
+    with contextlib.suppress(FileNotFoundError):
+      files.remove(path)
+  try:
+    with files.open_file(path, 'xb') as f:
+      f.write(json.dumps(_record()).encode())
+  except FileExistsError:
+    raise _busy(workdir, _read_record(path)) from None
+
+
+@contextlib.contextmanager
+def _remote_lock(workdir: str):
+  path = os.path.join(workdir, LOCK_FILE)
+  _acquire_remote(workdir, path)
+  done = threading.Event()
+
+  def renew():
+    while not done.wait(RENEW_S):
+      try:
+        files.write_bytes(path, json.dumps(_record()).encode())
+      except OSError as e:
+        logging.warning('cannot renew the lock %s (%s); it goes stale %ds after'
+                        ' its last renewal', path, e, LEASE_S)
+
+  renewer = threading.Thread(target=renew, name='gan_jax-lock', daemon=True)
+  renewer.start()
+  try:
+    yield
+  finally:
+    done.set()
+    renewer.join()
+    with contextlib.suppress(FileNotFoundError):
+      files.remove(path)
+
+
 @contextlib.contextmanager
 def lock(workdir: str):
   """Holds `<workdir>/run.lock` for the block; `workdir` must exist.
@@ -184,6 +253,10 @@ def lock(workdir: str):
   Raises:
     UserError: another live run holds it (the message names pid and host).
   """
+  if files.is_remote(workdir):
+    with _remote_lock(workdir):
+      yield
+    return
   fd = _acquire(workdir)
   path = os.path.join(workdir, LOCK_FILE)
   try:
@@ -256,7 +329,7 @@ def saved_config(workdir: str) -> tuple[int, dict] | None:
   config with it ({'config': ..., 'gan_jax_version': ...}), None if none did
   (no checkpoint yet, or checkpoints of an older gan_jax)."""
   directory = os.path.join(workdir, CHECKPOINTS_DIR)
-  if not os.path.isdir(directory):
+  if not files.isdir(directory):
     return None
   ckpts = checkpoints.Checkpoints(directory)
   for step in ckpts.steps():
@@ -368,7 +441,7 @@ def record_changes(workdir: str, step: int, changes: dict[str, tuple]) -> None:
   except files.DamagedFile as e:  # kept beside, never lost
     logging.warning('%s; kept as %s.damaged, and a new history starts', e,
                     HISTORY_FILE)
-    os.replace(path, path + '.damaged')
+    files.move(path, path + '.damaged')
     history = []
   history.append({'resumed_at_step': step,
                   'changes': {key: {'before': old, 'after': new}

@@ -72,10 +72,14 @@ class Cluster:
     with open(self.log) as f:
       return f.read()
 
+  def join(self) -> list[str]:
+    """The prefix of a command that runs in the cluster's network."""
+    return ['nsenter', '-t', str(self.head.pid), '--user', '--net',
+            '--preserve-credentials']
+
   def command(self, *args: str) -> list[str]:
     """`python -m gan_jax.sweep --engine=ray args` in the cluster's network."""
-    return ['nsenter', '-t', str(self.head.pid), '--user', '--net',
-            '--preserve-credentials', sys.executable, '-m', 'gan_jax.sweep',
+    return [*self.join(), sys.executable, '-m', 'gan_jax.sweep',
             '--engine=ray', f'--ray_address=127.0.0.1:{PORT}', *args]
 
   def start(self, *args: str) -> subprocess.Popen:
@@ -113,6 +117,26 @@ def cluster_of_two_device_workers():
   yield from started_cluster(devices=2)
 
 
+@pytest.fixture
+def bucket(cluster, tmp_path):
+  """gs://sweeps on a GCS emulator in the cluster's network (loopback only),
+  which keeps its objects as files under the returned directory, where the
+  test reads them; cluster.env then points the commands at it. The address
+  reaches the points' workers through their tasks' runtime_env
+  (ray_engine.STORAGE_ENV): the cluster's nodes were started without it."""
+  emulator = subprocess.Popen(
+      [*cluster.join(), sys.executable, 'tests/gcs_emulator.py',
+       f'--data-dir={tmp_path}', 'start', '--host=127.0.0.1', '--port=9023',
+       '--default-bucket=sweeps', '--quiet'], cwd=REPO,
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  saved = cluster.env
+  cluster.env = dict(saved, STORAGE_EMULATOR_HOST='http://127.0.0.1:9023')
+  yield str(tmp_path / '.cloudstorage' / 'sweeps')
+  cluster.env = saved
+  emulator.terminate()
+  emulator.wait(30)
+
+
 def wait_until(condition, what: str, proc: subprocess.Popen, timeout=180):
   deadline = time.monotonic() + timeout
   while not condition():
@@ -134,13 +158,16 @@ def summary_rows(workdir: str) -> list[dict]:
 
 
 def test_points_on_ray_equal_local_points_even_when_a_worker_is_killed(
-    cluster, tmp_path):
+    cluster, bucket):
+  """Both sweeps in a gs:// workdir (the emulator's), as on a cluster: the
+  points train there, the killed one resumes there, the summary is there."""
   flags = [*TINY, '--config.train.num_steps=400',
            '--config.train.sample_every=400', '--sweep=loss.name=vanilla,hinge']
-  on_ray = str(tmp_path / 'ray')
-  proc = cluster.start(f'--workdir={on_ray}', *flags)
+  on_ray = os.path.join(bucket, 'ray')
+  proc = cluster.start('--workdir=gs://sweeps/ray', *flags)
   hinge = os.path.join(on_ray, 'loss.name-hinge')
-  wait_until(lambda: os.path.isdir(os.path.join(hinge, 'checkpoints', '100')),
+  wait_until(lambda: os.path.isfile(os.path.join(
+      hinge, 'checkpoints', '100', 'commit_success.txt')),
              "hinge's first checkpoint", proc)
   with open(os.path.join(hinge, 'run.lock')) as f:
     os.kill(json.load(f)['pid'], signal.SIGKILL)  # its node is preempted
@@ -151,8 +178,11 @@ def test_points_on_ray_equal_local_points_even_when_a_worker_is_killed(
   assert results(hinge)['resumed_from'] >= 100  # Ray ran it again: it resumed
   assert results(os.path.join(on_ray, 'loss.name-vanilla'))['resumed_from'] is None
 
-  local = str(tmp_path / 'local')
-  proc = helpers.run('gan_jax.sweep', f'--workdir={local}', *flags)
+  local = os.path.join(bucket, 'local')
+  proc = subprocess.run(
+      [*cluster.join(), sys.executable, '-m', 'gan_jax.sweep',
+       '--workdir=gs://sweeps/local', *flags], cwd=REPO, env=cluster.env,
+      capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   for point in ('loss.name-vanilla', 'loss.name-hinge'):
     helpers.assert_same_states(os.path.join(on_ray, point),
@@ -162,6 +192,8 @@ def test_points_on_ray_equal_local_points_even_when_a_worker_is_killed(
     for key in ('status', 'final_step', 'metrics', 'losses'):
       assert ray_results[key] == local_results[key], key
   assert summary_rows(on_ray) == summary_rows(local)
+  assert [row['status'] for row in summary_rows(on_ray)] == ['finished'] * 2
+  assert os.path.isfile(os.path.join(on_ray, 'summary.md'))
 
 
 def test_a_point_of_two_hosts_is_one_jax_run_and_reruns_whole_when_one_dies(
@@ -327,3 +359,4 @@ def test_points_on_one_machine_claim_cores_no_other_point_holds(tmp_path):
   claims = [ray_engine.claim_cores(1, locks) for _ in cores]  # flocks conflict
   assert sorted(sum(claims, [])) == cores                       # in one process too
   assert ray_engine.claim_cores(1, locks) == []  # all held: the point is not pinned
+

@@ -117,15 +117,26 @@ def check_fits(resources: Mapping[str, float], cluster: Mapping[str, float]
         ' autoscaling cluster, start a node of that kind first)')
 
 
+# The driver's settings of a GCS emulator (runtime.use_one_storage_layer),
+# which a point's worker needs to reach the same gs:// workdir: the workers of
+# a cluster whose nodes were started without them would not have them.
+STORAGE_ENV = ('STORAGE_EMULATOR_HOST', 'TENSORSTORE_GCS_HTTP_URL',
+               'GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT')
+
+
 def task_options(resources: Mapping[str, float]) -> dict:
   """`ray.remote` options of a point's task: a fresh worker per point, run
-  again by the driver, not by Ray, when its worker is lost (run_points)."""
+  again by the driver, not by Ray, when its worker is lost (run_points); the
+  driver's STORAGE_ENV set in its environment."""
   options = {'max_calls': 1, 'max_retries': 0,
              'num_cpus': resources.get('CPU', 0),
              'num_gpus': resources.get('GPU', 0)}
   custom = {k: v for k, v in resources.items() if k not in ('CPU', 'GPU')}
   if custom:
     options['resources'] = custom
+  storage = {k: os.environ[k] for k in STORAGE_ENV if k in os.environ}
+  if storage:
+    options['runtime_env'] = {'env_vars': storage}
   return options
 
 

@@ -34,7 +34,7 @@ def status(point: SweepPoint, results: Mapping | None) -> str:
     return 'finished'
   if results is not None and results.get('status') == 'diverged':
     return 'diverged'
-  started = results is not None or os.path.exists(
+  started = results is not None or files.exists(
       os.path.join(point.workdir, 'config.json'))
   return 'incomplete' if started else 'pending'
 
@@ -176,7 +176,7 @@ def markdown_text(rows: Sequence[dict], title: str) -> str:
 def write_summary(points: Sequence[SweepPoint], workdir: str, title: str) -> str:
   """Writes workdir/summary.csv and workdir/summary.md; returns the markdown."""
   rows = summary_rows(points)
-  os.makedirs(workdir, exist_ok=True)
+  files.makedirs(workdir)
   files.write_text(os.path.join(workdir, 'summary.csv'), csv_text(rows))
   markdown = markdown_text(rows, title)
   files.write_text(os.path.join(workdir, 'summary.md'), markdown)
