@@ -74,10 +74,7 @@ def create(workdir: str) -> bool:
     UserError: it is a file, sits under one, or cannot be written.
   """
   if files.is_remote(workdir):  # object storage: a prefix, nothing to make
-    if files.isfile(workdir):
-      raise UserError(f'--workdir={workdir} is a file, not a directory; pass a'
-                      ' directory (it is created if missing)')
-    return not files.isdir(workdir)
+    return _check_remote(workdir)
   if os.path.isdir(workdir):
     if not os.access(workdir, os.W_OK | os.X_OK):
       raise UserError(f'--workdir={workdir} is not writable; pass a directory'
@@ -93,6 +90,22 @@ def create(workdir: str) -> bool:
                     f'{_blocking_ancestor(workdir)}; pass a directory you can'
                     ' write to') from None
   return True
+
+
+def _check_remote(workdir: str) -> bool:
+  """`create` of a URL: its bucket must exist and answer; nothing is made."""
+  bucket = '/'.join(workdir.split('/')[:3])  # gs://bucket
+  try:
+    if not files.isdir(bucket):
+      raise UserError(f'--workdir={workdir}: there is no bucket {bucket}; create'
+                      ' it (gcloud storage buckets create), or name another')
+    if files.isfile(workdir):
+      raise UserError(f'--workdir={workdir} is a file, not a directory; pass a'
+                      ' directory (it is created if missing)')
+    return not files.isdir(workdir)
+  except OSError as e:
+    raise UserError(f'--workdir={workdir} cannot be reached ({e}); check the'
+                    ' credentials and the bucket\'s permissions') from None
 
 
 def _blocking_ancestor(path: str) -> str:

@@ -110,7 +110,10 @@ def test_a_run_on_a_gs_workdir_writes_everything_there_and_resumes_bit_exactly(
 
 
 def test_a_gs_lock_is_held_until_its_lease_runs_out(bucket):
+  with pytest.raises(UserError, match='there is no bucket gs://no-such-bucket'):
+    workdir_lib.create('gs://no-such-bucket/run')
   workdir = f'{bucket}/locked'
+  assert workdir_lib.create(workdir)  # nothing there yet
   path = f'{workdir}/run.lock'
   other = {'pid': 1, 'host': 'another-host', 'since': 'now', 'command': 'x'}
   files.write_text(path, json.dumps({**other, 'renewed': time.time()}))
