@@ -322,7 +322,7 @@ def main(argv: list[str]) -> None:
   path = os.path.join(f.workdir, 'dynamics',
                       f'spectrum_step{game.step}_member{f.member}.json')
   try:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    files.makedirs(os.path.dirname(path))
     files.write_json(path, result)
   except OSError as e:
     logging.warning('cannot save the spectrum in %s (%s); it is printed above',

@@ -143,7 +143,7 @@ def is_dataset(spec: str) -> bool:
   """Whether `spec` names a dataset (NAME:SOURCE[:PATH][@START:STOP]), not a
   path."""
   spec = SUBSET.sub('', spec)
-  return not os.path.exists(spec) and ':' in spec
+  return not files.is_remote(spec) and not os.path.exists(spec) and ':' in spec
 
 
 SUBSET = re.compile(r'@(\d*:\d*)$')  # SET@START:STOP
@@ -174,9 +174,9 @@ def read_set(spec: str, num: int | None, member: int = 0,
 
 def _read_whole_set(spec: str, num: int | None, member: int, raw: bool,
                     resolution: int) -> np.ndarray:
+  if is_run(spec):  # a workdir, local or in a bucket
+    return _sample_run(spec, num, member, raw)
   if os.path.isdir(spec):
-    if is_run(spec):
-      return _sample_run(spec, num, member, raw)
     return _read_directory(spec, num, resolution)
   if os.path.isfile(spec):
     if not spec.endswith('.npy'):
@@ -239,8 +239,8 @@ def main(argv: list[str]) -> None:
 def is_run(spec: str) -> bool:
   """Whether `spec` is a run's workdir (config.json, or checkpoints whose
   config it is read from)."""
-  return os.path.isdir(spec) and any(
-      os.path.exists(os.path.join(spec, name))
+  return files.isdir(spec) and any(
+      files.exists(os.path.join(spec, name))
       for name in ('config.json', 'checkpoints'))
 
 

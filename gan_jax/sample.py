@@ -10,6 +10,7 @@ A run that averages its generator (optim.g_ema_decay > 0) is sampled from
 the average; --raw_generator samples G itself.
 """
 
+import io
 import os
 
 from absl import app
@@ -47,8 +48,10 @@ def main(argv: list[str]) -> None:
   samples = gan_lib.generate_samples(gan, state, _NUM.value, _SEED.value,
                                    raw=_RAW())
   try:
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    np.save(out, samples)
+    files.makedirs(os.path.dirname(files.abspath(out)))
+    buffer = io.BytesIO()
+    np.save(buffer, samples)
+    files.write_bytes(out, buffer.getvalue())
   except OSError as e:
     raise UserError(f'cannot write --out={out}: {e.strerror}') from None
   print(f'wrote {samples.shape[0]} samples of shape {samples.shape[1:]} to'

@@ -15,6 +15,7 @@ import pytest
 
 from gan_jax import analysis
 from gan_jax import data
+from gan_jax import fid
 from gan_jax import files
 from gan_jax import runtime
 from gan_jax import train
@@ -91,6 +92,7 @@ def test_a_run_on_a_gs_workdir_writes_everything_there_and_resumes_bit_exactly(
   steps, _ = analysis.read_scalars(straight)['g_loss']
   assert list(steps) == [2, 4]
   assert analysis.latest_picture(straight) == f'{straight}/samples/step_4.png'
+  assert fid.is_run(straight) and not fid.is_dataset(straight)  # fid scores it
 
   # Killed after checkpoint 2: no checkpoint 4, no results, a lock whose
   # holder (a process of this host) is gone.
