@@ -22,6 +22,7 @@ seeds (`config.num_seeds`) and sweeps of one seed per point compare alike.
 from collections.abc import Iterable, Mapping, Sequence
 import csv
 import dataclasses
+import io
 import math
 import os
 import re
@@ -218,7 +219,7 @@ def read_sweep(directory: str) -> list[dict]:
   points = []
   summary = os.path.join(directory, 'summary.csv')
   if files.exists(summary):
-    reader = csv.DictReader(files.read_bytes(summary).decode().splitlines())
+    reader = csv.DictReader(io.StringIO(files.read_bytes(summary).decode()))
     keys = reader.fieldnames[:reader.fieldnames.index('status')]
     points = [{'name': row['point'], 'values': {k: row[k] for k in keys},
                'status': row['status']} for row in reader]

@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import os
+import re
 
 from absl import logging
 
@@ -24,9 +25,12 @@ from gan_jax.errors import UserError
 
 # ------------------------------------------------------------ the path layer
 
+_URL = re.compile(r'^[a-z][a-z0-9+.-]*://')
+
+
 def is_remote(path: str) -> bool:
   """Whether `path` is a URL (`gs://bucket/dir`), not a local path."""
-  return '://' in str(path)
+  return bool(_URL.match(str(path)))
 
 
 def _fs(path: str):
@@ -35,7 +39,7 @@ def _fs(path: str):
   import fsspec  # noqa: PLC0415 (only URLs need it)
   protocol = str(path).split('://', 1)[0]
   try:
-    fs = fsspec.filesystem(protocol, use_listings_cache=False)
+    fs = fsspec.filesystem(protocol, use_listings_cache=False)  # as Orbax's (runtime)
   except (ImportError, ValueError) as e:
     raise UserError(f'{path}: {protocol}:// needs its fsspec file system'
                     f' ({e}); for gs:// pip install "gan_jax[gcs]"') from None
@@ -84,6 +88,15 @@ def open_file(path: str, mode: str = 'r', **kwargs):
   return open(path, mode, **kwargs)  # noqa: SIM115 (the caller closes it)
 
 
+def listdir(path: str) -> list[str]:
+  """The names in the directory `path` (a URL: a bucket or a prefix)."""
+  if is_remote(path):
+    fs, p = _fs(path)
+    return sorted(os.path.basename(found.rstrip('/'))
+                  for found in fs.ls(p, detail=False))
+  return sorted(os.listdir(path))
+
+
 def read_bytes(path: str) -> bytes:
   with open_file(path, 'rb') as f:
     return f.read()
@@ -108,6 +121,56 @@ def move(source: str, target: str) -> None:
   else:
     import shutil  # noqa: PLC0415
     shutil.move(source, target)
+
+
+# Conditional writes of one object (GCS's generation preconditions, through
+# gcsfs): what the lock of a workdir in a bucket is built on (workdir.py).
+
+def _gcs_object(path: str):
+  fs, p = _fs(path)
+  if not path.startswith('gs://'):
+    raise UserError(f'{path}: a lock needs gs:// (GCS\'s preconditions)')
+  bucket, key, _ = fs.split_path(p)
+  return fs, bucket, key
+
+
+def write_if_generation(path: str, data: bytes, generation: str) -> str:
+  """Writes the object `path` only if its generation is `generation` ('0':
+  only if there is none); returns the new generation.
+
+  Raises:
+    FileExistsError: the object is not at that generation.
+  """
+  from urllib.parse import quote  # noqa: PLC0415
+  fs, bucket, key = _gcs_object(path)
+  written = fs.call(
+      'POST', f'{fs._location}/upload/storage/v1/b/{quote(bucket)}/o',  # noqa: SLF001
+      uploadType='media', name=key, ifGenerationMatch=generation, data=data,
+      json_out=True)
+  return str(written['generation'])
+
+
+def remove_if_generation(path: str, generation: str) -> bool:
+  """Deletes the object `path` if it is at `generation`; whether it did."""
+  fs, bucket, key = _gcs_object(path)
+  try:
+    fs.call('DELETE', 'b/{}/o/{}', bucket, key, ifGenerationMatch=generation)
+  except (FileExistsError, FileNotFoundError):
+    return False
+  return True
+
+
+def read_with_generation(path: str) -> tuple[bytes, str] | None:
+  """(contents, generation) of the object `path`, None if there is none. The
+  generation is read first: a later writer makes a conditional write on it
+  fail, never succeed wrongly."""
+  fs, _, _ = _gcs_object(path)
+  p = _fs(path)[1]
+  try:
+    generation = str(fs.info(p)['generation'])
+    return fs.cat_file(p), generation
+  except FileNotFoundError:
+    return None
 
 
 def glob(pattern: str) -> list[str]:
@@ -167,8 +230,8 @@ def naming(path: str):
   try:
     yield
   except OSError as e:
-    if e.filename is None:
-      raise OSError(e.errno, e.strerror, path) from e
+    if e.filename is None:  # gcsfs's errors have a message but no strerror
+      raise OSError(e.errno, e.strerror or str(e), path) from e
     raise
 
 
@@ -258,9 +321,15 @@ def write_npz(path: str, arrays: Mapping) -> None:
 
   import numpy as np  # noqa: PLC0415 (the JSON writers need no NumPy)
   makedirs(os.path.dirname(abspath(path)))
-  buffer = io.BytesIO()
-  np.savez(buffer, **arrays)
-  write_bytes(path, buffer.getvalue())
+  if is_remote(path):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_bytes(path, buffer.getvalue())
+    return
+  tmp = path + '.tmp'
+  with open(tmp, 'wb') as f:
+    np.savez(f, **arrays)
+  os.replace(tmp, path)
 
 
 def read_npz(path: str, names: tuple[str, ...], instead: str) -> dict | None:
@@ -273,8 +342,7 @@ def read_npz(path: str, names: tuple[str, ...], instead: str) -> dict | None:
   if not exists(path):
     return None
   try:
-    with open_file(path, 'rb') as f:
-      data = io.BytesIO(f.read())
+    data = io.BytesIO(read_bytes(path)) if is_remote(path) else path
     with np.load(data, allow_pickle=False) as npz:
       return {name: npz[name] for name in names}
   except Exception as e:  # noqa: BLE001 (any unreadable cache is recomputed)

@@ -9,7 +9,8 @@ applies, once per process:
   same random bits, faster), for every program traced afterwards;
 - one path layer for object storage (`gs://` workdirs): Orbax's paths
   (etils.epath) go through fsspec/gcsfs, as gan_jax's own files do, not
-  through TensorFlow's file system (EPATH_USE_TF=false). With
+  through TensorFlow's file system (EPATH_USE_TF=false), and no gcsfs caches
+  listings (other hosts write the same directories). With
   STORAGE_EMULATOR_HOST set (a local GCS emulator), TensorStore's GCS driver,
   which writes the checkpoints' arrays, is pointed at it too
   (TENSORSTORE_GCS_HTTP_URL), gcsfs's gRPC bucket probe, which no
@@ -60,10 +61,12 @@ def setup() -> None:
 
 def use_one_storage_layer() -> None:
   """The environment of object storage described in the module docstring."""
+  import fsspec.config  # noqa: PLC0415
   os.environ.setdefault('EPATH_USE_TF', 'false')
+  gs = fsspec.config.conf.setdefault('gs', {})
+  gs.setdefault('use_listings_cache', False)  # other hosts write there too
   emulator = os.environ.get('STORAGE_EMULATOR_HOST')
   if emulator:
     os.environ.setdefault('TENSORSTORE_GCS_HTTP_URL', emulator)
     os.environ.setdefault('GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT', 'false')
-    import fsspec.config  # noqa: PLC0415 (only with an emulator)
-    fsspec.config.conf.setdefault('gs', {}).setdefault('token', 'anon')
+    gs.setdefault('token', 'anon')

@@ -49,18 +49,27 @@ def _file_name() -> str:
 
 class _ObjectFile(io.BytesIO):
   """The event file in object storage, where nothing can be appended to: the
-  records are kept in memory and the whole object is written again at each
-  flush (as TensorFlow's GCS file system does)."""
+  records are kept in memory and the whole object is written again at a
+  flush (as TensorFlow's GCS file system does), at most every UPLOAD_EVERY_S
+  seconds (GCS takes about one write a second per object, and each upload
+  carries the whole file) and at close."""
+
+  UPLOAD_EVERY_S = 30.0
 
   def __init__(self, path: str):
     super().__init__()
     self._path = path
+    self._uploaded = None  # time of the last upload
 
-  def flush(self) -> None:
-    files.write_bytes(self._path, self.getvalue())
+  def flush(self, force: bool = False) -> None:
+    now = time.monotonic()
+    if (force or self._uploaded is None
+        or now - self._uploaded >= self.UPLOAD_EVERY_S):
+      files.write_bytes(self._path, self.getvalue())
+      self._uploaded = now
 
   def close(self) -> None:
-    self.flush()
+    self.flush(force=True)
     super().close()
 
 

@@ -10,7 +10,8 @@
   In object storage (`gs://`) there is no flock either: the lock is an object
   created only if absent (GCS's `ifGenerationMatch=0` precondition, so of two
   runs starting together one gets it), which its holder renews every
-  RENEW_S seconds and deletes on release. A holder that died on this host is
+  RENEW_S seconds and deletes on release, each at the generation it wrote
+  last (so it never touches a lock another run has taken over). A holder that died on this host is
   stale at once; one on another host (a preempted VM) once it has not renewed
   the lock for LEASE_S seconds. Host clocks are assumed to agree to well
   within LEASE_S (NTP on cloud VMs).
@@ -95,17 +96,30 @@ def create(workdir: str) -> bool:
 def _check_remote(workdir: str) -> bool:
   """`create` of a URL: its bucket must exist and answer; nothing is made."""
   bucket = '/'.join(workdir.split('/')[:3])  # gs://bucket
+  if not workdir.startswith('gs://'):
+    raise UserError(f'--workdir={workdir}: a URL workdir must be gs://BUCKET/PATH')
   try:
-    if not files.isdir(bucket):
+    try:  # listing needs only storage.objects.list, as training does
+      files.listdir(bucket)
+    except FileNotFoundError:
       raise UserError(f'--workdir={workdir}: there is no bucket {bucket}; create'
-                      ' it (gcloud storage buckets create), or name another')
+                      ' it (gcloud storage buckets create), or name another'
+                      ) from None
     if files.isfile(workdir):
       raise UserError(f'--workdir={workdir} is a file, not a directory; pass a'
                       ' directory (it is created if missing)')
     return not files.isdir(workdir)
-  except OSError as e:
-    raise UserError(f'--workdir={workdir} cannot be reached ({e}); check the'
-                    ' credentials and the bucket\'s permissions') from None
+  except UserError:
+    raise
+  except Exception as e:  # noqa: BLE001 (gcsfs's HttpError, auth errors, ...)
+    raise UserError(f'--workdir={workdir} cannot be reached ({_first_line(e)});'
+                    ' check the credentials and the bucket\'s permissions'
+                    ) from None
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0][:200] if text else type(error).__name__
 
 
 def _blocking_ancestor(path: str) -> str:
@@ -214,10 +228,18 @@ def _lease_age(record: dict) -> float:
     return float('inf')
 
 
-def _acquire_remote(workdir: str, path: str) -> None:
-  """Creates the lock object `path` (see the module docstring)."""
-  record = _read_record(path)
-  if record:
+def _acquire_remote(workdir: str, path: str) -> str:
+  """Creates the lock object `path` (see the module docstring); returns its
+  generation. A stale lock is deleted only at the generation read, so of two
+  runs taking it over, one deletes it and the other's delete fails; then only
+  one of them can create it."""
+  found = files.read_with_generation(path)
+  if found is not None:
+    try:
+      record = json.loads(found[0])
+    except ValueError:
+      record = {}
+    record = record if isinstance(record, dict) else {}
     if _alive_here(record) and _lease_age(record) <= LEASE_S:
       raise UserError(
           f'--workdir={workdir} is in use by {_describe(record)}, which renewed'
@@ -225,26 +247,40 @@ def _acquire_remote(workdir: str, path: str) -> None:
           f' {LEASE_S}s); wait for that run to end, or use another --workdir')
     logging.warning('taking over the lock of %s, which ended without'
                     ' releasing it', _describe(record))
-    with contextlib.suppress(FileNotFoundError):
-      files.remove(path)
+    files.remove_if_generation(path, found[1])
   try:
-    with files.open_file(path, 'xb') as f:
-      f.write(json.dumps(_record()).encode())
+    return files.write_if_generation(path, json.dumps(_record()).encode(), '0')
   except FileExistsError:
     raise _busy(workdir, _read_record(path)) from None
 
 
 @contextlib.contextmanager
 def _remote_lock(workdir: str):
+  """Holds the lock object, renewing it at the generation this run wrote
+  last: if another run has taken it over meanwhile (this one stalled past
+  the lease), the renewal fails, one error line says so, and this run
+  leaves that run's lock alone."""
   path = os.path.join(workdir, LOCK_FILE)
-  _acquire_remote(workdir, path)
+  try:
+    generation = _acquire_remote(workdir, path)
+  except OSError as e:
+    raise UserError(f'cannot take the lock {path} ({e}); check the bucket\'s'
+                    ' permissions') from None
   done = threading.Event()
+  held = {'generation': generation}
 
   def renew():
     while not done.wait(RENEW_S):
       try:
-        files.write_bytes(path, json.dumps(_record()).encode())
-      except OSError as e:
+        held['generation'] = files.write_if_generation(
+            path, json.dumps(_record()).encode(), held['generation'])
+      except FileExistsError:
+        logging.error('another run took over the lock %s (this run went %ds'
+                      ' without renewing it): two runs now write %s', path,
+                      LEASE_S, workdir)
+        held['generation'] = None
+        return
+      except Exception as e:  # noqa: BLE001 (a failed renewal is retried)
         logging.warning('cannot renew the lock %s (%s); it goes stale %ds after'
                         ' its last renewal', path, e, LEASE_S)
 
@@ -255,8 +291,12 @@ def _remote_lock(workdir: str):
   finally:
     done.set()
     renewer.join()
-    with contextlib.suppress(FileNotFoundError):
-      files.remove(path)
+    if held['generation'] is not None:
+      try:
+        files.remove_if_generation(path, held['generation'])
+      except Exception as e:  # noqa: BLE001 (never hides the run's own error)
+        logging.warning('cannot release the lock %s (%s); it goes stale %ds'
+                        ' after its last renewal', path, e, LEASE_S)
 
 
 @contextlib.contextmanager
@@ -434,6 +474,8 @@ def check_resume(config: ml_collections.ConfigDict, workdir: str,
     UserError: a key outside FREE_KEYS and `allowed` differs; the message
       lists those keys and how to go on.
   """
+  if files.is_remote(workdir):  # before reading it: one line if unreachable
+    _check_remote(workdir)
   changes = config_changes(config, workdir)
   refused = {key: change for key, change in changes.items()
              if key not in FREE_KEYS and key not in allowed}

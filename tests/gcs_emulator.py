@@ -5,8 +5,8 @@ on and that it lacks:
 - a download answers with the object's generation (`x-goog-generation`),
   which TensorStore reads back for every object it writes;
 - the generation preconditions: `ifGenerationMatch` on an upload (0: only if
-  the object does not exist) and on a download, `ifGenerationNotMatch` on a
-  download (304 when it matches), as
+  the object does not exist), a download and a delete, `ifGenerationNotMatch`
+  on a download (304 when it matches), as
   https://cloud.google.com/storage/docs/request-preconditions describes.
 
 The server handles one request at a time, so a precondition's check and the
@@ -77,10 +77,21 @@ def _download(request, response, storage, *args, _download=objects.download,
   return result
 
 
+def _delete(request, response, storage, *args, _delete=objects.delete, **kwargs):
+  match = (request.query.get('ifGenerationMatch') or [None])[0]
+  current = _generation(storage, request.params['bucket_name'],
+                        request.params['object_id'])
+  if match is not None and current != '0' and match != current:
+    response.status = HTTPStatus.PRECONDITION_FAILED
+    return None
+  return _delete(request, response, storage, *args, **kwargs)
+
+
 def main() -> None:
   storage_lib.Storage.create_file = _create_file
   objects.insert = _insert
   objects.download = _download
+  objects.delete = _delete
   from gcp_storage_emulator import __main__ as emulator  # noqa: PLC0415 (after the patches: its routes name the handlers)
   emulator.main(sys.argv[1:])
 

@@ -126,10 +126,17 @@ def test_a_gs_lock_is_held_until_its_lease_runs_out(bucket):
       {**other, 'renewed': time.time() - workdir_lib.LEASE_S - 1}))
   with workdir_lib.lock(workdir):  # a preempted host's lock: stale, taken
     assert files.read_json(path)['pid'] == os.getpid()
-    with pytest.raises(FileExistsError):  # what a run starting with it meets
-      with files.open_file(path, 'xb') as f:
-        f.write(b'{}')
     with pytest.raises(UserError, match=f'pid {os.getpid()}'):
       with workdir_lib.lock(workdir):
         pass
+    # What two runs taking over one stale lock meet: one write of generation
+    # 0 (absent) and one delete at the generation read can succeed, not two.
+    _, generation = files.read_with_generation(path)
+    with pytest.raises(FileExistsError):
+      files.write_if_generation(path, b'{}', '0')
+    assert not files.remove_if_generation(path, str(int(generation) + 1))
+    # Taken over meanwhile (this run stalled): release leaves it alone.
+    files.write_text(path, json.dumps({**other, 'renewed': time.time()}))
+  assert files.read_json(path)['pid'] == 1
+  assert files.remove_if_generation(path, files.read_with_generation(path)[1])
   assert not files.exists(path)
