@@ -93,6 +93,11 @@ def test_a_run_on_a_gs_workdir_writes_everything_there_and_resumes_bit_exactly(
   assert list(steps) == [2, 4]
   assert analysis.latest_picture(straight) == f'{straight}/samples/step_4.png'
   assert fid.is_run(straight) and not fid.is_dataset(straight)  # fid scores it
+  # The Inception cache's files (eval.inception_cache=gs://...).
+  cache = f'{bucket}/inception_cache/reference.npz'
+  files.cache_npz(cache, {'mu': np.arange(3.0)})
+  np.testing.assert_array_equal(
+      files.read_npz(cache, ('mu',), instead='')['mu'], np.arange(3.0))
 
   # Killed after checkpoint 2: no checkpoint 4, no results, a lock whose
   # holder (a process of this host) is gone.
