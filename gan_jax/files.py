@@ -50,26 +50,25 @@ def abspath(path: str) -> str:
   return path if is_remote(path) else os.path.abspath(path)
 
 
-def exists(path: str) -> bool:
+def _ask(question: str, path: str) -> bool:
+  """os.path's `question` (exists, isdir, isfile) of a local path, or the
+  fsspec file system's of a URL (a URL's directory: a prefix holding objects)."""
   if is_remote(path):
     fs, p = _fs(path)
-    return fs.exists(p)
-  return os.path.exists(path)
+    return getattr(fs, question)(p)
+  return getattr(os.path, question)(path)
+
+
+def exists(path: str) -> bool:
+  return _ask('exists', path)
 
 
 def isdir(path: str) -> bool:
-  """Whether `path` is a directory (a URL: a prefix holding objects)."""
-  if is_remote(path):
-    fs, p = _fs(path)
-    return fs.isdir(p)
-  return os.path.isdir(path)
+  return _ask('isdir', path)
 
 
 def isfile(path: str) -> bool:
-  if is_remote(path):
-    fs, p = _fs(path)
-    return fs.isfile(p)
-  return os.path.isfile(path)
+  return _ask('isfile', path)
 
 
 def makedirs(path: str) -> None:
@@ -164,8 +163,8 @@ def read_with_generation(path: str) -> tuple[bytes, str] | None:
   """(contents, generation) of the object `path`, None if there is none. The
   generation is read first: a later writer makes a conditional write on it
   fail, never succeed wrongly."""
-  fs, _, _ = _gcs_object(path)
-  p = _fs(path)[1]
+  fs, bucket, key = _gcs_object(path)
+  p = f'{bucket}/{key}'
   try:
     generation = str(fs.info(p)['generation'])
     return fs.cat_file(p), generation

@@ -46,6 +46,7 @@ from gan_jax import checkpoints
 from gan_jax import configs
 from gan_jax import files
 from gan_jax.errors import UserError
+from gan_jax.errors import one_line
 
 LOCK_FILE = 'run.lock'
 HISTORY_FILE = 'config_history.json'
@@ -112,14 +113,10 @@ def _check_remote(workdir: str) -> bool:
   except UserError:
     raise
   except Exception as e:  # noqa: BLE001 (gcsfs's HttpError, auth errors, ...)
-    raise UserError(f'--workdir={workdir} cannot be reached ({_first_line(e)});'
+    raise UserError(f'--workdir={workdir} cannot be reached ({one_line(e)});'
                     ' check the credentials and the bucket\'s permissions'
                     ) from None
 
-
-def _first_line(error: Exception) -> str:
-  text = str(error).strip()
-  return text.splitlines()[0][:200] if text else type(error).__name__
 
 
 def _blocking_ancestor(path: str) -> str:
