@@ -13,6 +13,7 @@ notebook holds no library logic and so it is tested:
   comparison_rows    per group of runs: every seed's figures pooled, mean ± std
   markdown_table     those rows as a markdown table (`Column`: which figures, how)
   metrics_table      the final figures of single runs (e.g. MNIST) side by side
+  seeds_table        runs NAME_seed<k> pooled by NAME: mean, 95% interval, seeds
   fid_results        a run's results with `python -m gan_jax.fid`'s figures per member
 
 Groups of runs are `{label tuple: [results.json dicts]}`, so runs of several
@@ -69,6 +70,21 @@ INCEPTION_COLUMNS = (Column('fid', 'FID', 1.0, '.1f'),
                      Column('recall', 'recall', 1.0, '.2f'),
                      Column('density', 'density', 1.0, '.2f'),
                      Column('coverage', 'coverage', 1.0, '.2f'))
+
+# Stacked MNIST's figures (Lin et al. 2018, Table 2), as
+# docs/results/stacked_mnist.md shows them.
+STACKED_COLUMNS = (Column('modes', 'modes', 1.0, '.1f', '.0f'),
+                   Column('reverse_kl', 'KL', 1.0, '.3f'))
+
+# The inception evaluator's figures of a run in training (a held-out MNIST
+# reference: eval.reference_subset), as the notebook shows them.
+HELD_OUT_COLUMNS = (Column('fid', 'FID', 1.0, '.1f'),
+                    Column('kid', 'KID x 1000', 1e3, '.1f'),
+                    Column('precision_inception', 'precision', 1.0, '.2f'),
+                    Column('recall_inception', 'recall', 1.0, '.2f'))
+
+# runs/NAME_seed<k>: the seeds of one row of `seeds_table`.
+_SEED_SUFFIX = re.compile(r'_seed\d+$')
 
 FID_FILE = 'fid_member{member}.json'  # `python -m gan_jax.fid ... --member=i >` this
 
@@ -334,14 +350,19 @@ def _number(value: float, column: Column, spec: str | None = None) -> str:
   return f'{value * column.scale:{spec or column.spec}}'
 
 
-def spread_cell(summary: Mapping | None, column: Column, seeds: int = 0) -> str:
-  """'mean ± std' of one figure over seeds ('mean' for one value, 'n/a' for
-  none), with '(n of `seeds`)' when some seeds have no value (a NaN reverse
-  KL: no high-quality sample)."""
+def spread_cell(summary: Mapping | None, column: Column, seeds: int = 0,
+                interval: bool = False) -> str:
+  """'mean ± std' of one figure over seeds, or with `interval` 'mean [low,
+  high]' (the Student-t 95% interval of the mean); 'mean' for one value,
+  'n/a' for none; with '(n of `seeds`)' when some seeds have no value (a NaN
+  reverse KL: no high-quality sample)."""
   if not summary or not summary['n']:
     return 'n/a'
   text = _number(summary['mean'], column)
-  if summary['n'] > 1:
+  if summary['n'] > 1 and interval:
+    low, high = (_number(end, column) for end in summary['ci95'])
+    text += f' [{low}, {high}]'
+  elif summary['n'] > 1:
     text += f' ± {_number(summary["std"], column)}'
   if summary['n'] < seeds:
     text += f' ({summary["n"]} of {seeds})'
@@ -350,10 +371,12 @@ def spread_cell(summary: Mapping | None, column: Column, seeds: int = 0) -> str:
 
 def markdown_table(rows: Sequence[dict], label_titles: Sequence[str],
                    columns: Sequence[Column] = TOY_COLUMNS,
-                   per_seed: Sequence[str] = ('modes', 'high_quality')) -> str:
+                   per_seed: Sequence[str] = ('modes', 'high_quality'),
+                   interval: bool = False) -> str:
   """`comparison_rows` as markdown: the labels, 'seeds' ('n', or 'n of m'
-  while some runs are not finished), each column's mean ± std over seeds,
-  then every seed's value of the `per_seed` keys."""
+  while some runs are not finished), each column's mean ± std over seeds
+  (with `interval`: mean [95% interval]), then every seed's value of the
+  `per_seed` keys."""
   listed = [c for key in per_seed for c in columns if c.key == key]
   header = [*label_titles, 'seeds', *(c.title for c in columns),
             *(f'{c.title} per seed' for c in listed)]
@@ -364,8 +387,8 @@ def markdown_table(rows: Sequence[dict], label_titles: Sequence[str],
       seeds += f' of {row["expected"]}'
       seeds += ''.join(f', {n} {status}' for status, n in sorted(row['other'].items()))
     cells = [*row['label'], seeds]
-    cells += [spread_cell(row['summary'].get(c.key), c, len(row['per_seed']))
-              for c in columns]
+    cells += [spread_cell(row['summary'].get(c.key), c, len(row['per_seed']),
+                          interval) for c in columns]
     cells += [', '.join(_number(figures.get(c.key, math.nan), c, c.seed_spec)
                         for figures in row['per_seed']) for c in listed]
     lines.append('| ' + ' | '.join(cells) + ' |')
@@ -424,6 +447,22 @@ def fid_table(pattern: str) -> str | None:
                           for steps, loss, w in labelled})
   return markdown_table(rows, ('loss', 'steps'), INCEPTION_COLUMNS,
                         per_seed=('fid',))
+
+
+def seeds_table(pattern: str, columns: Sequence[Column] = STACKED_COLUMNS
+                ) -> str | None:
+  """The runs matching `pattern`, a row per name less its `_seed<k>` (so
+  runs/stacked_mnist_goal_seed0, _seed1 and _seed2 are one row): the mean of
+  each column with its 95% interval over the finished seeds, then every
+  seed's values. None if no run matches."""
+  groups = {}
+  for workdir in find_runs(pattern):
+    name = _SEED_SUFFIX.sub('', os.path.basename(workdir.rstrip('/')))
+    groups.setdefault((name,), []).append(load_results(workdir))
+  if not groups:
+    return None
+  return markdown_table(comparison_rows(groups), ('runs',), columns,
+                        per_seed=tuple(c.key for c in columns), interval=True)
 
 
 def runs_metrics_table(pattern: str) -> str | None:
