@@ -443,3 +443,20 @@ def test_the_r3gan_variants_are_rpgan_with_r1_and_r2_on_every_step():
       section, field = key.split('.')
       default[section][field] = r3gan[section][field]
     assert default.to_dict() == r3gan.to_dict()
+
+
+def test_stacked_mnist_trains_the_mnist_recipes_on_three_channels():
+  """Stacked MNIST's default is MNIST's (`goal`) and `tutorial` the
+  project's base recipe; only the data and the mode metric's 26,000
+  samples (PacGAN's count) differ."""
+  directory = os.path.join(REPO, 'experiments')
+  stacked = {arg: analysis.experiment_config(
+      os.path.join(directory, 'stacked_mnist.py') + arg) for arg in ('', ':tutorial')}
+  mnist = analysis.experiment_config(os.path.join(directory, 'mnist.py'))
+  base = configs.default_config()
+  for recipe, config in ((mnist, stacked['']), (base, stacked[':tutorial'])):
+    assert (config.data.name, config.eval.num_samples) == ('stacked_mnist', 26_000)
+    for section, field in (('data', 'name'), ('data', 'source'),
+                           ('eval', 'num_samples'), ('train', 'sample_every')):
+      recipe[section][field] = config[section][field]
+    assert config.to_dict() == recipe.to_dict()
