@@ -14,6 +14,11 @@
   # the tutorial's recipe (non-saturating, Adam 2e-4, β1 0.5, no stabiliser)
   python -m gan_jax.main --config=experiments/stacked_mnist.py:tutorial \
       --workdir=runs/stacked_mnist_tutorial
+  # the table of docs/results/stacked_mnist.md: every row of ROWS, 3 seeds
+  # each, one point per (row, seed) (--engine=ray runs them in parallel)
+  python -m gan_jax.sweep --config=experiments/stacked_mnist.py:table \
+      --config.eval.evaluators=stacked_mnist --sweep=seed=0,1,2 \
+      --workdir=runs/stacked_mnist_table
 
 The mode-collapse benchmark of VEEGAN (Srivastava et al. 2017) and PacGAN
 (Lin et al. 2018): a generator that covers every digit triple has 1,000
@@ -31,22 +36,84 @@ import os
 
 from gan_jax import configs
 
-VARIANTS = ('default', 'tutorial', 'r3gan')
+VARIANTS = ('default', 'tutorial', 'r3gan', 'table')
 _MNIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'mnist.py')
+
+# The tutorial's recipe as changes of the default: configs.default_config()'s.
+TUTORIAL = {'loss.name': 'non_saturating', 'optim.g_lr': 2e-4, 'optim.d_lr': 2e-4,
+            'optim.b1': 0.5, 'optim.b2': 0.999, 'model.dropout': 0.3,
+            'optim.g_ema_decay': 0.0, 'loss.r1_weight': 0.0, 'loss.reg_every': 1}
+# R3GAN's objective (Huang et al. 2024) as changes of the default.
+R3GAN = {'loss.name': 'rpgan', 'loss.r1_weight': 1.0, 'loss.r2_weight': 1.0,
+         'loss.reg_every': 1}
+# The rows of the table besides the default (issue 30), name -> its changes
+# of the default: the recipes, the default without each stabiliser, PacGAN2
+# (Lin et al. 2018), then each other loss with the default's recipe, wgan_gp
+# (5 critic steps) last. A run is the first row whose every value it has
+# (`results_table`), so a row comes before any row it contains.
+ROWS = {
+    'tutorial': TUTORIAL,
+    'r3gan': R3GAN,
+    'no_r1': {'loss.r1_weight': 0.0},
+    'no_g_average': {'optim.g_ema_decay': 0.0},
+    'pacgan2': {'model.pack': 2},
+    **{f'loss={name}': {'loss.name': name}
+       for name in ('non_saturating', 'vanilla', 'least_squares', 'relativistic',
+                    'rpgan', 'wgan_gp')},
+}
 
 
 def get_config(variant: str = 'default'):
-  """`default` (experiments/mnist.py's `goal`), `r3gan` (its `r3gan`: the
-  relativistic pairing loss with R1 and R2 at weight 1 on every step, not
-  tuned here) or `tutorial` (`configs.default_config()`: the non-saturating
-  loss, Adam 2e-4, β1 0.5, dropout 0.3 in D, no stabiliser)."""
+  """`default` (experiments/mnist.py's `goal`; `table` too, whose sweep is
+  ROWS), `r3gan` (the default with R3GAN's objective: the relativistic
+  pairing loss with R1 and R2 at weight 1 on every step, not tuned here) or
+  `tutorial` (`configs.default_config()`: the non-saturating loss, Adam 2e-4,
+  β1 0.5, dropout 0.3 in D, no stabiliser)."""
   configs.check_variant('experiments/stacked_mnist.py', variant, VARIANTS)
-  if variant == 'tutorial':
-    c = configs.default_config()
-  else:
-    c = configs.call_config_file(f'{_MNIST}:{"goal" if variant == "default" else variant}')
+  c = configs.call_config_file(f'{_MNIST}:goal')
   c.data.name = 'stacked_mnist'  # 28x28x3, each channel an independent digit
   c.data.source = 'tfds'  # MNIST's source; offline: 'idx' with data.path
   c.train.sample_every = 500
   c.eval.num_samples = 26_000  # VEEGAN/PacGAN's count for the mode metric
+  for key, value in ROWS.get(variant, {}).items():
+    section, field = key.split('.')
+    c[section][field] = value
   return c
+
+
+def get_sweep(variant: str = 'default'):
+  """`table`: the default, then each row of ROWS (a point each; the seeds
+  come from --sweep=seed=... or config.num_seeds); no sweep otherwise."""
+  if variant != 'table':
+    return None
+  return [{}, *(dict(changes) for changes in ROWS.values())]
+
+
+def row_workdirs(directory: str, seed: int = 0) -> dict[str, str]:
+  """{row: its point of `seed` in the `:table` sweep in `directory`}, for
+  the rows that have one (e.g. to show their samples)."""
+  from gan_jax import files  # noqa: PLC0415
+  from gan_jax.sweep import points  # noqa: PLC0415
+  found = {}
+  for row, changes in {'default': {}, **ROWS}.items():
+    workdir = os.path.join(directory, points.point_name({**changes, 'seed': seed}))
+    if files.isdir(workdir):
+      found[row] = workdir
+  return found
+
+
+def results_table(directory: str) -> str | None:
+  """The table of docs/results/stacked_mnist.md from the `:table` sweep in
+  `directory`: a row per ROWS name ('default' first) pooling its seeds,
+  modes and KL as mean [95% interval], then each seed's; None if the sweep
+  is not there."""
+  from gan_jax import analysis  # noqa: PLC0415 (reads TensorBoard files)
+  from gan_jax import files  # noqa: PLC0415
+  if not files.isdir(directory):
+    return None
+  groups = analysis.group_rows(analysis.read_sweep(directory), ROWS, 'default')
+  if not groups:
+    return None
+  columns = analysis.STACKED_COLUMNS
+  return analysis.markdown_table(analysis.comparison_rows(groups), ('row',), columns,
+                                 per_seed=tuple(c.key for c in columns), interval=True)

@@ -15,6 +15,8 @@ of a results file is typed by hand. The kinds of table:
   sweeps DIR...         `gan_jax.sweep` directories by (data, loss): PacGAN's
                         modes, high quality and reverse KL over seeds
   stabilisers DATASET   experiments/stabilisers.py's (loss, stabiliser) table
+  stacked DIR           experiments/stacked_mnist.py's `:table` sweep by row:
+                        modes and KL, mean [95% interval] and every seed's
   fid GLOB              MNIST runs that `python -m gan_jax.fid` scored, by
                         (loss, steps): Inception FID, KID, precision/recall...
   metrics GLOB          single runs' final figures side by side
@@ -39,6 +41,12 @@ from gan_jax.errors import UserError
 _BLOCK = re.compile(r'(<!-- table: ([^>]*?) -->\n)(.*?)(<!-- /table -->)', re.DOTALL)
 
 
+def _experiment(name: str):
+  """experiments/`name` of this checkout, as a module."""
+  return configs.load_config_module(
+      os.path.join(analysis.repo_root(), 'experiments', name))
+
+
 def table(spec: str, runs: str) -> str | None:
   """The markdown table of a `<!-- table: SPEC -->` mark, from the runs under
   `runs`; None when they are not there."""
@@ -47,9 +55,9 @@ def table(spec: str, runs: str) -> str | None:
   if kind == 'sweeps' and args:
     return analysis.sweep_table(paths)
   if kind == 'stabilisers' and len(args) == 1:
-    experiment = configs.load_config_module(os.path.join(
-        analysis.repo_root(), 'experiments', 'stabilisers.py'))
-    return experiment.results_table(args[0], runs)
+    return _experiment('stabilisers.py').results_table(args[0], runs)
+  if kind == 'stacked' and len(args) == 1:
+    return _experiment('stacked_mnist.py').results_table(paths[0])
   if kind == 'fid' and len(args) == 1:
     return analysis.fid_table(paths[0])
   if kind == 'metrics' and len(args) == 1:
@@ -64,7 +72,8 @@ def table(spec: str, runs: str) -> str | None:
                       f' got {args[0]!r}') from None
     return dynamics.dirac_table(lr)
   raise UserError(f'unknown table mark {spec!r}; valid: sweeps DIR...,'
-                  ' stabilisers DATASET, fid GLOB, metrics GLOB, seeds GLOB, dirac LR')
+                  ' stabilisers DATASET, stacked DIR, fid GLOB, metrics GLOB,'
+                  ' seeds GLOB, dirac LR')
 
 
 def rewrite(text: str, runs: str) -> tuple[str, list[str]]:

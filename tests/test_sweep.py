@@ -16,6 +16,7 @@ from gan_jax import configs
 from gan_jax import files
 from gan_jax import losses
 from gan_jax import preemption
+from gan_jax import report
 from gan_jax import sweep
 from gan_jax import train
 from gan_jax import workdir as workdir_lib
@@ -23,6 +24,7 @@ from gan_jax.errors import TrainingDiverged
 from gan_jax.errors import UserError
 from gan_jax.sweep import points as sweep_points
 from tests.helpers import REPO
+from tests.helpers import write_json
 
 RING8 = os.path.join(REPO, 'experiments', 'ring8.py')
 TINY = {'model.width': 32, 'model.depth': 2, 'train.batch_size': 16,
@@ -460,3 +462,38 @@ def test_stacked_mnist_trains_the_mnist_recipes_on_three_channels():
                            ('eval', 'num_samples'), ('train', 'sample_every')):
       recipe[section][field] = config[section][field]
     assert config.to_dict() == recipe.to_dict()
+
+
+def test_the_stacked_mnist_table_is_a_sweep_of_its_rows_read_back_by_row(tmp_path):
+  """`:table` sweeps the default and every ROWS entry; results_table names a
+  point by the first row whose values it has (R3GAN is not `loss=rpgan`, the
+  tutorial not `no_r1`) and pools each row's seeds."""
+  path = os.path.join(REPO, 'experiments', 'stacked_mnist.py')
+  experiment = configs.load_config_module(path)
+  points = configs.call_config_file(path + ':table', 'get_sweep')
+  assert points[0] == {} and len(points) == 1 + len(experiment.ROWS)
+  assert points[-1] == {'loss.name': 'wgan_gp'}  # the dearest last
+  assert configs.call_config_file(path, 'get_sweep') is None
+  figures = {('default', 0): (1000, 0.05), ('default', 1): (1000, 0.07),
+             ('r3gan', 0): (999, 0.10), ('tutorial', 0): (815, 1.3),
+             ('loss=rpgan', 0): (990, 0.2)}
+  for (row, seed), (modes, kl) in figures.items():
+    changes = {**experiment.ROWS.get(row, {}), 'seed': seed}
+    config = analysis.experiment_config(path + ':table', changes)
+    workdir = tmp_path / sweep_points.point_name(changes)
+    write_json(str(workdir / 'config.json'), config.to_dict())
+    write_json(str(workdir / 'results.json'), {
+        'status': 'finished', 'final_step': 10_000, 'seeds': [seed],
+        'metrics': {'modes': modes, 'reverse_kl': kl, 'real_modes': 1000}})
+  table = experiment.results_table(str(tmp_path)).splitlines()
+  assert table[0] == '| row | seeds | modes | KL | modes per seed | KL per seed |'
+  assert table[2:] == [
+      '| default | 2 | 1000.0 [1000.0, 1000.0] | 0.060 [-0.067, 0.187] | 1000, 1000'
+      ' | 0.050, 0.070 |',
+      '| tutorial | 1 | 815.0 | 1.300 | 815 | 1.300 |',
+      '| r3gan | 1 | 999.0 | 0.100 | 999 | 0.100 |',
+      '| loss=rpgan | 1 | 990.0 | 0.200 | 990 | 0.200 |']
+  assert experiment.results_table(str(tmp_path / 'missing')) is None
+  marked = f'<!-- table: stacked {tmp_path.name} -->\nold\n<!-- /table -->\n'
+  text, kept = report.rewrite(marked, str(tmp_path.parent))
+  assert kept == [] and text.splitlines()[1:-1] == table
