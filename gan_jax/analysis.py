@@ -13,7 +13,6 @@ notebook holds no library logic and so it is tested:
   comparison_rows    per group of runs: every seed's figures pooled, mean ± std
   markdown_table     those rows as a markdown table (`Column`: which figures, how)
   metrics_table      the final figures of single runs (e.g. MNIST) side by side
-  seeds_table        runs NAME_seed<k> pooled by NAME: mean, 95% interval, seeds
   fid_results        a run's results with `python -m gan_jax.fid`'s figures per member
 
 Groups of runs are `{label tuple: [results.json dicts]}`, so runs of several
@@ -76,15 +75,6 @@ INCEPTION_COLUMNS = (Column('fid', 'FID', 1.0, '.1f'),
 STACKED_COLUMNS = (Column('modes', 'modes', 1.0, '.1f', '.0f'),
                    Column('reverse_kl', 'KL', 1.0, '.3f'))
 
-# The inception evaluator's figures of a run in training (a held-out MNIST
-# reference: eval.reference_subset), as the notebook shows them.
-HELD_OUT_COLUMNS = (Column('fid', 'FID', 1.0, '.1f'),
-                    Column('kid', 'KID x 1000', 1e3, '.1f'),
-                    Column('precision_inception', 'precision', 1.0, '.2f'),
-                    Column('recall_inception', 'recall', 1.0, '.2f'))
-
-# runs/NAME_seed<k>: the seeds of one row of `seeds_table`.
-_SEED_SUFFIX = re.compile(r'_seed\d+$')
 
 FID_FILE = 'fid_member{member}.json'  # `python -m gan_jax.fid ... --member=i >` this
 
@@ -458,22 +448,6 @@ def fid_table(pattern: str) -> str | None:
                           for steps, loss, w in labelled})
   return markdown_table(rows, ('loss', 'steps'), INCEPTION_COLUMNS,
                         per_seed=('fid',))
-
-
-def seeds_table(pattern: str, columns: Sequence[Column] = STACKED_COLUMNS
-                ) -> str | None:
-  """The runs matching `pattern`, a row per name less its `_seed<k>` (so
-  runs/stacked_mnist_goal_seed0, _seed1 and _seed2 are one row): the mean of
-  each column with its 95% interval over the finished seeds, then every
-  seed's values. None if no run matches."""
-  groups = {}
-  for workdir in find_runs(pattern):
-    name = _SEED_SUFFIX.sub('', os.path.basename(workdir.rstrip('/')))
-    groups.setdefault((name,), []).append(load_results(workdir))
-  if not groups:
-    return None
-  return markdown_table(comparison_rows(groups), ('runs',), columns,
-                        per_seed=tuple(c.key for c in columns), interval=True)
 
 
 def runs_metrics_table(pattern: str) -> str | None:

@@ -20,8 +20,6 @@ of a results file is typed by hand. The kinds of table:
   fid GLOB              MNIST runs that `python -m gan_jax.fid` scored, by
                         (loss, steps): Inception FID, KID, precision/recall...
   metrics GLOB          single runs' final figures side by side
-  seeds GLOB            runs NAME_seed<k> pooled by NAME: Stacked MNIST's modes
-                        and KL, mean [95% interval] and every seed's
   dirac LR              the Dirac-GAN of every loss x penalty x optimiser at
                         step size LR (gan_jax.dynamics; needs no runs)
 
@@ -62,8 +60,6 @@ def table(spec: str, runs: str) -> str | None:
     return analysis.fid_table(paths[0])
   if kind == 'metrics' and len(args) == 1:
     return analysis.runs_metrics_table(paths[0])
-  if kind == 'seeds' and len(args) == 1:
-    return analysis.seeds_table(paths[0])
   if kind == 'dirac' and len(args) == 1:
     try:
       lr = float(args[0])
@@ -73,7 +69,7 @@ def table(spec: str, runs: str) -> str | None:
     return dynamics.dirac_table(lr)
   raise UserError(f'unknown table mark {spec!r}; valid: sweeps DIR...,'
                   ' stabilisers DATASET, stacked DIR, fid GLOB, metrics GLOB,'
-                  ' seeds GLOB, dirac LR')
+                  ' dirac LR')
 
 
 def rewrite(text: str, runs: str) -> tuple[str, list[str]]:

@@ -204,25 +204,6 @@ def test_image_runs_their_last_pictures_and_their_metrics_table(tmp_path):
                    '| fid_lenet | 412.3 |  |', '| precision | 0.78 |  |']
 
 
-def test_seeds_table_pools_runs_named_seed_k_with_their_95_percent_interval(tmp_path):
-  for seed, (modes, kl) in enumerate([(1000, 0.05), (999, 0.07), (1000, 0.06)]):
-    write_image_run(str(tmp_path / f'stacked_goal_seed{seed}'), [],
-                    {'modes': modes, 'reverse_kl': kl, 'real_modes': 1000})
-  write_image_run(str(tmp_path / 'stacked_tutorial_seed0'), [], {'modes': 990})
-  with open(tmp_path / 'stacked_tutorial_seed0' / 'results.json', 'w') as f:
-    json.dump({'status': 'interrupted', 'final_step': 5400}, f)
-  table = analysis.seeds_table(str(tmp_path / 'stacked_*')).splitlines()
-  assert table[0] == '| runs | seeds | modes | KL | modes per seed | KL per seed |'
-  # Mean ± t(0.975, 2) std / sqrt(3): modes 999.67 ± 4.303 x 0.5774 / 1.732.
-  assert table[2] == ('| stacked_goal | 3 | 999.7 [998.2, 1001.1] | 0.060 [0.035, 0.085]'
-                      ' | 1000, 999, 1000 | 0.050, 0.070, 0.060 |')
-  assert table[3] == '| stacked_tutorial | 0 of 1, 1 interrupted | n/a | n/a |  |  |'
-  marked = '<!-- table: seeds stacked_* -->\nold\n<!-- /table -->\n'
-  text, kept = report.rewrite(marked, str(tmp_path))
-  assert kept == [] and table[2] in text.splitlines()
-  assert analysis.seeds_table(str(tmp_path / 'none_*')) is None
-
-
 def test_fid_results_pool_the_scored_members_into_a_table(tmp_path):
   write_fid_run(str(tmp_path / 'fid_a'), 'vanilla', 1500, [99.1, 123.1])
   write_fid_run(str(tmp_path / 'fid_b'), 'wgan_gp', 1500, [51.8, None])
