@@ -13,14 +13,23 @@ object:
                   examples in generator updates)
   seed_batching   how the members share the program ('vmap' or 'loop')
   compile_s       tracing, lowering and compiling the first step
-  devices, backend, and the run's sizes
+  flops_per_step  XLA's count of the step's floating-point operations (the
+                  mean over a lazily regularised run's two programs)
+  tflops_per_s    flops_per_step x steps_per_s / 1e12
+  mfu             tflops_per_s / the chip's dense peak for train.dtype
+                  (PEAK_TFLOPS, or --peak_tflops); null where neither knows it
+  devices, backend, device_kind, dtype, and the run's sizes
 
   python -m gan_jax.bench --config=experiments/mnist.py:tutorial --config.train.batch_size=256
   # also the training loop (logging, the final sample picture and checkpoint)
   # over the same steps, against the bare step: loop_steps_per_s, loop_overhead
   python -m gan_jax.bench --config=experiments/ring8.py --config.model.width=8 --loop
+  # on a GPU: model FLOPs utilisation in bfloat16 (benchmarks/accelerator.sh)
+  python -m gan_jax.bench --config=experiments/mnist.py:tutorial \
+      --config.train.batch_size=2048 --config.train.dtype=bfloat16
 """
 
+import contextlib
 import json
 import tempfile
 import time
@@ -49,7 +58,49 @@ _WARMUP = flags.DEFINE_integer('warmup', 3, 'Untimed steps after compiling.')
 _LOOP = flags.DEFINE_bool(
     'loop', False, 'Also time the training loop (gan_jax.main) over --steps'
     ' steps in a temporary workdir: loop_steps_per_s and loop_overhead.')
+_PROFILE = flags.DEFINE_string(
+    'profile', None, 'Write a profiler trace of the timed steps under this'
+    ' directory (TensorBoard\'s profile plugin, or Perfetto, reads it).')
+_PEAK = flags.DEFINE_float(
+    'peak_tflops', None, 'The chip\'s dense peak in TFLOP/s for train.dtype,'
+    ' for `mfu` (default: PEAK_TFLOPS by device kind; none on a CPU).')
 flags.mark_flags_as_required(['config'])
+
+# Dense peaks (no sparsity) in TFLOP/s by jax's device_kind, from NVIDIA's
+# data sheets. float32 matrix products and convolutions run as TF32 on the
+# tensor cores, XLA's default precision on these GPUs.
+PEAK_TFLOPS = {
+    'NVIDIA H100 80GB HBM3': {'float32': 494.7, 'bfloat16': 989.4},  # SXM5
+    'NVIDIA H100 PCIe': {'float32': 378.0, 'bfloat16': 756.0},
+    'NVIDIA H200': {'float32': 494.7, 'bfloat16': 989.4},  # SXM
+}
+
+
+def program_flops(compiled) -> float | None:
+  """XLA's count of the floating-point operations of one call of a compiled
+  program; None where the backend counts none."""
+  costs = compiled.cost_analysis()
+  if isinstance(costs, (list, tuple)):  # one entry per program, in older jax
+    costs = costs[0] if costs else None
+  flops = (costs or {}).get('flops', 0.0)
+  return float(flops) if flops > 0 else None
+
+
+def step_flops(step) -> float | None:
+  """The floating-point operations of one step of `step_lib.compile_step`'s
+  result: a lazily regularised run's mean over its cycle of one regularised
+  and every-1 plain steps."""
+  if not isinstance(step, step_lib.LazyStep):
+    return program_flops(step)
+  regularised, plain = program_flops(step.regularised), program_flops(step.plain)
+  if regularised is None or plain is None:
+    return None
+  return (regularised + (step.every - 1) * plain) / step.every
+
+
+def peak_tflops(device_kind: str, dtype: str) -> float | None:
+  """PEAK_TFLOPS of the chip for `dtype`, None for a chip not listed."""
+  return PEAK_TFLOPS.get(device_kind, {}).get(dtype)
 
 
 class Stepper:
@@ -72,6 +123,7 @@ class Stepper:
     start = time.perf_counter()
     self._step = step_lib.compile_step(gan, self._state, self._data, mesh)
     self.compile_s = time.perf_counter() - start
+    self.flops_per_step = step_flops(self._step)
 
   def run(self, steps: int) -> float:
     jax.block_until_ready(self._state)
@@ -87,26 +139,36 @@ class Stepper:
     """The sizes that say what a step is."""
     c = self.config
     return {'devices': self.devices, 'backend': jax.default_backend(),
+            'device_kind': jax.devices()[0].device_kind, 'dtype': c.train.dtype,
             'data': c.data.name, 'model': c.model.name, 'loss': c.loss.name,
             'batch_size': c.train.batch_size, 'd_steps': c.train.d_steps,
             'num_seeds': c.num_seeds, 'seed_batching': self.seed_batching}
 
 
 def time_step(config: ml_collections.ConfigDict, steps: int,
-              warmup: int) -> dict:
-  """Compiles the run's step on synthetic data and times `steps` of it."""
+              warmup: int, peak: float | None = None,
+              profile: str | None = None) -> dict:
+  """Compiles the run's step on synthetic data and times `steps` of it; `mfu`
+  against `peak` TFLOP/s (default: PEAK_TFLOPS of the device); with
+  `profile`, a profiler trace of the timed steps there."""
   stepper = Stepper(config)
   if warmup:
     stepper.run(warmup)
-  seconds = stepper.run(steps)
+  with jax.profiler.trace(profile) if profile else contextlib.nullcontext():
+    seconds = stepper.run(steps)
   steps_per_s = steps / seconds
   c = stepper.config
+  described = stepper.describe()
+  flops = stepper.flops_per_step
+  tflops = flops * steps_per_s / 1e12 if flops else None
+  peak = peak or peak_tflops(described['device_kind'], c.train.dtype)
   return {
       'steps_per_s': steps_per_s,
       'seed_steps_per_s': steps_per_s * c.num_seeds,
       'examples_per_s': steps_per_s * c.train.batch_size * c.num_seeds,
       'compile_s': stepper.compile_s, 'steps': steps, 'seconds': seconds,
-      **stepper.describe()}
+      'flops_per_step': flops, 'tflops_per_s': tflops, 'peak_tflops': peak,
+      'mfu': tflops / peak if tflops and peak else None, **described}
 
 
 def time_loop(config: ml_collections.ConfigDict, steps: int) -> float:
@@ -127,7 +189,10 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   registry.check_value('--steps', _STEPS.value, registry.POSITIVE)
   registry.check_value('--warmup', _WARMUP.value, registry.NON_NEGATIVE)
-  result = time_step(_CONFIG.value, _STEPS.value, _WARMUP.value)
+  if _PEAK.value is not None:
+    registry.check_value('--peak_tflops', _PEAK.value, registry.POSITIVE)
+  result = time_step(_CONFIG.value, _STEPS.value, _WARMUP.value, _PEAK.value,
+                     _PROFILE.value)
   logging.info('bare step: %.2f steps/s, compile %.1fs', result['steps_per_s'],
                result['compile_s'])
   if _LOOP.value:

@@ -478,16 +478,16 @@ class LazyStep:
 
   def __init__(self, regularised, plain, every: int, step: int,
                metrics: tuple[str, ...] = ()):
-    self._regularised, self._plain = regularised, plain
-    self._every, self._step = every, step
+    self.regularised, self.plain = regularised, plain  # the two programs
+    self.every, self._step = every, step
     self._metrics, self._last = metrics, {}
 
   def __call__(self, state: GANState, data_arrays: dict):
-    regularise = self._step % self._every == 0
+    regularise = self._step % self.every == 0
     self._step += 1
     if regularise:
-      state, metrics = self._regularised(state, data_arrays)
+      state, metrics = self.regularised(state, data_arrays)
       self._last = {name: metrics[name] for name in self._metrics}
       return state, metrics
-    state, metrics = self._plain(state, data_arrays)
+    state, metrics = self.plain(state, data_arrays)
     return state, {**metrics, **self._last}

@@ -8,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gan_jax import bench as bench_lib
 from gan_jax import data
+from gan_jax import step as step_lib
 from gan_jax.errors import UserError
 from tests.helpers import assert_one_line_error
 from tests.helpers import run
@@ -50,10 +52,30 @@ def assert_bare_step(result: dict) -> None:
                                                                'ring8')
 
 
-def test_bench_prints_the_step_rate_as_json():
-  result = bench()
+def test_bench_prints_the_step_rate_as_json(tmp_path):
+  result = bench('--peak_tflops=2', f'--profile={tmp_path}')
   assert_bare_step(result)
   assert 'loop_steps_per_s' not in result and 'loop_overhead' not in result
+  # The MLPs' matrix products alone: G 2->8->8->8->2 and D 2->8->8->8->1 on
+  # 256 examples, at least a forward and a backward pass each.
+  assert result['flops_per_step'] > 2 * 2 * 256 * (2 * 8 + 8 * 8 * 2 + 8 * 2)
+  assert math.isclose(result['tflops_per_s'],
+                      result['flops_per_step'] * result['steps_per_s'] / 1e12)
+  assert math.isclose(result['mfu'], result['tflops_per_s'] / 2)
+  assert (result['dtype'], result['peak_tflops']) == ('float32', 2)
+  assert list(tmp_path.glob('plugins/profile/*/*.xplane.pb'))  # the timed steps' trace
+
+
+def test_flops_are_xla_s_count_and_a_lazy_step_s_mean_over_its_cycle():
+  def matmul(m):
+    a, b = jnp.ones((m, 32)), jnp.ones((32, 16))
+    return jax.jit(jnp.matmul).lower(a, b).compile()
+
+  assert bench_lib.program_flops(matmul(64)) == 2 * 64 * 32 * 16
+  lazy = step_lib.LazyStep(matmul(64), matmul(8), every=4, step=0)
+  assert bench_lib.step_flops(lazy) == 2 * 32 * 16 * (64 + 3 * 8) / 4
+  assert bench_lib.peak_tflops('NVIDIA H100 80GB HBM3', 'bfloat16') == 989.4
+  assert bench_lib.peak_tflops('cpu', 'float32') is None
 
 
 def test_bench_loop_also_times_the_training_loop():
@@ -68,6 +90,7 @@ def test_bench_loop_also_times_the_training_loop():
 @pytest.mark.parametrize('args,fragments', [
     (['--steps=0'], ['--steps=0', '> 0']),
     (['--warmup=-1'], ['--warmup=-1', '>= 0']),
+    (['--peak_tflops=0'], ['--peak_tflops=0', '> 0']),
     (['--config.model.widht=8'], ['unknown config key', 'width']),
     (['--config.train.dtype=float16'], ['train.dtype', 'float32, bfloat16']),
 ])
