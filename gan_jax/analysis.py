@@ -6,7 +6,8 @@ notebook holds no library logic and so it is tested:
   repo_root          the checkout, for paths relative to it wherever the notebook runs
   experiment_config  an `experiments/*.py` config with {dotted key: value} overrides
   load_results       a run's results.json; `find_runs`: the runs matching a glob
-  latest_picture     a run's last sample picture (samples/step_<N>[_seed<i>].png)
+  latest_picture     a run's last sample picture (samples/step_<N>[_seed<i>].png);
+                     `load_picture` reads one, local or in a bucket
   read_scalars       a run's TensorBoard scalars; `curve`: one tag's mean and members
   member_samples     each member's samples from the latest checkpoint
   read_sweep         the points of a `gan_jax.sweep` directory, grouped by `group_runs`
@@ -29,6 +30,7 @@ import re
 
 import ml_collections
 import numpy as np
+from PIL import Image
 
 from gan_jax import aggregate
 from gan_jax import configs
@@ -164,6 +166,13 @@ def latest_picture(workdir: str, member: int = 0) -> str | None:
     if match and (match.group(2) or member == 0):
       found.append((int(match.group(1)), path))
   return max(found)[1] if found else None
+
+
+def load_picture(path: str) -> np.ndarray:
+  """A sample picture as an array (H, W[, C]) for imshow, local or in a
+  bucket (plt.imread reads local files only)."""
+  with Image.open(io.BytesIO(files.read_bytes(path))) as picture:
+    return np.asarray(picture)
 
 
 # ---------------------------------------------------------------- curves

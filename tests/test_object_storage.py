@@ -92,6 +92,8 @@ def test_a_run_on_a_gs_workdir_writes_everything_there_and_resumes_bit_exactly(
   steps, _ = analysis.read_scalars(straight)['g_loss']
   assert list(steps) == [2, 4]
   assert analysis.latest_picture(straight) == f'{straight}/samples/step_4.png'
+  picture = analysis.load_picture(f'{straight}/samples/step_4.png')
+  assert picture.dtype == np.uint8 and picture.ndim in (2, 3) and picture.max() > 0
   assert fid.is_run(straight) and not fid.is_dataset(straight)  # fid scores it
   # The Inception cache's files (eval.inception_cache=gs://...).
   cache = f'{bucket}/inception_cache/reference.npz'
