@@ -10,13 +10,18 @@
 # 2. 16 seeds x 64 against one seed x 1024 (benchmarks/seeds.py) in
 #    $OUT/seeds.json;
 # 3. a profiler trace of the one of (1) with the lowest mfu in bfloat16 at
-#    the largest batch, under $OUT/profile (TensorBoard's profile plugin or
-#    Perfetto read it), its bench line in $OUT/profiled.json.
+#    the largest batch, as $OUT/profile.tgz (TensorBoard's profile plugin
+#    reads the folder it unpacks to), its bench line in $OUT/profiled.json.
 #
-# Each command has its own time limit, so one that hangs costs only its own
-# figures; stderr goes to $OUT/log. About 4 minutes on one H100. A smoke run
-# on a CPU: BATCHES=8 STEPS=1 SEEDS=2 SEED_BATCH=4 bash benchmarks/accelerator.sh
+# Each command has its own time limit (55 s a bench, 100 s the seeds), so one
+# that hangs costs only its own figures and the whole stays under 10 minutes;
+# stderr goes to $OUT/log. About 6 minutes on one H100. The lent machines'
+# image lacks some of gan_jax's packages (ml-collections among them): carry
+# them as wheels as the device notes say, and PYTHON names the interpreter
+# (python3 there). A smoke run on a CPU:
+#   BATCHES=8 STEPS=1 SEEDS=2 SEED_BATCH=4 bash benchmarks/accelerator.sh
 set -u
+PYTHON=${PYTHON:-python}
 OUT=${OUT:-runs/accelerator}
 BATCHES=${BATCHES:-256 2048}  # the last one is profiled
 STEPS=${STEPS:-50}
@@ -30,7 +35,7 @@ for config in experiments/mnist.py:tutorial experiments/cifar10_sngan.py; do
   for batch in $BATCHES; do
     for dtype in float32 bfloat16; do
       echo "bench $config batch $batch $dtype" >> "$OUT/log"
-      timeout 240 python -m gan_jax.bench --config="$config" --steps="$STEPS" \
+      timeout 55 "$PYTHON" -m gan_jax.bench --config="$config" --steps="$STEPS" \
         --config.train.batch_size="$batch" --config.train.dtype=$dtype \
         2>> "$OUT/log" | tail -n 1 >> "$OUT/bench.jsonl"
     done
@@ -38,13 +43,14 @@ for config in experiments/mnist.py:tutorial experiments/cifar10_sngan.py; do
 done
 
 echo "seeds" >> "$OUT/log"
-timeout 300 python benchmarks/seeds.py --config=experiments/mnist.py:tutorial \
+timeout 100 "$PYTHON" benchmarks/seeds.py --config=experiments/mnist.py:tutorial \
   --batch="$SEED_BATCH" --seeds="$SEEDS" --rounds=5 --steps="$STEPS" \
   2>> "$OUT/log" | tail -n 1 > "$OUT/seeds.json"
 
-slowest=$(python benchmarks/slowest.py "$OUT/bench.jsonl" "$LARGE")
+slowest=$("$PYTHON" benchmarks/slowest.py "$OUT/bench.jsonl" "$LARGE")
 echo "profile $slowest" >> "$OUT/log"
-timeout 240 python -m gan_jax.bench --config="$slowest" --steps=10 \
+timeout 55 "$PYTHON" -m gan_jax.bench --config="$slowest" --steps=10 \
   --config.train.batch_size="$LARGE" --config.train.dtype=bfloat16 \
   --profile="$OUT/profile" 2>> "$OUT/log" | tail -n 1 > "$OUT/profiled.json"
+tar czf "$OUT/profile.tgz" -C "$OUT" profile && rm -rf "$OUT/profile"
 echo "done" >> "$OUT/log"

@@ -13,11 +13,15 @@ object:
                   examples in generator updates)
   seed_batching   how the members share the program ('vmap' or 'loop')
   compile_s       tracing, lowering and compiling the first step
-  flops_per_step  XLA's count of the step's floating-point operations (the
-                  mean over a lazily regularised run's two programs)
+  flops_per_step  the model FLOPs of a step on one device: its matrix
+                  products and convolutions, forward and backward, 2 per
+                  multiply-add, loops (D steps, the seeds' loop) times their
+                  trip counts; a lazily regularised run's mean over its
+                  reg_every cycle (`step_flops`)
   tflops_per_s    flops_per_step x steps_per_s / 1e12
-  mfu             tflops_per_s / the chip's dense peak for train.dtype
-                  (PEAK_TFLOPS, or --peak_tflops); null where neither knows it
+  mfu             model FLOPs utilisation: tflops_per_s / the chip's dense
+                  peak for train.dtype (PEAK_TFLOPS, or --peak_tflops); null
+                  where neither knows it
   devices, backend, device_kind, dtype, and the run's sizes
 
   python -m gan_jax.bench --config=experiments/mnist.py:tutorial --config.train.batch_size=256
@@ -31,6 +35,7 @@ object:
 
 import contextlib
 import json
+import math
 import tempfile
 import time
 
@@ -38,6 +43,7 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
+import jax.extend.core as jex_core
 import ml_collections
 from ml_collections import config_flags
 
@@ -60,7 +66,7 @@ _LOOP = flags.DEFINE_bool(
     ' steps in a temporary workdir: loop_steps_per_s and loop_overhead.')
 _PROFILE = flags.DEFINE_string(
     'profile', None, 'Write a profiler trace of the timed steps under this'
-    ' directory (TensorBoard\'s profile plugin, or Perfetto, reads it).')
+    ' directory (TensorBoard\'s profile plugin reads it).')
 _PEAK = flags.DEFINE_float(
     'peak_tflops', None, 'The chip\'s dense peak in TFLOP/s for train.dtype,'
     ' for `mfu` (default: PEAK_TFLOPS by device kind; none on a CPU).')
@@ -76,26 +82,55 @@ PEAK_TFLOPS = {
 }
 
 
-def program_flops(compiled) -> float | None:
-  """XLA's count of the floating-point operations of one call of a compiled
-  program; None where the backend counts none."""
-  costs = compiled.cost_analysis()
-  if isinstance(costs, (list, tuple)):  # one entry per program, in older jax
-    costs = costs[0] if costs else None
-  flops = (costs or {}).get('flops', 0.0)
-  return float(flops) if flops > 0 else None
+def _product(numbers) -> int:
+  return math.prod(int(n) for n in numbers)
 
 
-def step_flops(step) -> float | None:
-  """The floating-point operations of one step of `step_lib.compile_step`'s
-  result: a lazily regularised run's mean over its cycle of one regularised
-  and every-1 plain steps."""
-  if not isinstance(step, step_lib.LazyStep):
-    return program_flops(step)
-  regularised, plain = program_flops(step.regularised), program_flops(step.plain)
-  if regularised is None or plain is None:
-    return None
-  return (regularised + (step.every - 1) * plain) / step.every
+def equation_flops(eqn) -> float:
+  """2 x the multiply-adds of a matrix product or convolution, else 0."""
+  name = eqn.primitive.name
+  out = eqn.outvars[0].aval.shape
+  if name == 'dot_general':
+    (contracting, _), _ = eqn.params['dimension_numbers']
+    lhs = eqn.invars[0].aval.shape
+    return 2.0 * _product(out) * _product(lhs[d] for d in contracting)
+  if name == 'conv_general_dilated':
+    rhs = eqn.invars[1].aval.shape
+    rhs_spec = eqn.params['dimension_numbers'].rhs_spec  # (out, in, *spatial)
+    return 2.0 * _product(out) * _product(rhs[d] for d in rhs_spec[1:])
+  return 0.0
+
+
+def jaxpr_flops(jaxpr: jex_core.Jaxpr) -> float:
+  """The model FLOPs of a jaxpr: `equation_flops` of every equation, inside
+  jit, shard_map (per device), custom derivatives and remat included; a
+  scan's body times its length (lax.map is a scan), a cond's costliest
+  branch; a while loop's body once (its trip count is not in the jaxpr; the
+  step has none). XLA's own count (`cost_analysis`) takes every loop body
+  once, so it misses 4 of 5 D steps."""
+  total = 0.0
+  for eqn in jaxpr.eqns:
+    total += equation_flops(eqn)
+    inner = [sub.jaxpr if isinstance(sub, jex_core.ClosedJaxpr) else sub
+             for sub in jex_core.jaxprs_in_params(eqn.params)]
+    if eqn.primitive.name == 'cond':
+      total += max(jaxpr_flops(branch) for branch in inner)
+    else:
+      times = eqn.params['length'] if eqn.primitive.name == 'scan' else 1
+      total += times * sum(jaxpr_flops(sub) for sub in inner)
+  return total
+
+
+def step_flops(gan: gan_lib.GAN, state, data_arrays: dict, mesh) -> float:
+  """`jaxpr_flops` of the step `compile_step` builds: with lazy penalties,
+  the mean over a cycle of one regularised and reg_every - 1 plain steps."""
+  def count(regularise: bool) -> float:
+    step = step_lib.jitted_step(gan, data_arrays, mesh, regularise)
+    return jaxpr_flops(jax.make_jaxpr(step)(state, data_arrays).jaxpr)
+
+  if not step_lib.has_lazy_penalties(gan):
+    return count(True)
+  return (count(True) + (gan.reg_every - 1) * count(False)) / gan.reg_every
 
 
 def peak_tflops(device_kind: str, dtype: str) -> float | None:
@@ -123,7 +158,7 @@ class Stepper:
     start = time.perf_counter()
     self._step = step_lib.compile_step(gan, self._state, self._data, mesh)
     self.compile_s = time.perf_counter() - start
-    self.flops_per_step = step_flops(self._step)
+    self.flops_per_step = step_flops(gan, self._state, self._data, mesh)
 
   def run(self, steps: int) -> float:
     jax.block_until_ready(self._state)
@@ -160,7 +195,7 @@ def time_step(config: ml_collections.ConfigDict, steps: int,
   c = stepper.config
   described = stepper.describe()
   flops = stepper.flops_per_step
-  tflops = flops * steps_per_s / 1e12 if flops else None
+  tflops = flops * steps_per_s / 1e12
   peak = peak or peak_tflops(described['device_kind'], c.train.dtype)
   return {
       'steps_per_s': steps_per_s,
@@ -168,7 +203,7 @@ def time_step(config: ml_collections.ConfigDict, steps: int,
       'examples_per_s': steps_per_s * c.train.batch_size * c.num_seeds,
       'compile_s': stepper.compile_s, 'steps': steps, 'seconds': seconds,
       'flops_per_step': flops, 'tflops_per_s': tflops, 'peak_tflops': peak,
-      'mfu': tflops / peak if tflops and peak else None, **described}
+      'mfu': tflops / peak if peak else None, **described}
 
 
 def time_loop(config: ml_collections.ConfigDict, steps: int) -> float:

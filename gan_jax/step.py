@@ -433,15 +433,21 @@ def compile_step(gan: GAN, state: GANState, data_arrays: dict, mesh):
   and a `LazyStep` that calls the first on every reg_every-th step: a branch
   inside one program ran its penalty ~20x slower on XLA:CPU."""
   def compiled(regularise: bool):
-    step_fn = parallel.shard_map_step(
-        functools.partial(train_step_seeds, gan, regularise=regularise), mesh,
-        data_specs(data_arrays))
-    return step_fn.lower(state, data_arrays).compile()
+    return jitted_step(gan, data_arrays, mesh, regularise).lower(
+        state, data_arrays).compile()
 
   if not has_lazy_penalties(gan):
     return compiled(True)
   return LazyStep(compiled(True), compiled(False), gan.reg_every,
                   current_step(state), lazy_metrics(gan))
+
+
+def jitted_step(gan: GAN, data_arrays: dict, mesh, regularise: bool = True):
+  """`train_step_seeds` over `mesh`, jitted, not yet compiled (`compile_step`
+  compiles it; gan_jax.bench counts its FLOPs)."""
+  return parallel.shard_map_step(
+      functools.partial(train_step_seeds, gan, regularise=regularise), mesh,
+      data_specs(data_arrays))
 
 
 def data_specs(data_arrays: dict) -> dict:
@@ -478,16 +484,16 @@ class LazyStep:
 
   def __init__(self, regularised, plain, every: int, step: int,
                metrics: tuple[str, ...] = ()):
-    self.regularised, self.plain = regularised, plain  # the two programs
-    self.every, self._step = every, step
+    self._regularised, self._plain = regularised, plain
+    self._every, self._step = every, step
     self._metrics, self._last = metrics, {}
 
   def __call__(self, state: GANState, data_arrays: dict):
-    regularise = self._step % self.every == 0
+    regularise = self._step % self._every == 0
     self._step += 1
     if regularise:
-      state, metrics = self.regularised(state, data_arrays)
+      state, metrics = self._regularised(state, data_arrays)
       self._last = {name: metrics[name] for name in self._metrics}
       return state, metrics
-    state, metrics = self.plain(state, data_arrays)
+    state, metrics = self._plain(state, data_arrays)
     return state, {**metrics, **self._last}

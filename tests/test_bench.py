@@ -2,19 +2,25 @@
 
 import json
 import math
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gan_jax import analysis
 from gan_jax import bench as bench_lib
+from gan_jax import configs
 from gan_jax import data
-from gan_jax import step as step_lib
+from gan_jax import gan as gan_lib
+from gan_jax import parallel
 from gan_jax.errors import UserError
+from tests.helpers import REPO
 from tests.helpers import assert_one_line_error
 from tests.helpers import run
 
+RING8 = os.path.join(REPO, 'experiments', 'ring8.py')
 TINY_BENCH = ['--config=experiments/ring8.py', '--config.model.width=8',
               '--steps=5', '--warmup=1']
 
@@ -66,25 +72,54 @@ def test_bench_prints_the_step_rate_as_json(tmp_path):
   assert list(tmp_path.glob('plugins/profile/*/*.xplane.pb'))  # the timed steps' trace
 
 
-def test_flops_are_xla_s_count_and_a_lazy_step_s_mean_over_its_cycle():
-  def matmul(m):
-    a, b = jnp.ones((m, 32)), jnp.ones((32, 16))
-    return jax.jit(jnp.matmul).lower(a, b).compile()
-
-  assert bench_lib.program_flops(matmul(64)) == 2 * 64 * 32 * 16
-  lazy = step_lib.LazyStep(matmul(64), matmul(8), every=4, step=0)
-  assert bench_lib.step_flops(lazy) == 2 * 32 * 16 * (64 + 3 * 8) / 4
+def test_model_flops_count_products_and_convolutions_and_their_loops():
+  """2 per multiply-add, backward passes included, a scan's body (the D
+  steps, lax.map's seeds) times its length: what XLA's own count misses."""
+  a, w = jnp.ones((64, 32)), jnp.ones((32, 16))
+  flops = lambda f, *args: bench_lib.jaxpr_flops(jax.make_jaxpr(f)(*args).jaxpr)  # noqa: E731
+  matmul = 2 * 64 * 32 * 16
+  assert flops(jnp.matmul, a, w) == matmul
+  # Forward, and the two products of the backward pass (d/da and d/dw).
+  assert flops(jax.grad(lambda a, w: jnp.sum(a @ w), (0, 1)), a, w) == 3 * matmul
+  assert flops(jax.jit(lambda a: jax.lax.map(lambda x: x @ w, a)),
+               jnp.ones((8, 64, 32))) == 8 * matmul
+  square = jnp.ones((32, 32))
+  five = lambda a: jax.lax.scan(lambda c, _: (c @ square, None), a, None, length=5)[0]  # noqa: E731
+  assert flops(five, a) == 5 * 2 * 64 * 32 * 32
+  assert flops(lambda a: jax.lax.cond(True, lambda x: x @ w, lambda x: x[:, :16], a),
+               a) == matmul  # the costlier branch
+  # A 5x5 'SAME' convolution, 3 -> 8 channels on 2 images of 10x10, and a
+  # grouped one (3 groups of 1 -> 2 channels).
+  image = jnp.ones((2, 10, 10, 3))
+  conv = lambda k: jax.lax.conv_general_dilated(  # noqa: E731
+      image, k, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+      feature_group_count=3 if k.shape[2] == 1 else 1)
+  assert flops(conv, jnp.ones((5, 5, 3, 8))) == 2 * (2 * 10 * 10 * 8) * (5 * 5 * 3)
+  assert flops(conv, jnp.ones((5, 5, 1, 6))) == 2 * (2 * 10 * 10 * 6) * (5 * 5 * 1)
   assert bench_lib.peak_tflops('NVIDIA H100 80GB HBM3', 'bfloat16') == 989.4
   assert bench_lib.peak_tflops('cpu', 'float32') is None
 
 
-def test_bench_loop_also_times_the_training_loop():
-  result = bench('--loop')
-  assert_bare_step(result)
-  assert result['loop_steps_per_s'] > 0
-  assert math.isclose(result['loop_overhead'],
-                      1 - result['loop_steps_per_s'] / result['steps_per_s'],
-                      rel_tol=1e-9)
+def test_a_step_counts_every_d_step_and_a_lazy_run_its_cycle():
+  """ring8 with 5 D steps against 1: 4 more D updates; lazy R1 every 4th
+  step: a quarter of R1's products."""
+  def step_flops(overrides):
+    config = configs.resolve(analysis.experiment_config(RING8, {
+        'model.width': 8, **overrides}))
+    source = data.synthetic(config.data.name)
+    gan = gan_lib.build_gan(config, source.example_shape, source.sample_one)
+    mesh = parallel.make_mesh()
+    state = gan_lib.fresh_states(gan, configs.seeds(config), mesh)
+    return bench_lib.step_flops(gan, state, parallel.replicate(source.arrays, mesh), mesh)
+
+  one, five = step_flops({'train.d_steps': 1}), step_flops({'train.d_steps': 5})
+  two = step_flops({'train.d_steps': 2})
+  assert five - one == pytest.approx(4 * (two - one))  # each D update alike
+  assert two - one > 0.3 * one  # a D update is a large part of a step
+  r1 = step_flops({'loss.r1_weight': 1.0})
+  lazy = step_flops({'loss.r1_weight': 1.0, 'loss.reg_every': 4})
+  plain = step_flops({})
+  assert r1 > plain and lazy == pytest.approx(plain + (r1 - plain) / 4)
 
 
 @pytest.mark.parametrize('args,fragments', [
