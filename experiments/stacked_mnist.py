@@ -89,14 +89,25 @@ def get_sweep(variant: str = 'default'):
   return [{}, *(dict(changes) for changes in ROWS.values())]
 
 
+def table_rows() -> dict[str, dict]:
+  """{row: its config values} of the `:table` sweep, 'default' first: the
+  default's own values of every key a row changes, then ROWS."""
+  default = get_config()
+  keys = {key for changes in ROWS.values() for key in changes}
+  return {'default': {key: default[key.split('.')[0]][key.split('.')[1]]
+                      for key in sorted(keys)}, **ROWS}
+
+
 def row_workdirs(directory: str, seed: int = 0) -> dict[str, str]:
-  """{row: its point of `seed` in the `:table` sweep in `directory`}, for
-  the rows that have one (e.g. to show their samples)."""
+  """{row: its point with --sweep=seed=`seed`} in the `:table` sweep in
+  `directory`, for the rows that have one (e.g. to show their samples);
+  named as the sweep names them."""
   from gan_jax import files  # noqa: PLC0415
   from gan_jax.sweep import points  # noqa: PLC0415
+  swept = points.config_sweep(f'{os.path.abspath(__file__)}:table', get_config('table'))
   found = {}
-  for row, changes in {'default': {}, **ROWS}.items():
-    workdir = os.path.join(directory, points.point_name({**changes, 'seed': seed}))
+  for row, point in zip(('default', *ROWS), swept, strict=True):
+    workdir = os.path.join(directory, points.point_name({**point, 'seed': seed}))
     if files.isdir(workdir):
       found[row] = workdir
   return found
@@ -104,14 +115,15 @@ def row_workdirs(directory: str, seed: int = 0) -> dict[str, str]:
 
 def results_table(directory: str) -> str | None:
   """The table of docs/results/stacked_mnist.md from the `:table` sweep in
-  `directory`: a row per ROWS name ('default' first) pooling its seeds,
-  modes and KL as mean [95% interval], then each seed's; None if the sweep
-  is not there."""
+  `directory`: a row per `table_rows` name that has points ('default'
+  first; 'other' for a point of none, e.g. one with another key swept),
+  pooling its seeds, modes and KL as mean [95% interval], then each seed's;
+  None if the sweep is not there."""
   from gan_jax import analysis  # noqa: PLC0415 (reads TensorBoard files)
   from gan_jax import files  # noqa: PLC0415
   if not files.isdir(directory):
     return None
-  groups = analysis.group_rows(analysis.read_sweep(directory), ROWS, 'default')
+  groups = analysis.group_rows(analysis.read_sweep(directory), table_rows(), 'other')
   if not groups:
     return None
   columns = analysis.STACKED_COLUMNS

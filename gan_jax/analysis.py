@@ -314,10 +314,11 @@ def group_variants(points: Iterable[dict], key: str,
 
 def group_rows(points: Iterable[dict], rows: Mapping[str, Mapping[str, object]],
                other: str) -> dict[tuple[str], list[Results]]:
-  """`read_sweep`'s points grouped by `variant_of` alone, in the order of
-  `rows` with `other` first, each as `_with_status`: e.g. the rows of
-  experiments/stacked_mnist.py's table (a row's runs: its seeds)."""
-  groups = {(name,): [] for name in (other, *rows)}
+  """`read_sweep`'s points grouped by `variant_of` alone (`other`: a point
+  of no row), in the order of `rows` then `other`, each as `_with_status`:
+  e.g. the rows of experiments/stacked_mnist.py's table (a row's runs: its
+  seeds)."""
+  groups = {(name,): [] for name in (*rows, other)}
   for point in points:
     groups[(variant_of(point, rows, other),)].append(_with_status(point))
   return {label: group for label, group in groups.items() if group}

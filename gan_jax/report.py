@@ -36,6 +36,8 @@ from gan_jax import configs
 from gan_jax import dynamics
 from gan_jax.errors import UserError
 
+_MARKS = ('sweeps DIR..., stabilisers DATASET, stacked DIR, fid GLOB, metrics GLOB,'
+          ' dirac LR')
 _BLOCK = re.compile(r'(<!-- table: ([^>]*?) -->\n)(.*?)(<!-- /table -->)', re.DOTALL)
 
 
@@ -48,6 +50,8 @@ def _experiment(name: str):
 def table(spec: str, runs: str) -> str | None:
   """The markdown table of a `<!-- table: SPEC -->` mark, from the runs under
   `runs`; None when they are not there."""
+  if not spec.split():
+    raise UserError(f'an empty table mark; valid: {_MARKS}')
   kind, *args = spec.split()
   paths = [os.path.join(runs, arg) for arg in args]
   if kind == 'sweeps' and args:
@@ -67,9 +71,7 @@ def table(spec: str, runs: str) -> str | None:
       raise UserError(f'table mark {spec!r}: the step size must be a number,'
                       f' got {args[0]!r}') from None
     return dynamics.dirac_table(lr)
-  raise UserError(f'unknown table mark {spec!r}; valid: sweeps DIR...,'
-                  ' stabilisers DATASET, stacked DIR, fid GLOB, metrics GLOB,'
-                  ' dirac LR')
+  raise UserError(f'unknown table mark {spec!r}; valid: {_MARKS}')
 
 
 def rewrite(text: str, runs: str) -> tuple[str, list[str]]:

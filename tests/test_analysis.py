@@ -246,5 +246,9 @@ def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
   assert '\nkept\n' in text
   assert 'kept (no runs): fid fid_mnist_*' in capsys.readouterr().out
   assert report.main([str(doc), '--runs=/nonexistent']) == 0
-  doc.write_text('<!-- table: pie chart -->\n<!-- /table -->\n')
-  assert report.main([str(doc)]) == 1
+  for mark, said in (('pie chart', "unknown table mark 'pie chart'"),
+                     (' ', 'an empty table mark')):
+    doc.write_text(f'<!-- table: {mark} -->\n<!-- /table -->\n')
+    capsys.readouterr()
+    assert report.main([str(doc)]) == 1
+    assert f'{said}; valid: sweeps DIR...' in capsys.readouterr().err

@@ -494,6 +494,15 @@ def test_the_stacked_mnist_table_is_a_sweep_of_its_rows_read_back_by_row(tmp_pat
       '| r3gan | 1 | 999.0 | 0.100 | 999 | 0.100 |',
       '| loss=rpgan | 1 | 990.0 | 0.200 | 990 | 0.200 |']
   assert experiment.results_table(str(tmp_path / 'missing')) is None
+  assert list(experiment.row_workdirs(str(tmp_path))) == [
+      'default', 'tutorial', 'r3gan', 'loss=rpgan']
+  # Every row's point is its own row; a point of none (another key swept) is 'other'.
+  rows = experiment.table_rows()
+  for row, changes in {'default': {}, **experiment.ROWS}.items():
+    config = analysis.experiment_config(path + ':table', changes).to_dict()
+    assert analysis.variant_of({'values': {}, 'config': config}, rows, 'other') == row
+  stray = analysis.experiment_config(path + ':table', {'optim.g_lr': 5e-4}).to_dict()
+  assert analysis.variant_of({'values': {}, 'config': stray}, rows, 'other') == 'other'
   marked = f'<!-- table: stacked {tmp_path.name} -->\nold\n<!-- /table -->\n'
   text, kept = report.rewrite(marked, str(tmp_path.parent))
   assert kept == [] and text.splitlines()[1:-1] == table
