@@ -10,6 +10,7 @@ import nbclient
 import nbformat
 import pytest
 
+from gan_jax import analysis
 from gan_jax import losses
 from tests.helpers import REPO
 from tests.helpers import toy_results
@@ -57,8 +58,8 @@ def write_stabiliser_point(directory, loss, key, value) -> None:
 @pytest.fixture(scope='module')
 def executed(tmp_path_factory):
   """The notebook run by nbclient with 20 steps x 2 seeds per run, a
-  hand-made sweep and MNIST run to show, and one extra cell printing the
-  kernel's sys.prefix."""
+  hand-made sweep, MNIST, Stacked MNIST and held-out runs to show, and one
+  extra cell printing the kernel's sys.prefix."""
   root = tmp_path_factory.mktemp('notebook')
   runs = root / 'runs'
   write_sweep(str(runs / 'compare_ring8'))
@@ -67,6 +68,14 @@ def executed(tmp_path_factory):
                   {'fid_lenet': 518.0, 'precision': 0.78})
   write_fid_run(str(runs / 'fid_mnist_wgan_gp_1500'), 'wgan_gp', 1500, [51.8, 56.8],
                 ['step_1500_seed0.png', 'step_1500_seed1.png'])
+  stacked = os.path.join(REPO, 'experiments', 'stacked_mnist.py')
+  for seed, kl in enumerate([0.05, 0.07]):  # the default row of its `:table` sweep
+    workdir = str(runs / 'stacked_mnist_table' / f'seed-{seed}')
+    write_image_run(workdir, ['step_500.png'], {'modes': 1000, 'reverse_kl': kl})
+    write_json(os.path.join(workdir, 'config.json'), analysis.experiment_config(
+        stacked + ':table', {'seed': seed}).to_dict())
+  write_fid_run(str(runs / 'heldout_hinge'), 'hinge', 1500, [20.5, 22.5],
+                ['step_1500_seed0.png'])
   env = {'GAN_JAX_NOTEBOOK_STEPS': '20', 'GAN_JAX_NOTEBOOK_SEEDS': '2',
          'GAN_JAX_NOTEBOOK_WORKDIR': str(root / 'notebook'),
          'GAN_JAX_NOTEBOOK_RUNS': str(runs),
@@ -112,6 +121,13 @@ def test_the_notebook_runs_in_this_environment_and_shows_every_section(executed)
   assert images(mnist) == 1  # one figure of the runs' sample grids
   lenet = tagged(executed, 'mnist_lenet')
   assert '| fid_lenet | 518 |' in markdown(lenet) and images(lenet) == 1
+  stacked = tagged(executed, 'stacked')
+  assert ('| default | 2 | 1000.0 [1000.0, 1000.0] | 0.060 [-0.067, 0.187]'
+          ' | 1000, 1000 | 0.050, 0.070 |') in markdown(stacked)
+  assert images(stacked) == 1  # one figure: seed 0's grid of each row there
+  held_out = tagged(executed, 'held_out')
+  assert '| hinge | 1,500 | 2 | 21.5 ± 1.4 |' in markdown(held_out)
+  assert images(held_out) == 1
   assert images(tagged(executed, 'dirac')) == 1  # every loss, with and without R1
   assert 'no spectrum in' in text(tagged(executed, 'spectra'))
   assert 'the notebook ran in' in text(tagged(executed, 'end'))
@@ -131,6 +147,6 @@ def test_the_committed_notebook_is_a_whole_clean_run():
   setup = text(tagged(notebook, 'setup'))
   # The default budget.
   assert setup.startswith('3 seeds per run; ring8 1000 steps, grid25 500 steps;')
-  for tag in ('train', 'table', 'sweep', 'stabilisers', 'mnist'):  # a table each
+  for tag in ('train', 'table', 'sweep', 'stabilisers', 'mnist', 'stacked'):  # a table each
     assert any(line.startswith('| ') for line in
                markdown(tagged(notebook, tag)).splitlines()), tag
