@@ -94,7 +94,7 @@ def table_rows() -> dict[str, dict]:
   default's own values of every key a row changes, then ROWS."""
   default = get_config()
   keys = {key for changes in ROWS.values() for key in changes}
-  return {'default': {key: default[key.split('.')[0]][key.split('.')[1]]
+  return {'default': {key: configs.find(default, key, 'ROWS')
                       for key in sorted(keys)}, **ROWS}
 
 
