@@ -445,7 +445,8 @@ def sweep_table(directories: Sequence[str], columns: Sequence[Column] = TOY_COLU
 
 def fid_table(pattern: str) -> str | None:
   """The runs matching `pattern` that `python -m gan_jax.fid` scored
-  (`fid_results`), one row per (loss, steps) in order of steps: Inception
+  (`fid_results`), one row per (loss, steps) in order of steps, pooling the
+  members of every run of that pair (a run per seed, or one of several): Inception
   FID, KID, precision/recall, density/coverage, mean ± std over members, and
   each member's FID. None if no run matches."""
   scored = [w for w in find_runs(pattern) if fid_results(w)]
@@ -454,8 +455,10 @@ def fid_table(pattern: str) -> str | None:
   labelled = sorted(
       (config['train.num_steps'], config['loss.name'], w) for w in scored
       for config in [workdir_lib.recorded_config(w)])
-  rows = comparison_rows({(loss, f'{steps:,}'): [fid_results(w)]
-                          for steps, loss, w in labelled})
+  groups = {}  # runs of one (loss, steps), e.g. one per seed, pool their seeds
+  for steps, loss, w in labelled:
+    groups.setdefault((loss, f'{steps:,}'), []).append(fid_results(w))
+  rows = comparison_rows(groups)
   return markdown_table(rows, ('loss', 'steps'), INCEPTION_COLUMNS,
                         per_seed=('fid',))
 

@@ -227,6 +227,13 @@ def test_fid_results_pool_the_scored_members_into_a_table(tmp_path):
                       ' 0.50 ± 0.00 | 0.20 ± 0.00 | 0.30 ± 0.00 | 99.1, 123.1 |')
   assert table[3].startswith('| wgan_gp | 1 of 2 | 51.8 | 51.8 |')
 
+  # A run per seed pools into one row of the report's table.
+  write_fid_run(str(tmp_path / 'fid_d'), 'vanilla', 1500, [105.1])
+  table = analysis.fid_table(str(tmp_path / 'fid_*')).splitlines()
+  assert [line.split(' | ')[:3] for line in table[2:]] == [  # fid_c: unscored
+      ['| vanilla', '1,500', '3'], ['| wgan_gp', '1,500', '1 of 2']]
+  assert table[2].endswith('| 99.1, 123.1, 105.1 |')
+
 
 def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
   """python -m gan_jax.report: the sweep's table computed from the runs, a
