@@ -11,6 +11,9 @@
   # R3GAN's objective (Huang et al. 2024): rpgan + R1 + R2 on every step
   python -m gan_jax.main --config=experiments/stacked_mnist.py:r3gan \
       --workdir=runs/stacked_mnist_r3gan
+  # D a quarter of G's width (PacGAN's Table 3 setting)
+  python -m gan_jax.main --config=experiments/stacked_mnist.py:quarter_d \
+      --workdir=runs/stacked_mnist_quarter_d
   # the tutorial's recipe (non-saturating, Adam 2e-4, β1 0.5, no stabiliser)
   python -m gan_jax.main --config=experiments/stacked_mnist.py:tutorial \
       --workdir=runs/stacked_mnist_tutorial
@@ -36,7 +39,7 @@ import os
 
 from gan_jax import configs
 
-VARIANTS = ('default', 'tutorial', 'r3gan', 'table')
+VARIANTS = ('default', 'tutorial', 'r3gan', 'quarter_d', 'table')
 _MNIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'mnist.py')
 
 # The tutorial's recipe as changes of the default: configs.default_config()'s.
@@ -46,9 +49,12 @@ TUTORIAL = {'loss.name': 'non_saturating', 'optim.g_lr': 2e-4, 'optim.d_lr': 2e-
 # R3GAN's objective (Huang et al. 2024) as changes of the default.
 R3GAN = {'loss.name': 'rpgan', 'loss.r1_weight': 1.0, 'loss.r2_weight': 1.0,
          'loss.reg_every': 1}
+# PacGAN's Table 3 setting (Lin et al. 2018, after Metz et al. 2017): D with a
+# quarter of G's channels at each resolution (16 and 32, against G's 64 and 128).
+QUARTER_D = {'model.d_channels': 32}
 # The rows of the table besides the default (issue 30), name -> its changes
 # of the default: the recipes, the default without each stabiliser, PacGAN2
-# (Lin et al. 2018), then each other loss with the default's recipe, wgan_gp
+# (Lin et al. 2018), the default with a quarter-width D, then each other loss with the default's recipe, wgan_gp
 # (5 critic steps) last. A run is the first row whose every value it has
 # (`results_table`), so a row comes before any row it contains.
 ROWS = {
@@ -57,6 +63,7 @@ ROWS = {
     'no_r1': {'loss.r1_weight': 0.0},
     'no_g_average': {'optim.g_ema_decay': 0.0},
     'pacgan2': {'model.pack': 2},
+    'quarter_d': QUARTER_D,
     **{f'loss={name}': {'loss.name': name}
        for name in ('non_saturating', 'vanilla', 'least_squares', 'relativistic',
                     'rpgan', 'wgan_gp')},
@@ -66,7 +73,8 @@ ROWS = {
 def get_config(variant: str = 'default'):
   """`default` (experiments/mnist.py's `goal`; `table` too, whose sweep is
   ROWS), `r3gan` (the default with R3GAN's objective: the relativistic
-  pairing loss with R1 and R2 at weight 1 on every step, not tuned here) or
+  pairing loss with R1 and R2 at weight 1 on every step, not tuned here),
+  `quarter_d` (the default with D a quarter of G's width, QUARTER_D) or
   `tutorial` (`configs.default_config()`: the non-saturating loss, Adam 2e-4,
   β1 0.5, dropout 0.3 in D, no stabiliser)."""
   configs.check_variant('experiments/stacked_mnist.py', variant, VARIANTS)

@@ -253,6 +253,40 @@ def test_resnet_at_each_papers_image_size_matches_mimicrys_networks(side):
   assert traced_counts('resnet', (side, side, 3)) == MIMICRY_SNGAN_COUNTS[side]
 
 
+def kernel_shapes(name, shape, **overrides) -> dict[str, tuple]:
+  """{'G/layer' or 'D/layer': kernel shape} of a model built with `overrides`,
+  from tracing alone."""
+  g, d = build(name, shape, **overrides)
+  z = jnp.zeros((2, 100))
+  g_vars = jax.eval_shape(lambda: g.init(jax.random.key(0), z, train=False))
+  d_vars = jax.eval_shape(lambda: d.init(jax.random.key(1), jnp.zeros((2, *shape)),
+                                         train=False))
+  return {f'{player}/{layer}': leaves['kernel'].shape
+          for player, variables in (('G', g_vars), ('D', d_vars))
+          for layer, leaves in variables['params'].items() if 'kernel' in leaves}
+
+
+def test_dcgan_channels_scale_each_players_layers():
+  """A discriminator a quarter of the generator's width at each resolution
+  (PacGAN's Table 3 setting, after Metz et al. 2017): model.d_channels=32."""
+  assert kernel_shapes('dcgan', (28, 28, 3), d_channels=32) == {
+      'G/Dense_0': (100, 7 * 7 * 256), 'G/ConvTranspose_0': (5, 5, 256, 128),
+      'G/ConvTranspose_1': (5, 5, 128, 64), 'G/ConvTranspose_2': (5, 5, 64, 3),
+      'D/Conv_0': (5, 5, 3, 16), 'D/Conv_1': (5, 5, 16, 32), 'D/Dense_0': (7 * 7 * 32, 1)}
+  narrow = kernel_shapes('dcgan', (28, 28, 1), g_channels=64)
+  assert [narrow[f'G/{layer}'] for layer in ('Dense_0', 'ConvTranspose_0', 'ConvTranspose_1')
+          ] == [(100, 7 * 7 * 64), (5, 5, 64, 32), (5, 5, 32, 16)]
+  assert narrow['D/Conv_1'] == (5, 5, 64, 128)  # the tutorial's D
+  radford = kernel_shapes('dcgan', (64, 64, 3), g_channels=64, d_channels=256)
+  assert radford['G/Dense_0'] == (100, 4 * 4 * 64) and radford['G/ConvTranspose_2'] == (
+      5, 5, 16, 8)
+  assert radford['D/Conv_0'] == (5, 5, 3, 32) and radford['D/Conv_3'] == (5, 5, 128, 256)
+  with pytest.raises(UserError, match='model.g_channels=30 must be a multiple of 4'):
+    build('dcgan', (28, 28, 1), g_channels=30)
+  with pytest.raises(UserError, match='model.d_channels=12 must be a multiple of 8'):
+    build('dcgan', (64, 64, 3), d_channels=12)
+
+
 def test_resnet_widths_must_halve_as_often_as_its_table_does():
   build('resnet', (64, 64, 3), g_channels=32, d_channels=32)  # 2 channels
   with pytest.raises(UserError, match='model.d_channels=40 must be a multiple'

@@ -102,17 +102,20 @@ class SpectrallyNormalised(nn.Module):
 
 def _build_dcgan(config, example_shape, dtype):
   image_shape = _image_shape('dcgan', example_shape)
+  options = {'transposed_conv': config.transposed_conv, 'dtype': dtype,
+             'weight_init': config.weight_init}
   if image_shape[:2] == (64, 64):  # the paper's own networks
-    options = {'transposed_conv': config.transposed_conv, 'dtype': dtype,
-               'weight_init': config.weight_init}
-    return (dcgan.Generator64(image_shape[2], **options),
-            dcgan.Discriminator64(dropout_rate=config.dropout, **options))
-  return (dcgan.Generator(image_shape,
-                          transposed_conv=config.transposed_conv, dtype=dtype,
-                          weight_init=config.weight_init),
-          dcgan.Discriminator(config.dropout, dtype=dtype,
-                              transposed_conv=config.transposed_conv,
-                              weight_init=config.weight_init))
+    g_channels = config.g_channels or dcgan.RADFORD_CHANNELS
+    d_channels = config.d_channels or dcgan.RADFORD_CHANNELS
+    _check_divisible({'g_channels': g_channels, 'd_channels': d_channels}, 8)
+    return (dcgan.Generator64(image_shape[2], g_channels // 8, **options),
+            dcgan.Discriminator64(d_channels // 8, config.dropout, **options))
+  g_channels = config.g_channels or dcgan.TUTORIAL_G_CHANNELS
+  d_channels = config.d_channels or dcgan.TUTORIAL_D_CHANNELS
+  _check_divisible({'g_channels': g_channels}, 4)
+  _check_divisible({'d_channels': d_channels}, 2)
+  return (dcgan.Generator(image_shape, g_channels, **options),
+          dcgan.Discriminator(config.dropout, d_channels, **options))
 
 
 def _image_shape(name: str, example_shape) -> tuple[int, int, int]:
@@ -179,7 +182,7 @@ def _transposed_conv_field() -> Field:
 def _channels_field(player: str, paper: int | str) -> Field:
   # Shared by models whose papers' widths differ, so 0 stands for each one's.
   return Field(0, registry.NON_NEGATIVE,
-               f'{player}\'s widest layers\' channels (0 = the paper\'s, {paper})')
+               f'{player}\'s widest layers\' channels (0 = {paper})')
 
 
 MODELS: dict[str, Model] = {
@@ -188,6 +191,13 @@ MODELS: dict[str, Model] = {
         fields={
             'dropout': Field(0.3, registry.FRACTION,
                              'the dropout rate in the discriminator'),
+            'g_channels': _channels_field(
+                'G', f'the tutorial\'s, {dcgan.TUTORIAL_G_CHANNELS}; the'
+                f' paper\'s at 64x64, {dcgan.RADFORD_CHANNELS}'),
+            'd_channels': _channels_field(
+                'D', f'the tutorial\'s, {dcgan.TUTORIAL_D_CHANNELS} (as many as'
+                f' G at each resolution); the paper\'s at 64x64,'
+                f' {dcgan.RADFORD_CHANNELS}'),
             'transposed_conv': _transposed_conv_field(),
             'weight_init': Field('flax', dcgan.WEIGHT_INITS,
                           'the initial weights: Flax\'s defaults, N(0, 0.02²)'
@@ -210,8 +220,8 @@ MODELS: dict[str, Model] = {
     'sngan': Model(
         _build_sngan,
         fields={
-            'g_channels': _channels_field('G', sngan.G_CHANNELS),
-            'd_channels': _channels_field('D', sngan.D_CHANNELS),
+            'g_channels': _channels_field('G', f'the paper\'s, {sngan.G_CHANNELS}'),
+            'd_channels': _channels_field('D', f'the paper\'s, {sngan.D_CHANNELS}'),
             'transposed_conv': _transposed_conv_field(),
         },
         summary=('the "standard CNN" of Miyato et al. 2018 (Table 3), for'
@@ -221,10 +231,10 @@ MODELS: dict[str, Model] = {
         _build_resnet,
         fields={
             'g_channels': _channels_field(
-                'G', ', '.join(f'{a.g_channels} at {side}x{side}'
+                'G', 'the paper\'s, ' + ', '.join(f'{a.g_channels} at {side}x{side}'
                                for side, a in resnet.ARCHITECTURES.items())),
             'd_channels': _channels_field(
-                'D', ', '.join(f'{a.d_channels} at {side}x{side}'
+                'D', 'the paper\'s, ' + ', '.join(f'{a.d_channels} at {side}x{side}'
                                for side, a in resnet.ARCHITECTURES.items())),
         },
         summary=('the SNGAN ResNets (Miyato et al. 2018, Table 4, and the'

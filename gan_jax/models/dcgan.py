@@ -27,6 +27,11 @@ LEAKY_SLOPE = 0.3  # tf.keras.layers.LeakyReLU's default
 # model.weight_init: how the layers' weights start ('flax', 'dcgan' or 'torch';
 # `initializers` says what each is).
 WEIGHT_INITS = ('flax', 'dcgan', 'torch')
+# The widest layers' channels (model.g_channels and d_channels = 0): the
+# tutorial's G (256, 128, 64) and D (64, 128) have as many channels at each
+# resolution, and Radford et al.'s 64x64 networks 1024 at 4x4 each.
+TUTORIAL_G_CHANNELS, TUTORIAL_D_CHANNELS = 256, 128
+RADFORD_CHANNELS = 1024
 
 
 def initializers(init: str, transposed: bool = False,
@@ -64,9 +69,11 @@ class Generator(nn.Module):
 
   Dense 7*7*256 (no bias), BN, LReLU, ConvT 128 5x5 s1, BN, LReLU,
   ConvT 64 5x5 s2, BN, LReLU, ConvT C 5x5 s2, tanh; no biases after the input.
+  `channels` scales the 256, 128, 64 (a multiple of 4).
   """
 
   image_shape: Sequence[int]  # (H, W, C); H and W divisible by 4
+  channels: int = TUTORIAL_G_CHANNELS  # the widest layer's (the dense one's)
   bn_axis_name: str | None = 'data'  # BatchNorm statistics averaged over this axis
   # 'subpixel': layers.SubPixelConvTranspose (fast on CPU); 'flax':
   # nn.ConvTranspose, the reference. The same parameters and function.
@@ -90,13 +97,13 @@ class Generator(nn.Module):
           dtype=self.dtype, name=f'ConvTranspose_{index}',
           **initializers(self.weight_init, transposed=True))
 
-    x = nn.Dense(h * w * 256, use_bias=False, dtype=self.dtype,
+    x = nn.Dense(h * w * self.channels, use_bias=False, dtype=self.dtype,
                  **initializers(self.weight_init))(z_BL)
     x = nn.leaky_relu(batch_norm()(x), LEAKY_SLOPE)
-    x = x.reshape((x.shape[0], h, w, 256))
-    x = deconv(0, 128, 1)(x)
+    x = x.reshape((x.shape[0], h, w, self.channels))
+    x = deconv(0, self.channels // 2, 1)(x)
     x = nn.leaky_relu(batch_norm()(x), LEAKY_SLOPE)
-    x = deconv(1, 64, 2)(x)
+    x = deconv(1, self.channels // 4, 2)(x)
     x = nn.leaky_relu(batch_norm()(x), LEAKY_SLOPE)
     x = deconv(2, channels, 2)(x)
     return jnp.tanh(x.astype(jnp.float32))
@@ -118,13 +125,15 @@ class Discriminator(nn.Module):
   """images [B, H, W, C] -> logits [B].
 
   Conv 64 5x5 s2, LReLU, Dropout 0.3, Conv 128 5x5 s2, LReLU, Dropout 0.3,
-  Dense 1. No batch norm, so it also serves as the WGAN-GP critic. Dropout
+  Dense 1; `channels` scales the 64, 128 (a multiple of 2). No batch norm,
+  so it also serves as the WGAN-GP critic. Dropout
   draws example b's masks from `example_keys_B[b]` alone
   (`layers.example_dropout`), so a batch gives every example the masks it
   would get on its own.
   """
 
   dropout_rate: float = 0.3
+  channels: int = TUTORIAL_D_CHANNELS  # the widest layer's (the last convolution's)
   # The layers' compute dtype; parameters stay float32, logits come out float32.
   dtype: Any = jnp.float32
   # 'subpixel': layers.SubPixelGradConv, whose input gradient (a strided
@@ -148,9 +157,9 @@ class Discriminator(nn.Module):
           name=f'Conv_{index}',
           **initializers(self.weight_init, bias_fan_in=25 * x.shape[-1]))(x)
 
-    x = conv(0, 64, x_BHWC)
+    x = conv(0, self.channels // 2, x_BHWC)
     x = dropout(nn.leaky_relu(x, LEAKY_SLOPE), 0)
-    x = conv(1, 128, x)
+    x = conv(1, self.channels, x)
     x = dropout(nn.leaky_relu(x, LEAKY_SLOPE), 1)
     x = x.reshape((x.shape[0], -1))
     dense = nn.Dense(1, dtype=self.dtype,
@@ -158,7 +167,7 @@ class Discriminator(nn.Module):
     return dense(x)[:, 0].astype(jnp.float32)
 
 
-RADFORD_WIDTH = 128  # ngf = ndf in the paper's code for 64x64 faces
+RADFORD_WIDTH = RADFORD_CHANNELS // 8  # ngf = ndf in the paper's code for 64x64 faces
 RADFORD_SLOPE = 0.2  # the discriminator's LeakyReLU
 
 
