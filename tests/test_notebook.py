@@ -76,6 +76,8 @@ def executed(tmp_path_factory):
         stacked + ':table', {'seed': seed}).to_dict())
   write_fid_run(str(runs / 'heldout_hinge'), 'hinge', 1500, [20.5, 22.5],
                 ['step_1500_seed0.png'])
+  write_fid_run(str(runs / 'heldout_hinge_seed2'), 'hinge', 1500, [24.5],
+                ['step_1500.png'])  # a run per seed: one row, one grid
   env = {'GAN_JAX_NOTEBOOK_STEPS': '20', 'GAN_JAX_NOTEBOOK_SEEDS': '2',
          'GAN_JAX_NOTEBOOK_WORKDIR': str(root / 'notebook'),
          'GAN_JAX_NOTEBOOK_RUNS': str(runs),
@@ -126,7 +128,7 @@ def test_the_notebook_runs_in_this_environment_and_shows_every_section(executed)
           ' | 1000, 1000 | 0.050, 0.070 |') in markdown(stacked)
   assert images(stacked) == 1  # one figure: seed 0's grid of each row there
   held_out = tagged(executed, 'held_out')
-  assert '| hinge | 1,500 | 2 | 21.5 ± 1.4 |' in markdown(held_out)
+  assert '| hinge | 1,500 | 3 | 22.5 ± 2.0 |' in markdown(held_out)
   assert images(held_out) == 1
   assert images(tagged(executed, 'dirac')) == 1  # every loss, with and without R1
   assert 'no spectrum in' in text(tagged(executed, 'spectra'))
