@@ -54,9 +54,10 @@ R3GAN = {'loss.name': 'rpgan', 'loss.r1_weight': 1.0, 'loss.r2_weight': 1.0,
 QUARTER_D = {'model.d_channels': 32}
 # The rows of the table besides the default (issue 30), name -> its changes
 # of the default: the recipes, the default without each stabiliser, PacGAN2
-# (Lin et al. 2018), the default with a quarter-width D, then each other loss with the default's recipe, wgan_gp
-# (5 critic steps) last. A run is the first row whose every value it has
-# (`results_table`), so a row comes before any row it contains.
+# (Lin et al. 2018), the default with a quarter-width D, then each other loss
+# with the default's recipe, wgan_gp (5 critic steps) last. A run is the first
+# row whose every value it has (`results_table`), so a row comes before any
+# row it contains.
 ROWS = {
     'tutorial': TUTORIAL,
     'r3gan': R3GAN,
