@@ -42,32 +42,50 @@ def _host(state):
 
 
 def _one_step_on_one_and_four_devices(config, source):
-  """The state after one step on 1 device and on 4, from one fresh state
+  """The fresh state, the states after one step from it on 1 device and on 4
   (initialised once: its program is not the contract's, and compiling it
-  for each mesh would double the test's initialisations)."""
+  for each mesh would double the test's initialisations), and the 1-device
+  step's metrics; on the host."""
   gan = gan_lib.build_gan(config, source.example_shape, source.sample_one)
   meshes = [parallel.make_mesh(jax.devices()[:n]) for n in (1, 4)]
   fresh = gan_lib.fresh_states(gan, [config.seed], meshes[0])
   impl, host = jax.random.key_impl(fresh.key), _host(fresh)
-  stepped = []
+  stepped, metrics = [], []
   for mesh in meshes:  # each step donates its own copy of the fresh state
     state = parallel.replicate(host, mesh)
     state = state.replace(key=jax.random.wrap_key_data(state.key, impl=impl))
     step = parallel.shard_map_step(
         functools.partial(step_lib.train_step_seeds, gan), mesh)
-    state, _ = step(state, parallel.replicate(source.arrays, mesh))
+    state, step_metrics = step(state, parallel.replicate(source.arrays, mesh))
     stepped.append(_host(state))
-  return stepped
+    metrics.append(jax.device_get(step_metrics))
+  return host, stepped, metrics[0]
 
 
-def components() -> dict[str, float]:
-  """Per case, the largest difference between 1 and 4 devices of Adam's
+def _loss_step(fresh, state, metrics) -> dict:
+  """What one step of a loss did, for tests/test_contracts_devices.py: whether
+  it changed each player's parameters, whether they and the metrics are all
+  finite, D's updates (Adam's count) and the metrics' names."""
+  def changed(player):
+    return any(not np.array_equal(a, b) for a, b in zip(
+        jax.tree.leaves(getattr(fresh, player).params),
+        jax.tree.leaves(getattr(state, player).params), strict=True))
+  leaves = [*jax.tree.leaves((state.g.params, state.d.params)), *jax.tree.leaves(metrics)]
+  return {'g_changed': changed('g'), 'd_changed': changed('d'),
+          'finite': all(bool(np.all(np.isfinite(x))) for x in leaves),
+          'd_updates': int(np.asarray(state.d.opt_state[0].count).ravel()[0]),
+          'metrics': sorted(metrics)}
+
+
+def components() -> dict[str, dict]:
+  """'differences': per case, the largest difference between 1 and 4 devices of Adam's
   moments and of the collections (BatchNorm statistics), each against the
   largest value of its kind in the state: a gradient that cancels to
   round-off in one leaf (a critic's bias) must not dominate. Parameters
   follow from the moments. (One step: Adam's first update is
   ~ lr * sign(gradient), which turns round-off in a gradient near 0 into
-  differences of 2 lr that later steps compound.)"""
+  differences of 2 lr that later steps compound.) 'losses': per loss, with
+  its own D steps and penalties, what its step did (`_loss_step`)."""
   jax.config.update('jax_disable_most_optimizations', True)
   # The DCGAN's case is its run with every stabiliser at once, and with one
   # forward of G a step (train.reuse_fake).
@@ -78,13 +96,18 @@ def components() -> dict[str, float]:
   stabilised.train.reuse_fake = True
   cases += [('stabilisers', 'dcgan', helpers.small_run(
       stabilised, specs.model('dcgan').shape))]
-  cases += [('loss', n, helpers.toy_config(n)) for n in losses.LOSSES]
-  out = {}
+  for name in losses.LOSSES:
+    config = helpers.toy_config(name)
+    config.train.d_steps = 0  # the loss's own (wgan_gp: 5)
+    cases.append(('loss', name, config))
+  out, steps = {}, {}
   for kind, name, config in cases:
     config = configs.resolve(config)
     source = (data.load(config.data) if config.data.source == 'toy'
               else data.synthetic(config.data.name, num_images=64))
-    one, four = _one_step_on_one_and_four_devices(config, source)
+    fresh, (one, four), metrics = _one_step_on_one_and_four_devices(config, source)
+    if kind == 'loss':
+      steps[name] = _loss_step(fresh, one, metrics)
     groups = {}
     for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(one)[0],
                             jax.tree.leaves(four), strict=True):
@@ -96,7 +119,7 @@ def components() -> dict[str, float]:
         max(float(np.max(np.abs(a - b))) for a, b in pairs)
         / (max(float(np.max(np.abs(a))) for a, _ in pairs) + 1e-12)
         for pairs in groups.values())
-  return out
+  return {'differences': out, 'losses': steps}
 
 
 def _summing_gradients(optimizer, params, opt_state, grads):
