@@ -449,7 +449,7 @@ def fid_table(pattern: str) -> str | None:
   members of every run of that pair (a run per seed, or one of several): Inception
   FID, KID, precision/recall, density/coverage, mean ± std over members, and
   each member's FID. None if no run matches."""
-  scored = [w for w in find_runs(pattern) if fid_results(w)]
+  scored = {w: results for w in find_runs(pattern) if (results := fid_results(w))}
   if not scored:
     return None
   labelled = sorted(
@@ -457,7 +457,7 @@ def fid_table(pattern: str) -> str | None:
       for config in [workdir_lib.recorded_config(w)])
   groups = {}  # runs of one (loss, steps), e.g. one per seed, pool their seeds
   for steps, loss, w in labelled:
-    groups.setdefault((loss, f'{steps:,}'), []).append(fid_results(w))
+    groups.setdefault((loss, f'{steps:,}'), []).append(scored[w])
   rows = comparison_rows(groups)
   return markdown_table(rows, ('loss', 'steps'), INCEPTION_COLUMNS,
                         per_seed=('fid',))
