@@ -11,10 +11,14 @@ one log line, once per member and kind, when
   away: above GAP_RUNAWAY times that median (and above GAP_FLOOR logits),
   D separating the two ever more surely;
 - `d_won`: r_t = E[sign D(x)] on real data stays at or above R_T_WON for
-  R_T_STEPS log steps in a row: D calls every real example real, Karras et
-  al. 2020's sign of a discriminator that has won (or overfits). Only for
-  losses whose logits have a boundary between real and fake
-  (losses.Loss.real_above): not a critic's or a relativistic D's.
+  R_T_STEPS log steps in a row while D's mean logit on generated data is on
+  the fake side of its boundary: D calls every real example real and the
+  generated ones fake, Karras et al. 2020's sign of a discriminator that has
+  won (or overfits). r_t alone is not: a D whose logits are all just above
+  the boundary (the hinge loss's, real or generated alike) has r_t = 1 and
+  separates nothing. Only for losses whose logits have a boundary between
+  real and fake (losses.Loss.real_above): not a critic's or a relativistic
+  D's.
 
 The warnings go to results.json (`warnings`: step, seed, kind, value). They
 are heuristics to look closer, not verdicts: a run may recover.
@@ -44,9 +48,11 @@ class _Member:
 class Monitor:
   """The warnings of one run's members (`seeds`), checked at log steps."""
 
-  def __init__(self, seeds: list[int], judges_real: bool = True):
+  def __init__(self, seeds: list[int], real_above: float | None = 0.0):
     self._members = {seed: _Member() for seed in seeds}
-    self._judges_real = judges_real  # r_t says D has won (module docstring)
+    # The loss's boundary between real and fake logits; None: no boundary,
+    # so r_t says nothing about D having won (module docstring).
+    self._real_above = real_above
     self.warnings: list[dict] = []
 
   def _baseline(self, member: _Member, name: str, value: float) -> float | None:
@@ -88,9 +94,9 @@ class Monitor:
           self._warn(seed, member, step, 'gap', gap,
                      f'D\'s gap between its mean logit on real and on generated'
                      f' data ran away: {gap:.3g}, its early median {base:.3g}')
-      r_t = figures.get('r_t')
-      if r_t is not None and self._judges_real:
-        if r_t >= R_T_WON:
+      r_t, fake = figures.get('r_t'), figures.get('d_fake')
+      if r_t is not None and fake is not None and self._real_above is not None:
+        if r_t >= R_T_WON and fake < self._real_above:
           member.won_since = step if member.won_count == 0 else member.won_since
           member.won_count += 1
         else:
@@ -98,4 +104,5 @@ class Monitor:
         if member.won_count >= R_T_STEPS:
           self._warn(seed, member, step, 'd_won', r_t,
                      f'D has won: r_t = E[sign D(x)] on real data has been >='
-                     f' {R_T_WON} since step {member.won_since}')
+                     f' {R_T_WON} and its mean logit on generated data'
+                     f' below {self._real_above:g} since step {member.won_since}')

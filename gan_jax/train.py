@@ -197,7 +197,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
         'warnings': watch.warnings, **extra}
 
   losses_per_seed, scores_per_seed = [], []
-  watch = monitor.Monitor(seeds, judges_real=gan.loss.real_above is not None)
+  watch = monitor.Monitor(seeds, real_above=gan.loss.real_above)
   train_start = last_time = time.time()
   last_step = start
   # Plain ints: a ConfigDict lookup per step would cost the loop time.

@@ -162,7 +162,8 @@ def test_a_trained_run_logs_its_dynamics_and_its_spectrum_is_its_game_jacobians(
 def test_warnings_say_when_a_run_diverges_or_d_wins():
   """Once per member and kind, at the step it happens."""
   watch = monitor.Monitor([0, 1])
-  calm = {'g_grad_norm': 1.0, 'd_grad_norm': 2.0, 'd_gap': 0.5, 'r_t': 0.2}
+  calm = {'g_grad_norm': 1.0, 'd_grad_norm': 2.0, 'd_gap': 0.5, 'r_t': 0.2,
+          'd_fake': 0.1}
   for step in range(1, 6):
     watch.check(step * 10, [{'seed': 0, **calm}, {'seed': 1, **calm}])
   assert watch.warnings == []
@@ -171,6 +172,21 @@ def test_warnings_say_when_a_run_diverges_or_d_wins():
   watch.check(70, [{'seed': 0, **calm}, {'seed': 1, **wild}])
   assert [(w['step'], w['seed'], w['kind']) for w in watch.warnings] == [
       (60, 1, 'd_grad_norm'), (60, 1, 'gap')]
+  # Every logit above the boundary, generated ones too: D separates nothing.
   for step in range(80, 130, 10):
     watch.check(step, [{'seed': 0, **calm, 'r_t': 1.0}, {'seed': 1, **calm}])
-  assert watch.warnings[-1] == {'step': 120, 'seed': 0, 'kind': 'd_won', 'value': 1.0}
+  assert len(watch.warnings) == 2
+  # Real ones above it, generated ones below on average: D has won.
+  for step in range(130, 180, 10):
+    watch.check(step, [{'seed': 0, **calm, 'r_t': 1.0, 'd_fake': -0.1},
+                       {'seed': 1, **calm}])
+  assert watch.warnings[-1] == {'step': 170, 'seed': 0, 'kind': 'd_won', 'value': 1.0}
+  # Least squares' boundary is 0.5 (losses.Loss.real_above).
+  lsgan = monitor.Monitor([0], real_above=0.5)
+  for step in range(10, 60, 10):
+    lsgan.check(step, [{'seed': 0, **calm, 'r_t': 1.0, 'd_fake': 0.3}])
+  assert [w['kind'] for w in lsgan.warnings] == ['d_won']
+  critic = monitor.Monitor([0], real_above=None)
+  for step in range(10, 60, 10):
+    critic.check(step, [{'seed': 0, **calm, 'r_t': 1.0, 'd_fake': -5.0}])
+  assert critic.warnings == []
