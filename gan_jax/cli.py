@@ -56,6 +56,23 @@ def raw_generator_flag() -> Callable[[], bool]:
   return lambda: flags.FLAGS.raw_generator
 
 
+def define_multi_host_flags() -> Callable[[], dict]:
+  """Defines --coordinator_address, --num_processes and --process_id, the
+  flags of a run over several processes that `main` and `sweep` share;
+  returns what gives their values, as parallel.initialize_distributed's
+  keyword arguments (also the flags' names)."""
+  coordinator = flags.DEFINE_string(
+      'coordinator_address', None,
+      'Multi-host: host:port of process 0, the same on every process.')
+  num_processes = flags.DEFINE_integer(
+      'num_processes', None, 'Multi-host: number of processes.')
+  process_id = flags.DEFINE_integer(
+      'process_id', None, 'Multi-host: this process, 0 .. num_processes-1.')
+  return lambda: {'coordinator_address': coordinator.value,
+                  'num_processes': num_processes.value,
+                  'process_id': process_id.value}
+
+
 def fail(message: str) -> None:
   print(f'error: {message}', file=sys.stderr)
   sys.exit(1)

@@ -25,13 +25,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Run directory (default: runs/<config file stem>).')
-_COORDINATOR = flags.DEFINE_string(
-    'coordinator_address', None,
-    'Multi-host: host:port of process 0, the same on every process.')
-_NUM_PROCESSES = flags.DEFINE_integer(
-    'num_processes', None, 'Multi-host: number of processes.')
-_PROCESS_ID = flags.DEFINE_integer(
-    'process_id', None, 'Multi-host: this process, 0 .. num_processes-1.')
+_MULTI_HOST = cli.define_multi_host_flags()
+flags.adopt_module_key_flags(cli)  # --help lists them as this command's
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_list(
     'allow_config_change', [], 'Config keys a resumed run may change although'
     ' they change the math (e.g. optim.g_lr,optim.d_lr); the changes are'
@@ -47,8 +42,7 @@ def default_workdir(config_path: str) -> str:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
-                                  _PROCESS_ID.value)
+  parallel.initialize_distributed(**_MULTI_HOST())
   from gan_jax import train  # noqa: PLC0415 (after distributed init)
   workdir = _WORKDIR.value or default_workdir(config_flags.get_config_filename(
       flags.FLAGS['config']))

@@ -48,22 +48,15 @@ _PIN_CORES = flags.DEFINE_bool(
     ' nothing else) on N cores no other point of its machine holds: faster on'
     ' a CPU machine, but its numbers are then those of a run on N cores, not'
     ' of --engine=local on all of them.')
-_COORDINATOR = flags.DEFINE_string(
-    'coordinator_address', None,
-    'Multi-host: host:port of process 0, the same on every process.')
-_NUM_PROCESSES = flags.DEFINE_integer(
-    'num_processes', None, 'Multi-host: number of processes.')
-_PROCESS_ID = flags.DEFINE_integer(
-    'process_id', None, 'Multi-host: this process, 0 .. num_processes-1.')
+_MULTI_HOST = cli.define_multi_host_flags()
+flags.adopt_module_key_flags(cli)  # --help lists them as this command's
 flags.mark_flags_as_required(['config'])
 
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  distributed = {'coordinator_address': _COORDINATOR.value,
-                 'num_processes': _NUM_PROCESSES.value,
-                 'process_id': _PROCESS_ID.value}
+  distributed = _MULTI_HOST()
   registry.lookup(sweep_lib.ENGINES, '--engine', _ENGINE.value)
   registry.check_value('--point_retries', _POINT_RETRIES.value,
                        registry.NON_NEGATIVE)
