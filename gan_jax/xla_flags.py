@@ -26,6 +26,11 @@ def _jaxlib_version() -> tuple[int, int] | None:
     return None
 
 
+def jaxlib_is_known() -> bool:
+  """Whether the installed jaxlib is one of KNOWN_JAXLIB."""
+  return _jaxlib_version() in KNOWN_JAXLIB
+
+
 def with_cpu_flags(xla_flags: str, jaxlib_version: tuple[int, int] | None
                    ) -> str:
   """`xla_flags` plus each of CPU_FLAGS whose name it does not set already,

@@ -28,7 +28,7 @@ def test_unknown_jaxlib_gets_no_flag():
   assert xla_flags.with_cpu_flags('', None) == ''
 
 
-@pytest.mark.skipif(xla_flags._jaxlib_version() not in xla_flags.KNOWN_JAXLIB,
+@pytest.mark.skipif(not xla_flags.jaxlib_is_known(),
                     reason='flag not set for this jaxlib')
 def test_runtime_setup_takes_convolutions_off_ynnpack():
   """Compiled in a fresh process: the convolution is no YNNPACK fusion."""
