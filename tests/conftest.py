@@ -19,7 +19,8 @@ from tests.helpers import TEST_XLA_FLAGS  # noqa: E402
 from tests.helpers import write_idx_images  # noqa: E402
 
 # This process's XLA flags besides gan_jax's: the commands' (helpers.py).
-os.environ['XLA_FLAGS'] = ' '.join((os.environ.get('XLA_FLAGS', ''), *TEST_XLA_FLAGS)).strip()
+os.environ['XLA_FLAGS'] = ' '.join(
+    (os.environ.get('XLA_FLAGS', ''), *TEST_XLA_FLAGS)).strip()
 
 # Before any test touches JAX: the XLA flags and the Threefry lowering the
 # commands run with (cli.run calls it for them).
