@@ -10,7 +10,19 @@ A results file marks every table it shows with the runs it comes from,
 
 and this command replaces what stands between the marks with the table
 gan_jax.analysis computes from those runs (paths under --runs), so no figure
-of a results file is typed by hand. The kinds of table:
+of a results file is typed by hand.
+
+Runs are local and short-lived (a laptop's runs/, a preemptible machine),
+while a table gathers seeds run at different times and places. So the command
+first keeps the record of each run a table reads that has ended (finished or
+diverged, not interrupted): its config.json, results.json and `python -m
+gan_jax.fid` scores, a few KB, in a `runs/` directory beside the results file
+(docs/results/runs/). It then computes the table from those records. A record
+stays until a run of the same path replaces it, so a table can be recomputed
+from the repository alone. A row none of whose runs has a record (measured
+before records were kept) is kept as it stands, and a line says so.
+
+The kinds of table:
 
   sweeps DIR...         `gan_jax.sweep` directories by (data, loss): PacGAN's
                         modes, high quality and reverse KL over seeds
@@ -23,10 +35,11 @@ of a results file is typed by hand. The kinds of table:
   dirac LR              the Dirac-GAN of every loss x penalty x optimiser at
                         step size LR (gan_jax.dynamics; needs no runs)
 
-A table whose runs are not there is kept as it stands, and a line says so.
+A table with no records is kept as it stands, and a line says so.
 """
 
 import argparse
+from collections.abc import Iterator
 import os
 import re
 import sys
@@ -34,11 +47,16 @@ import sys
 from gan_jax import analysis
 from gan_jax import configs
 from gan_jax import dynamics
+from gan_jax import files
+from gan_jax import workdir as workdir_lib
 from gan_jax.errors import UserError
 
 _MARKS = ('sweeps DIR..., stabilisers DATASET, stacked DIR, fid GLOB, metrics GLOB,'
           ' dirac LR')
 _BLOCK = re.compile(r'(<!-- table: ([^>]*?) -->\n)(.*?)(<!-- /table -->)', re.DOTALL)
+# A run's record: what the tables read of it.
+RECORD_FILES = (workdir_lib.CONFIG_FILE, workdir_lib.RESULTS_FILE,
+                analysis.FID_FILE.format(member='*'))
 
 
 def _experiment(name: str):
@@ -74,19 +92,92 @@ def table(spec: str, runs: str) -> str | None:
   raise UserError(f'unknown table mark {spec!r}; valid: {_MARKS}')
 
 
-def rewrite(text: str, runs: str) -> tuple[str, list[str]]:
-  """`text` with every marked table computed afresh from `runs`, and the
-  marks kept as they stood (their runs are not there)."""
-  kept = []
+def run_patterns(spec: str) -> list[str]:
+  """Globs (relative to the runs directory) of the run directories the table
+  of a mark reads."""
+  kind, *args = spec.split() or ['']
+  if kind in ('sweeps', 'stacked'):
+    return [os.path.join(arg, '*') for arg in args]
+  if kind == 'stabilisers':
+    return [f'{sweep}_{arg}/*' for arg in args for sweep in ('compare', 'stabilisers')]
+  if kind in ('fid', 'metrics'):
+    return list(args)
+  return []
+
+
+def ended_runs(spec: str, runs: str) -> Iterator[str]:
+  """The run directories under `runs` that the mark's table reads and that
+  have ended (finished or diverged: not one interrupted, to be resumed),
+  relative to `runs`."""
+  for pattern in run_patterns(spec):
+    for workdir in files.glob(os.path.join(runs, pattern)):
+      results = workdir_lib.read_results(workdir) or {}
+      if results.get('status') in ('finished', 'diverged'):
+        yield os.path.relpath(workdir, runs)
+
+
+def keep_records(spec: str, runs: str, records: str) -> list[str]:
+  """Copies the RECORD_FILES of the mark's `ended_runs` from `runs` into
+  `records` (the same relative paths), over any older record of the same
+  run; returns the runs copied."""
+  copied = []
+  for run in ended_runs(spec, runs):
+    files.makedirs(os.path.join(records, run))
+    for name in RECORD_FILES:
+      for path in files.glob(os.path.join(runs, run, name)):
+        files.write_bytes(os.path.join(records, run, os.path.basename(path)),
+                          files.read_bytes(path))
+    copied.append(run)
+  return copied
+
+
+def _cells(line: str) -> list[str]:
+  return [cell.strip() for cell in line.strip().strip('|').split('|')]
+
+
+def merge_rows(old: str, new: str) -> tuple[str, list[str]]:
+  """The table `new` with the rows of `old` that it lacks kept where they
+  stood (a row is named by its cells before 'seeds'), and each row new to
+  `old` after the row that precedes it in `new` (else last); the names of
+  the rows kept. `new` alone where the headers differ or have no 'seeds'."""
+  old_lines, new_lines = old.strip().splitlines(), new.strip().splitlines()
+  header = _cells(new_lines[0])
+  if not old_lines or _cells(old_lines[0]) != header or 'seeds' not in header:
+    return new, []
+  labels = header.index('seeds')
+
+  def name(line: str) -> str:
+    return ' / '.join(_cells(line)[:labels])
+
+  computed = {name(line): line for line in new_lines[2:]}
+  merged = [computed.get(name(line), line) for line in old_lines[2:]]
+  kept = [name(line) for line in old_lines[2:] if name(line) not in computed]
+  rows = new_lines[2:]
+  for previous, line in zip([None, *rows[:-1]], rows, strict=True):
+    if line not in merged:
+      at = merged.index(computed[name(previous)]) + 1 if previous else len(merged)
+      merged.insert(at, line)
+  return '\n'.join([*new_lines[:2], *merged]) + '\n', kept
+
+
+def rewrite(text: str, runs: str, records: str) -> tuple[str, list[str], list[str]]:
+  """`text` with every marked table computed afresh from `records` after
+  `keep_records` brought the ended runs of `runs` into it; the marks kept as
+  they stood (no records) and the rows kept as they stood ('MARK: ROW')."""
+  kept_marks, kept_rows = [], []
 
   def replace(match: re.Match) -> str:
-    computed = table(match.group(2), runs)
+    spec, old = match.group(2), match.group(3)
+    keep_records(spec, runs, records)
+    computed = table(spec, records)
     if computed is None:
-      kept.append(match.group(2))
+      kept_marks.append(spec)
       return match.group(0)
+    computed, kept = merge_rows(old, computed)
+    kept_rows.extend(f'{spec}: {row}' for row in kept)
     return f'{match.group(1)}{computed.rstrip()}\n{match.group(4)}'
 
-  return _BLOCK.sub(replace, text), kept
+  return _BLOCK.sub(replace, text), kept_marks, kept_rows
 
 
 def main(argv: list[str]) -> int:
@@ -99,13 +190,16 @@ def main(argv: list[str]) -> int:
     for path in args.files:
       with open(path) as f:
         text = f.read()
-      new, kept = rewrite(text, args.runs)
+      records = os.path.join(os.path.dirname(path), 'runs')
+      new, kept_marks, kept_rows = rewrite(text, args.runs, records)
       if new != text:
         with open(path, 'w') as f:
           f.write(new)
       marks = len(_BLOCK.findall(text))
-      print(f'{path}: {marks - len(kept)} of {marks} tables computed from'
-            f' {args.runs}/' + ''.join(f'; kept (no runs): {spec}' for spec in kept))
+      print(f'{path}: {marks - len(kept_marks)} of {marks} tables computed from'
+            f' the records in {records}/ (the ended runs of {args.runs}/ added)'
+            + ''.join(f'; kept (no records): {spec}' for spec in kept_marks)
+            + ''.join(f'; row kept (no records): {row}' for row in kept_rows))
   except (UserError, OSError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1

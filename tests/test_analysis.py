@@ -242,20 +242,48 @@ def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
   path = tmp_path / 'runs' / 'compare_ring8' / 'loss.name-vanilla_seed-0' / 'config.json'
   path.write_text(json.dumps({**json.loads(path.read_text()),
                               'data': {'name': 'ring8'}}))
-  doc = tmp_path / 'results.md'
+  (tmp_path / 'docs').mkdir()
+  doc = tmp_path / 'docs' / 'results.md'
+  write_fid_run(str(tmp_path / 'runs' / 'heldout_a'), 'hinge', 1500, [38.7, 38.2])
   doc.write_text('# Results\n\n<!-- table: sweeps compare_ring8 -->\nold\n'
                  '<!-- /table -->\n\n<!-- table: fid fid_mnist_* -->\nkept\n'
-                 '<!-- /table -->\n')
+                 '<!-- /table -->\n\n<!-- table: fid heldout_* -->\n<!-- /table -->\n')
   assert report.main([str(doc), f'--runs={tmp_path / "runs"}']) == 0
   text = doc.read_text()
   assert '| ring8 | vanilla | 2 | 7.0 ± 1.4 |' in text and '\nold\n' not in text
-  assert '| ring8 | wgan_gp | 1 of 2, 1 pending |' in text
+  # From the records of the runs that ended: wgan_gp's pending seed is not one.
+  assert '| ring8 | wgan_gp | 1 | 3.0 |' in text
   assert '\nkept\n' in text
-  assert 'kept (no runs): fid fid_mnist_*' in capsys.readouterr().out
+  assert 'kept (no records): fid fid_mnist_*' in capsys.readouterr().out
+  records = tmp_path / 'docs' / 'runs' / 'compare_ring8'  # beside the file
+  assert sorted(os.listdir(records)) == ['loss.name-vanilla_seed-0',
+                                         'loss.name-vanilla_seed-1',
+                                         'loss.name-wgan_gp_seed-0']
+  assert sorted(os.listdir(records / 'loss.name-vanilla_seed-0')) == [
+      'config.json', 'results.json']
+  assert sorted(os.listdir(tmp_path / 'docs' / 'runs' / 'heldout_a')) == [
+      'config.json', 'fid_member0.json', 'fid_member1.json', 'results.json']
+  assert '| hinge | 1,500 | 2 | 38.5 ± 0.4 |' in text
   assert report.main([str(doc), '--runs=/nonexistent']) == 0
+  assert doc.read_text() == text  # recomputed from the records alone
   for mark, said in (('pie chart', "unknown table mark 'pie chart'"),
                      (' ', 'an empty table mark')):
     doc.write_text(f'<!-- table: {mark} -->\n<!-- /table -->\n')
     capsys.readouterr()
     assert report.main([str(doc)]) == 1
     assert f'{said}; valid: sweeps DIR...' in capsys.readouterr().err
+
+
+def test_merge_rows_keeps_the_rows_without_records_and_places_new_ones():
+  head = '| loss | steps | seeds | FID |\n| --- | --- | --- | --- |\n'
+  old = head + '| hinge | 1,500 | 3 | 38.5 |\n| vanilla | 1,500 | 1 | 41.8 |\n'
+  new = head + '| hinge | 1,500 | 1 | 37.0 |\n| rpgan | 1,500 | 1 | 35.5 |\n'
+  merged, kept = report.merge_rows(old, new)
+  assert merged.splitlines()[2:] == ['| hinge | 1,500 | 1 | 37.0 |',
+                                     '| rpgan | 1,500 | 1 | 35.5 |',
+                                     '| vanilla | 1,500 | 1 | 41.8 |']
+  assert kept == ['vanilla / 1,500']  # a row is named by its cells before 'seeds'
+  other_columns = '| loss | steps | seeds | KID |\n| --- | --- | --- | --- |\n'
+  assert report.merge_rows(other_columns + '| x | 1 | 1 | 2 |\n', new) == (new, [])
+  assert report.merge_rows('old\n', new) == (new, [])
+  assert report.merge_rows(old, old) == (old, [])

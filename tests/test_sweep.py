@@ -503,6 +503,16 @@ def test_the_stacked_mnist_table_is_a_sweep_of_its_rows_read_back_by_row(tmp_pat
     assert analysis.variant_of({'values': {}, 'config': config}, rows, 'other') == row
   stray = analysis.experiment_config(path + ':table', {'optim.g_lr': 5e-4}).to_dict()
   assert analysis.variant_of({'values': {}, 'config': stray}, rows, 'other') == 'other'
-  marked = f'<!-- table: stacked {tmp_path.name} -->\nold\n<!-- /table -->\n'
-  text, kept = report.rewrite(marked, str(tmp_path.parent))
-  assert kept == [] and text.splitlines()[1:-1] == table
+  # The report keeps the runs' records and computes the table from them; a
+  # row it has no record of (measured before records) stays as it stood.
+  quarter_d = '| quarter_d | 3 | 1000.0 [1000.0, 1000.0] | 0.131 | 1000 | 0.131 |'
+  marked = (f'<!-- table: stacked {tmp_path.name} -->\n{table[0]}\n{table[1]}\n'
+            f'| default | 1 | 1.0 | 9.000 | 1 | 9.000 |\n{quarter_d}\n<!-- /table -->\n')
+  records = str(tmp_path.parent / 'records')
+  text, kept_marks, kept_rows = report.rewrite(marked, str(tmp_path.parent), records)
+  assert kept_marks == [] and kept_rows == [f'stacked {tmp_path.name}: quarter_d']
+  assert text.splitlines()[1:-1] == [*table, quarter_d]
+  assert sorted(os.listdir(os.path.join(records, tmp_path.name))) == sorted(
+      os.listdir(tmp_path))
+  empty = str(tmp_path.parent / 'no_runs')  # the runs gone: the records alone
+  assert report.rewrite(marked, empty, records)[0] == text
