@@ -27,6 +27,7 @@ before anything touches JAX. Notebooks and library users call it first thing:
 """
 
 import os
+import platform
 
 from absl import logging
 from jax._src import xla_bridge
@@ -70,3 +71,20 @@ def use_one_storage_layer() -> None:
     os.environ.setdefault('TENSORSTORE_GCS_HTTP_URL', emulator)
     os.environ.setdefault('GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT', 'false')
     gs.setdefault('token', 'anon')
+
+
+def machine() -> dict:
+  """What a run's timings were measured on: the CPU's model name (Linux's
+  /proc/cpuinfo, else `platform.processor()`), its cores, and the kind of
+  JAX's first device (e.g. 'cpu', 'NVIDIA H100 80GB HBM3', 'TPU v4')."""
+  import jax  # noqa: PLC0415
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open('/proc/cpuinfo') as f:
+      names = [line.split(':', 1)[1].strip() for line in f
+               if line.startswith('model name')]
+    cpu = names[0] if names else cpu
+  except OSError:
+    pass
+  return {'cpu': cpu, 'cpu_cores': os.cpu_count(),
+          'device_kind': jax.devices()[0].device_kind}

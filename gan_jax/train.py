@@ -30,6 +30,7 @@ from gan_jax import parallel
 from gan_jax import preemption
 from gan_jax import progress
 from gan_jax import runs
+from gan_jax import runtime
 from gan_jax import step as step_lib
 from gan_jax import summary_writer
 from gan_jax import workdir as workdir_lib
@@ -192,6 +193,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
         'steps_per_s': (trained / (time.time() - train_start) if trained > 0
                         else None),
         'devices': mesh.size, 'processes': jax.process_count(),
+        'machine': runtime.machine(),  # the timings' hardware (a record's)
         'data_pipeline': source.pipeline,
         # Divergence and collapse warnings of this run's log steps (monitor).
         'warnings': watch.warnings, **extra}

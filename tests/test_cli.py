@@ -57,6 +57,9 @@ def test_a_run_leaves_every_artifact(mnist_run):
   assert results['num_seeds'] == 1 and results['seeds'] == [0]
   assert results['losses_per_seed'] == [{'seed': 0, **results['losses']}]
   assert results['wall_time_s'] > 0 and results['steps_per_s'] > 0
+  machine = results['machine']  # what the timings were measured on
+  assert machine['device_kind'] == 'cpu' and machine['cpu_cores'] == os.cpu_count()
+  assert machine['cpu'] and isinstance(machine['cpu'], str)
   [events] = [f for f in os.listdir(workdir) if f.startswith('events.out.tfevents')]
   scalars, images = read_events(os.path.join(workdir, events))
   assert [step for step, _ in scalars['g_loss']] == [2, 4]
