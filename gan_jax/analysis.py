@@ -15,6 +15,7 @@ notebook holds no library logic and so it is tested:
   markdown_table     those rows as a markdown table (`Column`: which figures, how)
   metrics_table      the final figures of single runs (e.g. MNIST) side by side
   fid_results        a run's results with `python -m gan_jax.fid`'s figures per member
+  eval_history       a run's evaluations over training; `evals_table` shows them
 
 Groups of runs are `{label tuple: [results.json dicts]}`, so runs of several
 seeds (`config.num_seeds`) and sweeps of one seed per point compare alike.
@@ -79,6 +80,7 @@ STACKED_COLUMNS = (Column('modes', 'modes', 1.0, '.1f', '.0f'),
 
 
 FID_FILE = 'fid_member{member}.json'  # `python -m gan_jax.fid ... --member=i >` this
+EVALS_FILE = 'evals.json'  # `eval_history` in a run's record (gan_jax.report)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +206,48 @@ def curve(scalars: Mapping[str, tuple[np.ndarray, np.ndarray]], tag: str) -> Cur
     per_seed.append(scalars[f'seed_{i}/{tag}'][1])
     i += 1
   return Curve(steps=steps, mean=mean, per_seed=per_seed)
+
+
+def eval_history(workdir: str) -> dict[str, list[list[float]]]:
+  """The run's evaluations over training from its event files: every
+  `eval/` tag (member i's as `seed_<i>/eval/...`) -> [[step, value], ...],
+  a value that is not finite as None (as JSON keeps it)."""
+  return {tag: [[int(step), float(value) if math.isfinite(value) else None]
+                for step, value in zip(*series, strict=True)]
+          for tag, series in read_scalars(workdir).items() if 'eval/' in tag}
+
+
+def _figure(value: float | None) -> str:
+  if value is None:
+    return 'n/a'
+  return f'{value:.0f}' if float(value).is_integer() else f'{value:.3f}'
+
+
+def evals_table(pattern: str, names: Sequence[str]) -> str | None:
+  """The evaluations over training of the runs matching `pattern` whose
+  EVALS_FILE (`eval_history`) is there: a row per member ('seed'), a column
+  per evaluated step, each cell its figures `names` (e.g. ('modes',
+  'reverse_kl')) as 'a / b'; None if no run has one."""
+  found = [(w, files.read_json(os.path.join(w, EVALS_FILE), instead='left out'))
+           for w in find_runs(pattern) if files.exists(os.path.join(w, EVALS_FILE))]
+  found = [(w, history) for w, history in found if history]
+  if not found:
+    return None
+  steps = sorted({step for _, history in found for tag in history
+                  for step, _ in history[tag]})
+  lines = ['| seed | ' + ' | '.join(f'{step:,}' for step in steps) + ' |',
+           '|' + ' --- |' * (len(steps) + 1)]
+  for workdir, history in found:
+    seeds = (load_results(workdir) or {}).get('seeds') or [None]
+    for i, seed in enumerate(seeds):
+      prefix = f'seed_{i}/' if len(seeds) > 1 else ''
+      series = {name: dict(map(tuple, history.get(f'{prefix}eval/{name}', [])))
+                for name in names}
+      cells = [' / '.join(_figure(series[name][step]) for name in names)
+               if all(step in series[name] for name in names) else ''
+               for step in steps]
+      lines.append(f'| {seed} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
 
 
 # --------------------------------------------------------------- samples

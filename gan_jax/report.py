@@ -15,12 +15,13 @@ of a results file is typed by hand.
 Runs are local and short-lived (a laptop's runs/, a preemptible machine),
 while a table gathers seeds run at different times and places. So the command
 first keeps the record of each run a table reads that has ended (finished or
-diverged, not interrupted): its config.json, results.json and `python -m
-gan_jax.fid` scores, a few KB, in a `runs/` directory beside the results file
-(docs/results/runs/). It then computes the table from those records. A record
-stays until a run of the same path replaces it, so a table can be recomputed
-from the repository alone. A row none of whose runs has a record (measured
-before records were kept) is kept as it stands, and a line says so.
+diverged, not interrupted): its config.json, results.json, `python -m
+gan_jax.fid` scores and evaluations over training (evals.json), a few KB, in
+a `runs/` directory beside the results file (docs/results/runs/). It then
+computes the table from those records. A record stays until a run of the
+same path replaces it, so a table can be recomputed from the repository
+alone. A row none of whose runs has a record (measured before records were
+kept) is kept as it stands, and a line says so.
 
 The kinds of table:
 
@@ -32,6 +33,8 @@ The kinds of table:
   fid GLOB              MNIST runs that `python -m gan_jax.fid` scored, by
                         (loss, steps): Inception FID, KID, precision/recall...
   metrics GLOB          single runs' final figures side by side
+  evals GLOB NAME...    the evaluations over training of the runs of GLOB, a
+                        row per seed: NAME... at each step (e.g. modes reverse_kl)
   dirac LR              the Dirac-GAN of every loss x penalty x optimiser at
                         step size LR (gan_jax.dynamics; needs no runs)
 
@@ -52,7 +55,7 @@ from gan_jax import workdir as workdir_lib
 from gan_jax.errors import UserError
 
 _MARKS = ('sweeps DIR..., stabilisers DATASET, stacked DIR, fid GLOB, metrics GLOB,'
-          ' dirac LR')
+          ' evals GLOB NAME..., dirac LR')
 _BLOCK = re.compile(r'(<!-- table: ([^>]*?) -->\n)(.*?)(<!-- /table -->)', re.DOTALL)
 # A run's record: what the tables read of it.
 RECORD_FILES = (workdir_lib.CONFIG_FILE, workdir_lib.RESULTS_FILE,
@@ -82,6 +85,8 @@ def table(spec: str, runs: str) -> str | None:
     return analysis.fid_table(paths[0])
   if kind == 'metrics' and len(args) == 1:
     return analysis.runs_metrics_table(paths[0])
+  if kind == 'evals' and len(args) > 1:
+    return analysis.evals_table(paths[0], args[1:])
   if kind == 'dirac' and len(args) == 1:
     try:
       lr = float(args[0])
@@ -100,8 +105,8 @@ def run_patterns(spec: str) -> list[str]:
     return [os.path.join(arg, '*') for arg in args]
   if kind == 'stabilisers':
     return [f'{sweep}_{arg}/*' for arg in args for sweep in ('compare', 'stabilisers')]
-  if kind in ('fid', 'metrics'):
-    return list(args)
+  if kind in ('fid', 'metrics', 'evals'):
+    return args[:1]
   return []
 
 
@@ -118,8 +123,8 @@ def ended_runs(spec: str, runs: str) -> Iterator[str]:
 
 def keep_records(spec: str, runs: str, records: str) -> list[str]:
   """Copies the RECORD_FILES of the mark's `ended_runs` from `runs` into
-  `records` (the same relative paths), over any older record of the same
-  run; returns the runs copied."""
+  `records` (the same relative paths), with their `analysis.eval_history`,
+  over any older record of the same run; returns the runs copied."""
   copied = []
   for run in ended_runs(spec, runs):
     files.makedirs(os.path.join(records, run))
@@ -127,6 +132,9 @@ def keep_records(spec: str, runs: str, records: str) -> list[str]:
       for path in files.glob(os.path.join(runs, run, name)):
         files.write_bytes(os.path.join(records, run, os.path.basename(path)),
                           files.read_bytes(path))
+    history = analysis.eval_history(os.path.join(runs, run))
+    if history:
+      files.write_json(os.path.join(records, run, analysis.EVALS_FILE), history)
     copied.append(run)
   return copied
 

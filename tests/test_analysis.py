@@ -287,3 +287,29 @@ def test_merge_rows_keeps_the_rows_without_records_and_places_new_ones():
   assert report.merge_rows(other_columns + '| x | 1 | 1 | 2 |\n', new) == (new, [])
   assert report.merge_rows('old\n', new) == (new, [])
   assert report.merge_rows(old, old) == (old, [])
+
+
+def test_evals_table_shows_each_members_evaluations_from_its_record(two_seeds, tmp_path):
+  """`<!-- table: evals GLOB NAME... -->`: the evaluations over training, kept
+  in the run's record (evals.json) and read back from it alone."""
+  _, workdir, results = two_seeds
+  history = analysis.eval_history(workdir)
+  assert [step for step, _ in history['seed_1/eval/modes']] == [10, 20]
+  (tmp_path / 'docs').mkdir()
+  doc = tmp_path / 'docs' / 'results.md'
+  doc.write_text('<!-- table: evals ring8 modes reverse_kl -->\n<!-- /table -->\n')
+  assert report.main([str(doc), f'--runs={os.path.dirname(workdir)}']) == 0
+  record = tmp_path / 'docs' / 'runs' / 'ring8'
+  assert json.loads((record / 'evals.json').read_text()) == history
+  lines = doc.read_text().splitlines()[1:-1]
+  assert lines[0] == '| seed | 10 | 20 |'
+  for i, seed in enumerate(results['seeds']):
+    modes = dict(map(tuple, history[f'seed_{i}/eval/modes']))
+    kl = dict(map(tuple, history[f'seed_{i}/eval/reverse_kl']))
+    cells = [f'{modes[step]:.0f} / ' + ('n/a' if kl[step] is None else f'{kl[step]:.3f}')
+             for step in (10, 20)]  # a count whole, the rest to 3 decimals
+    assert lines[2 + i] == f'| {seed} | {cells[0]} | {cells[1]} |'
+  final = results['metrics_per_seed'][1]  # the last evaluation is the final one
+  assert history['seed_1/eval/modes'][-1][1] == final['modes']
+  assert report.main([str(doc), '--runs=/nonexistent']) == 0
+  assert doc.read_text().splitlines()[1:-1] == lines  # from the record alone
