@@ -132,6 +132,19 @@ def _classifier_directory(config, dataset_name: str) -> str:
           or classifier.default_directory(dataset_name))
 
 
+def classifier_about(net: classifier.Classifier, directory: str) -> dict:
+  """Which classifier measured a run's figures, for results.json's
+  `metrics_about`: its directory, a digest of its weights (the same training
+  on another CPU need not give the same ones), its held-out accuracy and the
+  digits it was trained on."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(net.params):
+    digest.update(np.asarray(leaf).tobytes())
+  return {'directory': directory, 'weights_hash': digest.hexdigest()[:16],
+          **{key: net.info.get(key) for key in (
+              'test_accuracy', 'train_size', 'test_size', 'description')}}
+
+
 IMAGE_FIGURES = ('fid_lenet', 'kid_lenet', 'kid_lenet_std', 'precision', 'recall',
                  'density', 'coverage', 'score_lenet', 'top_class_share')
 
@@ -241,7 +254,7 @@ def _classifier(config, source: data.DataSource) -> Scorer:
     return {**image_figures(reference.feats, feats, probs),
             **{f'real_{k}': v for k, v in reference.floor.items()}}
 
-  return Scorer(score)
+  return Scorer(score, about={'classifier': classifier_about(net, directory)})
 
 
 # ----------------------------------------------------------------- inception
@@ -414,7 +427,7 @@ def _stacked_mnist(config, source: data.DataSource) -> Scorer:
     return {**_triples(net, samples),
             **{f'real_{k}': v for k, v in floor.items()}}
 
-  return Scorer(score)
+  return Scorer(score, about={'stacked_mnist': classifier_about(net, directory)})
 
 
 # ----------------------------------------------------------------- registry

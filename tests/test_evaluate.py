@@ -8,6 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from gan_jax import classifier
 from gan_jax import data
 from gan_jax import evaluate
 from gan_jax import evaluators
@@ -78,7 +79,6 @@ def test_evaluators_that_do_not_fit_the_data_are_refused(tmp_path):
 def mnist_subset(tmp_path_factory):
   """600 real t10k digits as an idx directory (480 train / 120 held out) and
   a LeNet trained on it for a few steps (~95% accurate)."""
-  from gan_jax import classifier  # noqa: PLC0415
   full = data.load_labeled(ml_collections.ConfigDict(
       dict(name='mnist', source='idx', path=REAL_MNIST, tfds_data_dir='')))
   images = np.concatenate([full.train_images, full.test_images])[:600, ..., 0]
@@ -112,7 +112,11 @@ def test_classifier_evaluator_writes_results_and_caches_the_real_floor(
   scores = results['metrics']
   assert set(scores) == set(figures) | {f'real_{k}' for k in figures}
   with open(os.path.join(workdir, 'results.json')) as f:
-    assert json.load(f)['metrics'] == pytest.approx(scores)
+    written = json.load(f)
+  assert written['metrics'] == pytest.approx(scores)
+  about = written['metrics_about']['classifier']  # which LeNet measured them
+  assert about['directory'] == net_dir and len(about['weights_hash']) == 16
+  assert about['test_accuracy'] == classifier.load(net_dir).info['test_accuracy']
   # Held-out real digits against the real reference: the floor. Four steps of
   # a DCGAN are far above it.
   assert scores['real_fid_lenet'] < 0.2 * scores['fid_lenet']
@@ -149,6 +153,7 @@ def test_stacked_mnist_evaluator_counts_digit_triples(tmp_path, mnist_subset):
   config.eval.num_samples = 500
   source = data.load(config.data)
   score = evaluators.build(('stacked_mnist',), config, source)
+  assert score.about['stacked_mnist']['directory'] == net_dir
   keys = jax.random.split(jax.random.key(evaluators.SUBSET_SEED), 500)
   real = np.asarray(jax.vmap(source.sample_one, (None, 0))(source.arrays, keys))
   scores = score(real)
@@ -162,7 +167,6 @@ def test_stacked_mnist_evaluator_counts_digit_triples(tmp_path, mnist_subset):
   assert collapsed['reverse_kl'] == pytest.approx(np.log(1000))
   # Each channel is classified on its own: swapping two channels of one
   # image swaps its digits.
-  from gan_jax import classifier  # noqa: PLC0415
   net = classifier.load(net_dir)
   digits = evaluators.stacked_digits(net, real[:20])
   np.testing.assert_array_equal(
