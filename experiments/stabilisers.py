@@ -67,10 +67,11 @@ def results_table(dataset: str, runs: str = 'runs') -> str | None:
   runs/stabilisers_<dataset>, pooling each run's seeds; None if neither
   sweep is there."""
   from gan_jax import analysis  # noqa: PLC0415 (reads TensorBoard files)
+  from gan_jax import files  # noqa: PLC0415
   points = []
   for sweep_name in ('compare', 'stabilisers'):
     directory = os.path.join(runs, f'{sweep_name}_{dataset}')
-    if os.path.isdir(directory):
+    if files.isdir(directory):
       points += analysis.read_sweep(directory)
   if not points:
     return None

@@ -273,7 +273,8 @@ def read_sweep(directory: str) -> list[dict]:
   started), 'results' (None before it wrote results.json)}.
 
   The points and their statuses come from summary.csv; sub-workdirs it does
-  not list yet (a sweep before its first summary) follow, by name.
+  not list (a sweep before its first summary, kept records) follow, by name
+  (numbers by value: seed-2 before seed-10).
   """
   points = []
   summary = os.path.join(directory, 'summary.csv')
@@ -283,10 +284,10 @@ def read_sweep(directory: str) -> list[dict]:
     points = [{'name': row['point'], 'values': {k: row[k] for k in keys},
                'status': row['status']} for row in reader]
   listed = {point['name'] for point in points}
-  for path in files.glob(os.path.join(directory, '*', 'config.json')):
-    name = os.path.basename(os.path.dirname(path))
-    if name not in listed:
-      points.append({'name': name, 'values': {}, 'status': None})
+  unlisted = {os.path.basename(os.path.dirname(path))
+              for path in files.glob(os.path.join(directory, '*', 'config.json'))}
+  for name in sorted(unlisted - listed, key=_natural):  # seed-2 before seed-10
+    points.append({'name': name, 'values': {}, 'status': None})
   for point in points:
     workdir = os.path.join(directory, point['name'])
     point['config'] = files.read_json(
@@ -296,6 +297,12 @@ def read_sweep(directory: str) -> list[dict]:
     if point['status'] is None:
       point['status'] = (point['results'] or {}).get('status', 'incomplete')
   return points
+
+
+def _natural(name: str) -> list:
+  """A sort key that orders the numbers in names by value."""
+  return [(0, int(part), '') if part.isdigit() else (1, 0, part)
+          for part in re.split(r'(\d+)', name)]
 
 
 def _value(point: Mapping, key: str) -> str:

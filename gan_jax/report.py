@@ -21,7 +21,8 @@ a `runs/` directory beside the results file (docs/results/runs/). It then
 computes the table from those records. A record stays until a run of the
 same path replaces it, so a table can be recomputed from the repository
 alone. A row none of whose runs has a record (measured before records were
-kept) is kept as it stands, and a line says so.
+kept) is kept as it stands, as is a row whose records hold fewer seeds than
+the file shows; a line names each.
 
 The kinds of table:
 
@@ -110,82 +111,124 @@ def run_patterns(spec: str) -> list[str]:
   return []
 
 
+def _scoring_unfinished(workdir: str) -> str | None:
+  """The FID file of the run that is empty (`python -m gan_jax.fid ... >`
+  it is scoring, or failed), else None."""
+  for path in files.glob(os.path.join(workdir, analysis.FID_FILE.format(member='*'))):
+    if not files.read_bytes(path).strip():
+      return os.path.basename(path)
+  return None
+
+
 def ended_runs(spec: str, runs: str) -> Iterator[str]:
   """The run directories under `runs` that the mark's table reads and that
   have ended (finished or diverged: not one interrupted, to be resumed),
   relative to `runs`."""
   for pattern in run_patterns(spec):
     for workdir in files.glob(os.path.join(runs, pattern)):
+      if not files.isdir(workdir):
+        continue  # a sweep's summary.csv
       results = workdir_lib.read_results(workdir) or {}
       if results.get('status') in ('finished', 'diverged'):
         yield os.path.relpath(workdir, runs)
 
 
 def keep_records(spec: str, runs: str, records: str) -> list[str]:
-  """Copies the RECORD_FILES of the mark's `ended_runs` from `runs` into
-  `records` (the same relative paths), with their `analysis.eval_history`,
-  over any older record of the same run; returns the runs copied."""
-  copied = []
+  """Makes the record of each of the mark's `ended_runs` in `records` (the
+  same relative path): its RECORD_FILES and `analysis.eval_history`, in
+  place of any older record of that run. A run with an empty FID file
+  (scoring under way, or failed) is left as it was recorded. Returns what
+  was left so, as notes."""
+  notes = []
   for run in ended_runs(spec, runs):
-    files.makedirs(os.path.join(records, run))
-    for name in RECORD_FILES:
-      for path in files.glob(os.path.join(runs, run, name)):
-        files.write_bytes(os.path.join(records, run, os.path.basename(path)),
-                          files.read_bytes(path))
-    history = analysis.eval_history(os.path.join(runs, run))
+    workdir, record = os.path.join(runs, run), os.path.join(records, run)
+    empty = _scoring_unfinished(workdir)
+    if empty:
+      notes.append(f'not recorded (its {empty} is empty: FID scoring is under'
+                   f' way or failed): {run}')
+      continue
+    copies = {os.path.basename(path): files.read_bytes(path)
+              for name in RECORD_FILES
+              for path in files.glob(os.path.join(workdir, name))}
+    history = analysis.eval_history(workdir)
+    files.makedirs(record)
+    for name in files.listdir(record):  # an older record's files all go
+      files.remove(os.path.join(record, name))
+    for name, content in copies.items():
+      files.write_bytes(os.path.join(record, name), content)
     if history:
-      files.write_json(os.path.join(records, run, analysis.EVALS_FILE), history)
-    copied.append(run)
-  return copied
+      files.write_json(os.path.join(record, analysis.EVALS_FILE), history)
+  return notes
 
 
 def _cells(line: str) -> list[str]:
   return [cell.strip() for cell in line.strip().strip('|').split('|')]
 
 
+def _seeds(cells: list[str], column: int) -> int:
+  """A row's finished seeds: the count its 'seeds' cell starts with."""
+  return int(cells[column].split()[0])
+
+
 def merge_rows(old: str, new: str) -> tuple[str, list[str]]:
-  """The table `new` with the rows of `old` that it lacks kept where they
-  stood (a row is named by its cells before 'seeds'), and each row new to
-  `old` after the row that precedes it in `new` (else last); the names of
-  the rows kept. `new` alone where the headers differ or have no 'seeds'."""
+  """The table `new` merged into the table `old`, and notes of what of `old`
+  was kept. A row is named by its cells before 'seeds'. A row of `old` that
+  `new` lacks (its runs have no record) stays where it stood, as does one
+  with more seeds than `new`'s (never replace a row with fewer seeds); a
+  row new to `old` goes after the row that precedes it in `new` (else
+  last). `new` alone if it has no 'seeds' column (a table that is computed
+  whole) or `old` is no table; `old` alone if its columns differ from
+  `new`'s."""
   old_lines, new_lines = old.strip().splitlines(), new.strip().splitlines()
   header = _cells(new_lines[0])
-  if not old_lines or _cells(old_lines[0]) != header or 'seeds' not in header:
+  if 'seeds' not in header or not old_lines or not old_lines[0].startswith('|'):
     return new, []
-  labels = header.index('seeds')
+  if _cells(old_lines[0]) != header:
+    return old, ['the whole table (its columns differ from the computed ones:'
+                 ' delete its rows to replace it)']
+  column = header.index('seeds')
 
   def name(line: str) -> str:
-    return ' / '.join(_cells(line)[:labels])
+    return ' / '.join(_cells(line)[:column])
 
   computed = {name(line): line for line in new_lines[2:]}
-  merged = [computed.get(name(line), line) for line in old_lines[2:]]
-  kept = [name(line) for line in old_lines[2:] if name(line) not in computed]
-  rows = new_lines[2:]
+  merged, notes = [], []
+  for line in old_lines[2:]:
+    replacement = computed.get(name(line))
+    if replacement is None:
+      notes.append(f'row {name(line)} (no records)')
+    elif _seeds(_cells(line), column) > _seeds(_cells(replacement), column):
+      notes.append(f'row {name(line)} (the file has {_seeds(_cells(line), column)}'
+                   f' seeds, its records {_seeds(_cells(replacement), column)})')
+      computed[name(line)] = replacement = line
+    merged.append(replacement or line)
+  rows = [computed.get(name(line), line) for line in new_lines[2:]]
   for previous, line in zip([None, *rows[:-1]], rows, strict=True):
     if line not in merged:
-      at = merged.index(computed[name(previous)]) + 1 if previous else len(merged)
+      at = merged.index(previous) + 1 if previous else len(merged)
       merged.insert(at, line)
-  return '\n'.join([*new_lines[:2], *merged]) + '\n', kept
+  return '\n'.join([*new_lines[:2], *merged]) + '\n', notes
 
 
-def rewrite(text: str, runs: str, records: str) -> tuple[str, list[str], list[str]]:
+def rewrite(text: str, runs: str, records: str) -> tuple[str, list[str]]:
   """`text` with every marked table computed afresh from `records` after
-  `keep_records` brought the ended runs of `runs` into it; the marks kept as
-  they stood (no records) and the rows kept as they stood ('MARK: ROW')."""
-  kept_marks, kept_rows = [], []
+  `keep_records` brought the ended runs of `runs` into it, and notes of
+  what was kept as it stood: a mark with no records, rows (`merge_rows`),
+  runs not recorded."""
+  notes = []
 
   def replace(match: re.Match) -> str:
     spec, old = match.group(2), match.group(3)
-    keep_records(spec, runs, records)
+    notes.extend(keep_records(spec, runs, records))
     computed = table(spec, records)
     if computed is None:
-      kept_marks.append(spec)
+      notes.append(f'kept (no records): {spec}')
       return match.group(0)
     computed, kept = merge_rows(old, computed)
-    kept_rows.extend(f'{spec}: {row}' for row in kept)
+    notes.extend(f'kept in {spec}: {what}' for what in kept)
     return f'{match.group(1)}{computed.rstrip()}\n{match.group(4)}'
 
-  return _BLOCK.sub(replace, text), kept_marks, kept_rows
+  return _BLOCK.sub(replace, text), notes
 
 
 def main(argv: list[str]) -> int:
@@ -199,15 +242,17 @@ def main(argv: list[str]) -> int:
       with open(path) as f:
         text = f.read()
       records = os.path.join(os.path.dirname(path), 'runs')
-      new, kept_marks, kept_rows = rewrite(text, args.runs, records)
+      if files.abspath(records) == files.abspath(args.runs):
+        raise UserError(f'{path}\'s records would be kept in --runs={args.runs}'
+                        ' itself; valid: a results file in another directory'
+                        ' (its records go to runs/ beside it)')
+      new, notes = rewrite(text, args.runs, records)
       if new != text:
         with open(path, 'w') as f:
           f.write(new)
-      marks = len(_BLOCK.findall(text))
-      print(f'{path}: {marks - len(kept_marks)} of {marks} tables computed from'
-            f' the records in {records}/ (the ended runs of {args.runs}/ added)'
-            + ''.join(f'; kept (no records): {spec}' for spec in kept_marks)
-            + ''.join(f'; row kept (no records): {row}' for row in kept_rows))
+      print(f'{path}: its {len(_BLOCK.findall(text))} tables computed from the'
+            f' records in {records}/ (the ended runs of {args.runs}/ added)'
+            + ''.join(f'\n  {note}' for note in notes))
   except (UserError, OSError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1

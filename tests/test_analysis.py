@@ -254,7 +254,7 @@ def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
   # From the records of the runs that ended: wgan_gp's pending seed is not one.
   assert '| ring8 | wgan_gp | 1 | 3.0 |' in text
   assert '\nkept\n' in text
-  assert 'kept (no records): fid fid_mnist_*' in capsys.readouterr().out
+  assert '\n  kept (no records): fid fid_mnist_*' in capsys.readouterr().out
   records = tmp_path / 'docs' / 'runs' / 'compare_ring8'  # beside the file
   assert sorted(os.listdir(records)) == ['loss.name-vanilla_seed-0',
                                          'loss.name-vanilla_seed-1',
@@ -266,6 +266,25 @@ def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
   assert '| hinge | 1,500 | 2 | 38.5 ± 0.4 |' in text
   assert report.main([str(doc), '--runs=/nonexistent']) == 0
   assert doc.read_text() == text  # recomputed from the records alone
+  # A member being scored again (its FID file empty) leaves the record as it was.
+  held_out = tmp_path / 'runs' / 'heldout_a'
+  (held_out / 'fid_member1.json').write_text('')
+  capsys.readouterr()
+  assert report.main([str(doc), f'--runs={tmp_path / "runs"}']) == 0
+  assert ('not recorded (its fid_member1.json is empty: FID scoring is under way'
+          ' or failed): heldout_a') in capsys.readouterr().out
+  assert doc.read_text() == text
+  # A run's new record replaces the old one whole: no score of before stays.
+  (held_out / 'fid_member1.json').unlink()
+  assert report.main([str(doc), f'--runs={tmp_path / "runs"}']) == 0
+  assert not (tmp_path / 'docs' / 'runs' / 'heldout_a' / 'fid_member1.json').exists()
+  assert doc.read_text() == text  # the file's row of 2 seeds, not the record's 1
+  assert ('kept in fid heldout_*: row hinge / 1,500 (the file has 2 seeds, its'
+          ' records 1)') in capsys.readouterr().out
+  beside_runs = tmp_path / 'results.md'  # its records would be runs/ itself
+  beside_runs.write_text(text)
+  assert report.main([str(beside_runs), f'--runs={tmp_path / "runs"}']) == 1
+  assert "records would be kept in --runs=" in capsys.readouterr().err
   for mark, said in (('pie chart', "unknown table mark 'pie chart'"),
                      (' ', 'an empty table mark')):
     doc.write_text(f'<!-- table: {mark} -->\n<!-- /table -->\n')
@@ -278,15 +297,23 @@ def test_merge_rows_keeps_the_rows_without_records_and_places_new_ones():
   head = '| loss | steps | seeds | FID |\n| --- | --- | --- | --- |\n'
   old = head + '| hinge | 1,500 | 3 | 38.5 |\n| vanilla | 1,500 | 1 | 41.8 |\n'
   new = head + '| hinge | 1,500 | 1 | 37.0 |\n| rpgan | 1,500 | 1 | 35.5 |\n'
-  merged, kept = report.merge_rows(old, new)
-  assert merged.splitlines()[2:] == ['| hinge | 1,500 | 1 | 37.0 |',
+  merged, notes = report.merge_rows(old, new)
+  # hinge has 3 seeds in the file and 1 in the records: never fewer seeds.
+  assert merged.splitlines()[2:] == ['| hinge | 1,500 | 3 | 38.5 |',
                                      '| rpgan | 1,500 | 1 | 35.5 |',
                                      '| vanilla | 1,500 | 1 | 41.8 |']
-  assert kept == ['vanilla / 1,500']  # a row is named by its cells before 'seeds'
-  other_columns = '| loss | steps | seeds | KID |\n| --- | --- | --- | --- |\n'
-  assert report.merge_rows(other_columns + '| x | 1 | 1 | 2 |\n', new) == (new, [])
+  assert notes == ['row hinge / 1,500 (the file has 3 seeds, its records 1)',
+                   'row vanilla / 1,500 (no records)']  # named by the cells before 'seeds'
+  more = new.replace('| hinge | 1,500 | 1 | 37.0 |', '| hinge | 1,500 | 4 of 5 | 37.0 |')
+  assert report.merge_rows(old, more)[0].splitlines()[2] == '| hinge | 1,500 | 4 of 5 | 37.0 |'
+  other_columns = '| loss | steps | seeds | KID |\n| --- | --- | --- | --- |\n| x | 1 | 1 | 2 |\n'
+  assert report.merge_rows(other_columns, new) == (other_columns, [
+      'the whole table (its columns differ from the computed ones: delete its'
+      ' rows to replace it)'])
   assert report.merge_rows('old\n', new) == (new, [])
   assert report.merge_rows(old, old) == (old, [])
+  evals = '| seed | 10 |\n| --- | --- |\n| 0 | 8 |\n'  # computed whole
+  assert report.merge_rows('| seed | 5 |\n| --- | --- |\n| 1 | 2 |\n', evals) == (evals, [])
 
 
 def test_evals_table_shows_each_members_evaluations_from_its_record(two_seeds, tmp_path):
@@ -313,3 +340,12 @@ def test_evals_table_shows_each_members_evaluations_from_its_record(two_seeds, t
   assert history['seed_1/eval/modes'][-1][1] == final['modes']
   assert report.main([str(doc), '--runs=/nonexistent']) == 0
   assert doc.read_text().splitlines()[1:-1] == lines  # from the record alone
+
+
+def test_read_sweep_orders_unlisted_points_by_their_numbers(tmp_path):
+  """Kept records have no summary.csv: points follow by name, seed-2 before seed-10."""
+  for seed in (10, 2, 1):
+    (tmp_path / f'seed-{seed}').mkdir()
+    (tmp_path / f'seed-{seed}' / 'config.json').write_text('{}')
+  assert [p['name'] for p in analysis.read_sweep(str(tmp_path))] == [
+      'seed-1', 'seed-2', 'seed-10']

@@ -509,8 +509,8 @@ def test_the_stacked_mnist_table_is_a_sweep_of_its_rows_read_back_by_row(tmp_pat
   marked = (f'<!-- table: stacked {tmp_path.name} -->\n{table[0]}\n{table[1]}\n'
             f'| default | 1 | 1.0 | 9.000 | 1 | 9.000 |\n{quarter_d}\n<!-- /table -->\n')
   records = str(tmp_path.parent / 'records')
-  text, kept_marks, kept_rows = report.rewrite(marked, str(tmp_path.parent), records)
-  assert kept_marks == [] and kept_rows == [f'stacked {tmp_path.name}: quarter_d']
+  text, notes = report.rewrite(marked, str(tmp_path.parent), records)
+  assert notes == [f'kept in stacked {tmp_path.name}: row quarter_d (no records)']
   assert text.splitlines()[1:-1] == [*table, quarter_d]
   assert sorted(os.listdir(os.path.join(records, tmp_path.name))) == sorted(
       os.listdir(tmp_path))
