@@ -250,8 +250,8 @@ def main(argv: list[str]) -> int:
       if new != text:
         with open(path, 'w') as f:
           f.write(new)
-      print(f'{path}: its {len(_BLOCK.findall(text))} tables computed from the'
-            f' records in {records}/ (the ended runs of {args.runs}/ added)'
+      print(f'{path}: {len(_BLOCK.findall(text))} marked tables, from the records'
+            f' in {records}/ with the ended runs of {args.runs}/ added'
             + ''.join(f'\n  {note}' for note in notes))
   except (UserError, OSError) as e:
     print(f'error: {e}', file=sys.stderr)
