@@ -228,9 +228,8 @@ def evals_table(pattern: str, names: Sequence[str]) -> str | None:
   EVALS_FILE (`eval_history`) is there: a row per member ('seed'), a column
   per evaluated step, each cell its figures `names` (e.g. ('modes',
   'reverse_kl')) as 'a / b'; None if no run has one."""
-  found = [(w, files.read_json(os.path.join(w, EVALS_FILE), instead='left out'))
-           for w in find_runs(pattern) if files.exists(os.path.join(w, EVALS_FILE))]
-  found = [(w, history) for w, history in found if history]
+  found = [(w, history) for w in find_runs(pattern)
+           if (history := files.read_json(os.path.join(w, EVALS_FILE), instead='left out'))]
   if not found:
     return None
   steps = sorted({step for _, history in found for tag in history

@@ -137,10 +137,9 @@ def classifier_about(net: classifier.Classifier, directory: str) -> dict:
   `metrics_about`: its directory, a digest of its weights (the same training
   on another CPU need not give the same ones), its held-out accuracy and the
   digits it was trained on."""
-  digest = hashlib.sha256()
-  for leaf in jax.tree.leaves(net.params):
-    digest.update(np.asarray(leaf).tobytes())
-  return {'directory': directory, 'weights_hash': digest.hexdigest()[:16],
+  flat = {jax.tree_util.keystr(path): np.asarray(leaf)
+          for path, leaf in jax.tree_util.tree_leaves_with_path(net.params)}
+  return {'directory': directory, 'weights_hash': inception.weights_hash(flat),
           **{key: net.info.get(key) for key in (
               'test_accuracy', 'train_size', 'test_size', 'description')}}
 

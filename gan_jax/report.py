@@ -58,9 +58,9 @@ from gan_jax.errors import UserError
 _MARKS = ('sweeps DIR..., stabilisers DATASET, stacked DIR, fid GLOB, metrics GLOB,'
           ' evals GLOB NAME..., dirac LR')
 _BLOCK = re.compile(r'(<!-- table: ([^>]*?) -->\n)(.*?)(<!-- /table -->)', re.DOTALL)
+_FID_FILES = analysis.FID_FILE.format(member='*')
 # A run's record: what the tables read of it.
-RECORD_FILES = (workdir_lib.CONFIG_FILE, workdir_lib.RESULTS_FILE,
-                analysis.FID_FILE.format(member='*'))
+RECORD_FILES = (workdir_lib.CONFIG_FILE, workdir_lib.RESULTS_FILE, _FID_FILES)
 
 
 def _experiment(name: str):
@@ -114,7 +114,7 @@ def run_patterns(spec: str) -> list[str]:
 def _scoring_unfinished(workdir: str) -> str | None:
   """The FID file of the run that is empty (`python -m gan_jax.fid ... >`
   it is scoring, or failed), else None."""
-  for path in files.glob(os.path.join(workdir, analysis.FID_FILE.format(member='*'))):
+  for path in files.glob(os.path.join(workdir, _FID_FILES)):
     if not files.read_bytes(path).strip():
       return os.path.basename(path)
   return None
@@ -197,9 +197,10 @@ def merge_rows(old: str, new: str) -> tuple[str, list[str]]:
     replacement = computed.get(name(line))
     if replacement is None:
       notes.append(f'row {name(line)} (no records)')
-    elif _seeds(_cells(line), column) > _seeds(_cells(replacement), column):
-      notes.append(f'row {name(line)} (the file has {_seeds(_cells(line), column)}'
-                   f' seeds, its records {_seeds(_cells(replacement), column)})')
+    elif (shown := _seeds(_cells(line), column)) > (
+        recorded := _seeds(_cells(replacement), column)):
+      notes.append(f'row {name(line)} (the file has {shown} seeds, its records'
+                   f' {recorded})')
       computed[name(line)] = replacement = line
     merged.append(replacement or line)
   rows = [computed.get(name(line), line) for line in new_lines[2:]]
