@@ -16,8 +16,9 @@ Runs are local and short-lived (a laptop's runs/, a preemptible machine),
 while a table gathers seeds run at different times and places. So the command
 first keeps the record of each run a table reads that has ended (finished or
 diverged, not interrupted): its config.json, results.json, `python -m
-gan_jax.fid` scores and evaluations over training (evals.json), a few KB, in
-a `runs/` directory beside the results file (docs/results/runs/). It then
+gan_jax.fid` scores, evaluations over training (evals.json) and last sample
+grid (seed 0's), tens of KB, in a `runs/` directory beside the results file
+(docs/results/runs/), where the notebook finds them too. It then
 computes the table from those records. A record stays until a run of the
 same path replaces it, so a table can be recomputed from the repository
 alone. A row none of whose runs has a record (measured before records were
@@ -135,8 +136,8 @@ def ended_runs(spec: str, runs: str) -> Iterator[str]:
 
 def keep_records(spec: str, runs: str, records: str) -> list[str]:
   """Makes the record of each of the mark's `ended_runs` in `records` (the
-  same relative path): its RECORD_FILES and `analysis.eval_history`, in
-  place of any older record of that run. A run with an empty FID file
+  same relative path): its RECORD_FILES, `analysis.eval_history` and
+  `analysis.latest_picture` (samples/), in place of any older record of that run. A run with an empty FID file
   (scoring under way, or failed) is left as it was recorded. Returns what
   was left so, as notes."""
   notes = []
@@ -150,15 +151,30 @@ def keep_records(spec: str, runs: str, records: str) -> list[str]:
     copies = {os.path.basename(path): files.read_bytes(path)
               for name in RECORD_FILES
               for path in files.glob(os.path.join(workdir, name))}
+    picture = analysis.latest_picture(workdir)
+    if picture:
+      copies[f'samples/{os.path.basename(picture)}'] = files.read_bytes(picture)
     history = analysis.eval_history(workdir)
     files.makedirs(record)
-    for name in files.listdir(record):  # an older record's files all go
+    for name in files.walk_files(record):  # an older record's files all go
       files.remove(os.path.join(record, name))
     for name, content in copies.items():
+      files.makedirs(os.path.dirname(os.path.join(record, name)))
       files.write_bytes(os.path.join(record, name), content)
     if history:
       files.write_json(os.path.join(record, analysis.EVALS_FILE), history)
   return notes
+
+
+def marked_table(path: str, mark: str) -> str | None:
+  """The first table of the results file `path` whose mark begins with the
+  words of `mark` (e.g. 'stacked', 'fid heldout_*'), as the file shows it;
+  None if it has none."""
+  words = mark.split()
+  for match in _BLOCK.finditer(files.read_bytes(path).decode()):
+    if match.group(2).split()[:len(words)] == words:
+      return match.group(3)
+  return None
 
 
 def _cells(line: str) -> list[str]:

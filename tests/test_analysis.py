@@ -244,7 +244,8 @@ def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
                               'data': {'name': 'ring8'}}))
   (tmp_path / 'docs').mkdir()
   doc = tmp_path / 'docs' / 'results.md'
-  write_fid_run(str(tmp_path / 'runs' / 'heldout_a'), 'hinge', 1500, [38.7, 38.2])
+  write_fid_run(str(tmp_path / 'runs' / 'heldout_a'), 'hinge', 1500, [38.7, 38.2],
+                ['step_500_seed0.png', 'step_1500_seed0.png', 'step_1500_seed1.png'])
   doc.write_text('# Results\n\n<!-- table: sweeps compare_ring8 -->\nold\n'
                  '<!-- /table -->\n\n<!-- table: fid fid_mnist_* -->\nkept\n'
                  '<!-- /table -->\n\n<!-- table: fid heldout_* -->\n<!-- /table -->\n')
@@ -261,9 +262,14 @@ def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
                                          'loss.name-wgan_gp_seed-0']
   assert sorted(os.listdir(records / 'loss.name-vanilla_seed-0')) == [
       'config.json', 'results.json']
-  assert sorted(os.listdir(tmp_path / 'docs' / 'runs' / 'heldout_a')) == [
-      'config.json', 'fid_member0.json', 'fid_member1.json', 'results.json']
+  held_out_record = tmp_path / 'docs' / 'runs' / 'heldout_a'
+  assert sorted(os.listdir(held_out_record)) == [
+      'config.json', 'fid_member0.json', 'fid_member1.json', 'results.json', 'samples']
+  assert os.listdir(held_out_record / 'samples') == ['step_1500_seed0.png']  # seed 0's last
   assert '| hinge | 1,500 | 2 | 38.5 ± 0.4 |' in text
+  assert report.marked_table(str(doc), 'fid') == 'kept\n'  # the first fid mark's, as shown
+  assert report.marked_table(str(doc), 'fid heldout_*').startswith('| loss | steps |')
+  assert report.marked_table(str(doc), 'stacked') is None
   assert report.main([str(doc), '--runs=/nonexistent']) == 0
   assert doc.read_text() == text  # recomputed from the records alone
   # A member being scored again (its FID file empty) leaves the record as it was.
@@ -276,8 +282,10 @@ def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
   assert doc.read_text() == text
   # A run's new record replaces the old one whole: no score of before stays.
   (held_out / 'fid_member1.json').unlink()
+  (held_out / 'samples' / 'step_1500_seed0.png').unlink()
   assert report.main([str(doc), f'--runs={tmp_path / "runs"}']) == 0
-  assert not (tmp_path / 'docs' / 'runs' / 'heldout_a' / 'fid_member1.json').exists()
+  assert not (held_out_record / 'fid_member1.json').exists()
+  assert os.listdir(held_out_record / 'samples') == ['step_500_seed0.png']
   assert doc.read_text() == text  # the file's row of 2 seeds, not the record's 1
   assert ('kept in fid heldout_*: row hinge / 1,500 (the file has 2 seeds, its'
           ' records 1)') in capsys.readouterr().out
