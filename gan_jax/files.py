@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import shutil
 
 from absl import logging
 
@@ -110,6 +111,16 @@ def remove(path: str) -> None:
     fs.rm_file(p)
   else:
     os.remove(path)
+
+
+def remove_tree(path: str) -> None:
+  """Removes the directory `path` and all below it, if it is there."""
+  if is_remote(path):
+    fs, p = _fs(path)
+    if fs.exists(p):
+      fs.rm(p, recursive=True)
+  elif os.path.isdir(path):
+    shutil.rmtree(path)
 
 
 def move(source: str, target: str) -> None:

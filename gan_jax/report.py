@@ -16,9 +16,10 @@ Runs are local and short-lived (a laptop's runs/, a preemptible machine),
 while a table gathers seeds run at different times and places. So the command
 first keeps the record of each run a table reads that has ended (finished or
 diverged, not interrupted): its config.json, results.json, `python -m
-gan_jax.fid` scores, evaluations over training (evals.json) and last sample
-grid (seed 0's), tens of KB, in a `runs/` directory beside the results file
-(docs/results/runs/), where the notebook finds them too. It then
+gan_jax.fid` scores and evaluations over training (evals.json), a few KB,
+and for MNIST runs whose first seed is 0 the last sample grid of it (about
+50 KB, what the notebook shows), in a `runs/` directory beside the results
+file (docs/results/runs/). It then
 computes the table from those records. A record stays until a run of the
 same path replaces it, so a table can be recomputed from the repository
 alone. A row none of whose runs has a record (measured before records were
@@ -62,6 +63,8 @@ _BLOCK = re.compile(r'(<!-- table: ([^>]*?) -->\n)(.*?)(<!-- /table -->)', re.DO
 _FID_FILES = analysis.FID_FILE.format(member='*')
 # A run's record: what the tables read of it.
 RECORD_FILES = (workdir_lib.CONFIG_FILE, workdir_lib.RESULTS_FILE, _FID_FILES)
+# The kinds of table whose records keep a sample grid (the notebook shows them).
+PICTURED = ('fid', 'stacked')
 
 
 def _experiment(name: str):
@@ -134,12 +137,22 @@ def ended_runs(spec: str, runs: str) -> Iterator[str]:
         yield os.path.relpath(workdir, runs)
 
 
+def _seed_0_picture(spec: str, workdir: str) -> str | None:
+  """The last sample grid of the run's seed 0 (its first member) if the
+  mark's kind is PICTURED, else None."""
+  results = workdir_lib.read_results(workdir) or {}
+  if spec.split()[0] in PICTURED and (results.get('seeds') or [0])[0] == 0:
+    return analysis.latest_picture(workdir)
+  return None
+
+
 def keep_records(spec: str, runs: str, records: str) -> list[str]:
   """Makes the record of each of the mark's `ended_runs` in `records` (the
-  same relative path): its RECORD_FILES, `analysis.eval_history` and
-  `analysis.latest_picture` (samples/), in place of any older record of that run. A run with an empty FID file
-  (scoring under way, or failed) is left as it was recorded. Returns what
-  was left so, as notes."""
+  same relative path): its RECORD_FILES, `analysis.eval_history` and, for
+  the PICTURED kinds, the last sample grid of its seed 0 if it has one
+  (samples/), in place of any older record of that run. A run with an empty
+  FID file (scoring under way, or failed) is left as it was recorded.
+  Returns what was left so, as notes."""
   notes = []
   for run in ended_runs(spec, runs):
     workdir, record = os.path.join(runs, run), os.path.join(records, run)
@@ -151,13 +164,12 @@ def keep_records(spec: str, runs: str, records: str) -> list[str]:
     copies = {os.path.basename(path): files.read_bytes(path)
               for name in RECORD_FILES
               for path in files.glob(os.path.join(workdir, name))}
-    picture = analysis.latest_picture(workdir)
+    picture = _seed_0_picture(spec, workdir)
     if picture:
       copies[f'samples/{os.path.basename(picture)}'] = files.read_bytes(picture)
     history = analysis.eval_history(workdir)
+    files.remove_tree(record)  # an older record goes whole
     files.makedirs(record)
-    for name in files.walk_files(record):  # an older record's files all go
-      files.remove(os.path.join(record, name))
     for name, content in copies.items():
       files.makedirs(os.path.dirname(os.path.join(record, name)))
       files.write_bytes(os.path.join(record, name), content)
@@ -171,7 +183,9 @@ def marked_table(path: str, mark: str) -> str | None:
   words of `mark` (e.g. 'stacked', 'fid heldout_*'), as the file shows it;
   None if it has none."""
   words = mark.split()
-  for match in _BLOCK.finditer(files.read_bytes(path).decode()):
+  with open(path) as f:
+    text = f.read()
+  for match in _BLOCK.finditer(text):
     if match.group(2).split()[:len(words)] == words:
       return match.group(3)
   return None

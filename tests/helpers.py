@@ -349,12 +349,13 @@ def write_sweep(directory) -> None:
 
 
 def write_image_run(workdir, pictures, metrics=None) -> None:
-  """A hand-made image run: results.json and samples/<picture>.png files."""
+  """A hand-made image run: results.json and samples/<picture>.png files,
+  each picture a grey of its own."""
   write_json(os.path.join(workdir, 'results.json'),
              {'status': 'finished', 'final_step': 300, 'metrics': metrics or {}})
   os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
-  for name in pictures:
-    Image.new('L', (8, 8)).save(os.path.join(workdir, 'samples', name))
+  for index, name in enumerate(pictures):
+    Image.new('L', (8, 8), 40 * index).save(os.path.join(workdir, 'samples', name))
 
 
 def write_fid_run(workdir, loss, steps, fids, pictures=()) -> None:

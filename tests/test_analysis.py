@@ -4,6 +4,7 @@ tables of mean ± std over seeds."""
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -236,8 +237,9 @@ def test_fid_results_pool_the_scored_members_into_a_table(tmp_path):
 
 
 def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
-  """python -m gan_jax.report: the sweep's table computed from the runs, a
-  mark whose runs are absent kept as it stood."""
+  """python -m gan_jax.report: the sweep's table computed from the records it
+  keeps of the runs (an MNIST run's with its seed 0's last sample grid), a
+  mark whose runs are absent kept as it stood, and marked_table."""
   write_sweep(str(tmp_path / 'runs' / 'compare_ring8'))
   path = tmp_path / 'runs' / 'compare_ring8' / 'loss.name-vanilla_seed-0' / 'config.json'
   path.write_text(json.dumps({**json.loads(path.read_text()),
@@ -266,6 +268,11 @@ def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
   assert sorted(os.listdir(held_out_record)) == [
       'config.json', 'fid_member0.json', 'fid_member1.json', 'results.json', 'samples']
   assert os.listdir(held_out_record / 'samples') == ['step_1500_seed0.png']  # seed 0's last
+  held_out = tmp_path / 'runs' / 'heldout_a'
+  assert ((held_out_record / 'samples' / 'step_1500_seed0.png').read_bytes()
+          == (held_out / 'samples' / 'step_1500_seed0.png').read_bytes())
+  # A sweep's record keeps no picture (the notebook shows none of it).
+  assert not (records / 'loss.name-vanilla_seed-0' / 'samples').exists()
   assert '| hinge | 1,500 | 2 | 38.5 ± 0.4 |' in text
   assert report.marked_table(str(doc), 'fid') == 'kept\n'  # the first fid mark's, as shown
   assert report.marked_table(str(doc), 'fid heldout_*').startswith('| loss | steps |')
@@ -273,7 +280,6 @@ def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
   assert report.main([str(doc), '--runs=/nonexistent']) == 0
   assert doc.read_text() == text  # recomputed from the records alone
   # A member being scored again (its FID file empty) leaves the record as it was.
-  held_out = tmp_path / 'runs' / 'heldout_a'
   (held_out / 'fid_member1.json').write_text('')
   capsys.readouterr()
   assert report.main([str(doc), f'--runs={tmp_path / "runs"}']) == 0
@@ -286,6 +292,9 @@ def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
   assert report.main([str(doc), f'--runs={tmp_path / "runs"}']) == 0
   assert not (held_out_record / 'fid_member1.json').exists()
   assert os.listdir(held_out_record / 'samples') == ['step_500_seed0.png']
+  shutil.rmtree(held_out / 'samples')  # no picture left: none in the record either
+  assert report.main([str(doc), f'--runs={tmp_path / "runs"}']) == 0
+  assert not (held_out_record / 'samples').exists()
   assert doc.read_text() == text  # the file's row of 2 seeds, not the record's 1
   assert ('kept in fid heldout_*: row hinge / 1,500 (the file has 2 seeds, its'
           ' records 1)') in capsys.readouterr().out
