@@ -12,6 +12,7 @@ import pytest
 
 from gan_jax import analysis
 from gan_jax import losses
+from gan_jax import report
 from tests.helpers import REPO
 from tests.helpers import toy_results
 from tests.helpers import write_fid_run
@@ -130,9 +131,47 @@ def test_the_notebook_runs_in_this_environment_and_shows_every_section(executed)
   held_out = tagged(executed, 'held_out')
   assert '| hinge | 1,500 | 3 | 22.5 ± 2.0 |' in markdown(held_out)
   assert images(held_out) == 1
+  # After the runs' own tables, each table as `python -m gan_jax.report` left it.
+  for tag, results_file, mark, own in (
+      ('sweep', 'toy_losses.md', 'sweeps', '| ring8 | vanilla | 2 |'),
+      ('stabilisers', 'stabilisers.md', 'stabilisers ring8', '| vanilla | r1 | 2 |'),
+      ('stabilisers', 'stabilisers.md', 'stabilisers grid25', '| vanilla | r1 | 2 |'),
+      ('mnist', 'inception_fid.md', 'fid fid_mnist_*', '| wgan_gp | 1,500 | 2 |'),
+      ('stacked', 'stacked_mnist.md', 'stacked', '| default | 2 |'),
+      ('held_out', 'inception_fid.md', 'fid heldout_*', '| hinge | 1,500 | 3 |')):
+    shown = markdown(tagged(executed, tag))
+    published = published_table(results_file, mark)
+    assert published.startswith('| ') and published in shown, mark
+    assert shown.index(own) < shown.rindex(published), mark
   assert images(tagged(executed, 'dirac')) == 1  # every loss, with and without R1
   assert 'no spectrum in' in text(tagged(executed, 'spectra'))
   assert 'the notebook ran in' in text(tagged(executed, 'end'))
+
+
+def published_table(results_file, mark) -> str:
+  return report.marked_table(os.path.join(REPO, 'docs', 'results', results_file), mark)
+
+
+def test_with_no_runs_the_mnist_sections_show_the_published_tables_and_records(tmp_path):
+  """A fresh clone (no runs/): each MNIST section shows its table of
+  docs/results/ and the sample grids of the records kept beside it."""
+  notebook = nbformat.read(NOTEBOOK, as_version=4)
+  notebook.cells = [c for c in notebook.cells if {'setup', 'mnist', 'stacked', 'held_out'}
+                    & set(c.metadata.get('tags', ()))]
+  client = nbclient.NotebookClient(notebook, timeout=300, kernel_name='python3',
+                                   resources={'metadata': {'path': str(tmp_path)}})
+  client.execute(env={**os.environ, 'GAN_JAX_NOTEBOOK_RUNS': str(tmp_path / 'runs')})
+  stacked = tagged(notebook, 'stacked')
+  assert 'no Stacked MNIST sweep in' in text(stacked)
+  assert published_table('stacked_mnist.md', 'stacked') in markdown(stacked)
+  records = os.path.join(REPO, 'docs', 'results', 'runs', 'stacked_mnist_table', '*seed-0')
+  assert any(analysis.latest_picture(r) for r in analysis.find_runs(records))
+  assert images(stacked) == 1  # the rows' grids that the records keep
+  held_out = tagged(notebook, 'held_out')
+  assert 'no scored held-out MNIST run in' in text(held_out)
+  assert published_table('inception_fid.md', 'fid heldout_*') in markdown(held_out)
+  assert published_table('inception_fid.md', 'fid fid_mnist_*') in markdown(
+      tagged(notebook, 'mnist'))
 
 
 def test_the_committed_notebook_is_a_whole_clean_run():
@@ -149,6 +188,7 @@ def test_the_committed_notebook_is_a_whole_clean_run():
   setup = text(tagged(notebook, 'setup'))
   # The default budget.
   assert setup.startswith('3 seeds per run; ring8 1000 steps, grid25 500 steps;')
-  for tag in ('train', 'table', 'sweep', 'stabilisers', 'mnist', 'stacked'):  # a table each
+  # A table each: of the runs there were, or as published in docs/results/.
+  for tag in ('train', 'table', 'sweep', 'stabilisers', 'mnist', 'stacked', 'held_out'):
     assert any(line.startswith('| ') for line in
                markdown(tagged(notebook, tag)).splitlines()), tag
