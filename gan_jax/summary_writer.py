@@ -42,9 +42,11 @@ def encode_png(image_HWC: np.ndarray) -> bytes:
 
 
 def _file_name() -> str:
-  """`EventFileWriter`'s naming: time, host, process, writer in the process."""
+  """`EventFileWriter`'s naming: time, host, process, writer in the process,
+  the last zero-padded so that a process's files sort in the order it opened
+  them (TensorBoard reads a directory's files in name order)."""
   return (f'events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}'
-          f'.{os.getpid()}.{next(_writer_ids)}')
+          f'.{os.getpid()}.{next(_writer_ids):06d}')
 
 
 class _ObjectFile(io.BytesIO):
@@ -77,15 +79,25 @@ class SummaryWriter:
   """Writes scalars and images to `<logdir>/events.out.tfevents.*`.
 
   Writes go to a buffered file in the calling thread: `flush` makes them
-  visible to TensorBoard, `close` flushes and closes.
+  visible to TensorBoard, `close` flushes and closes. In object storage each
+  upload carries the whole object (_ObjectFile), so a long run would upload
+  O(steps²) bytes: past ROLL_BYTES the writer closes the object and goes on
+  in a new one, which TensorBoard and `gan_jax.analysis` read after it, as
+  they read a resumed run's files.
   """
+
+  ROLL_BYTES = 4 * 2**20
 
   def __init__(self, logdir: str):
     files.makedirs(logdir)
-    self.path = os.path.join(logdir, _file_name())
-    out = (_ObjectFile(self.path) if files.is_remote(self.path)
-           else open(self.path, 'ab'))  # noqa: SIM115 (closed in close())
-    self._records = record_writer.RecordWriter(out)
+    self._logdir = logdir
+    self._open()
+
+  def _open(self) -> None:
+    self.path = os.path.join(self._logdir, _file_name())
+    self._out = (_ObjectFile(self.path) if files.is_remote(self.path)
+                 else open(self.path, 'ab'))  # noqa: SIM115 (closed in close())
+    self._records = record_writer.RecordWriter(self._out)
     self._write(event_pb2.Event(
         file_version='brain.Event:2',
         source_metadata=event_pb2.SourceMetadata(writer=__name__)))
@@ -94,6 +106,9 @@ class SummaryWriter:
     event.wall_time, event.step = time.time(), int(step)
     with files.naming(self.path):
       self._records.write(event.SerializeToString())
+    if isinstance(self._out, _ObjectFile) and self._out.tell() >= self.ROLL_BYTES:
+      self.close()
+      self._open()
 
   def _write_values(self, step: int, values: list[summary_pb2.Summary.Value]):
     self._write(event_pb2.Event(summary=summary_pb2.Summary(value=values)), step)

@@ -13,6 +13,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.backend.event_processing import plugin_event_accumulator
 
+from gan_jax import files
 from gan_jax import summary_writer
 from tests.helpers import REPO
 
@@ -124,3 +125,22 @@ def test_writing_and_reading_import_no_tensorflow_and_leave_no_thread(tmp_path):
   result = subprocess.run([sys.executable, '-c', script], cwd=REPO, check=True,
                           capture_output=True, text=True)
   assert result.stdout.split('\n')[-2] == 'False 1 [0, 1, 1]'
+
+
+def test_in_object_storage_a_long_log_goes_on_in_new_objects(monkeypatch):
+  """Each upload to object storage carries the whole object, so past
+  ROLL_BYTES the writer starts a new one: no object outgrows it by more than
+  an event, and the objects, read in name order, hold every event in order."""
+  monkeypatch.setattr(summary_writer.SummaryWriter, 'ROLL_BYTES', 1000)
+  logdir = f'memory://summary_writer_{os.getpid()}/logs'
+  writer = summary_writer.SummaryWriter(logdir)
+  for step in range(1, 501):
+    writer.scalars(step, {'loss': float(step)})
+  writer.close()
+  paths = files.glob(f'{logdir}/events.out.tfevents.*')
+  assert len(paths) >= 10  # past 9 the names must still sort in order
+  assert max(len(files.read_bytes(path)) for path in paths) < 1000 + 100
+  events = [event for path in paths for event in summary_writer.read_events(path)]
+  assert [e.step for e in events if e.summary.value] == list(range(1, 501))
+  assert all(next(summary_writer.read_events(path)).file_version == 'brain.Event:2'
+             for path in paths)
