@@ -49,13 +49,15 @@ Results = dict  # the content of a run's results.json
 class Column:
   """A figure in a table: results.json's `key`, shown as `title`, its values
   times `scale` formatted with `spec` (e.g. high_quality as 'HQ %', 100, '.1f'),
-  a single seed's with `seed_spec` (default `spec`)."""
+  a single seed's with `seed_spec` (default `spec`); `bounds` is the range
+  the figure can take, to which an interval of its mean is clipped."""
 
   key: str
   title: str
   scale: float = 1.0
   spec: str = '.2f'
   seed_spec: str | None = None
+  bounds: tuple[float, float] = (-math.inf, math.inf)
 
 
 # PacGAN's figures of the `modes` evaluator, as docs/results/toy_losses.md
@@ -75,8 +77,8 @@ INCEPTION_COLUMNS = (Column('fid', 'FID', 1.0, '.1f'),
 
 # Stacked MNIST's figures (Lin et al. 2018, Table 2), as
 # docs/results/stacked_mnist.md shows them.
-STACKED_COLUMNS = (Column('modes', 'modes', 1.0, '.1f', '.0f'),
-                   Column('reverse_kl', 'KL', 1.0, '.3f'))
+STACKED_COLUMNS = (Column('modes', 'modes', 1.0, '.1f', '.0f', (0.0, 1000.0)),
+                   Column('reverse_kl', 'KL', 1.0, '.3f', bounds=(0.0, math.inf)))
 
 
 FID_FILE = 'fid_member{member}.json'  # `python -m gan_jax.fid ... --member=i >` this
@@ -414,14 +416,17 @@ def _number(value: float, column: Column, spec: str | None = None) -> str:
 def spread_cell(summary: Mapping | None, column: Column, seeds: int = 0,
                 interval: bool = False) -> str:
   """'mean ± std' of one figure over seeds, or with `interval` 'mean [low,
-  high]' (the Student-t 95% interval of the mean); 'mean' for one value,
+  high]' (the Student-t 95% interval of the mean, clipped to the column's
+  bounds: a KL's is never below 0); 'mean' for one value,
   'n/a' for none; with '(n of `seeds`)' when some seeds have no value (a NaN
   reverse KL: no high-quality sample)."""
   if not summary or not summary['n']:
     return 'n/a'
   text = _number(summary['mean'], column)
   if summary['n'] > 1 and interval:
-    low, high = (_number(end, column) for end in summary['ci95'])
+    low, high = summary['ci95']
+    low, high = (_number(end, column) for end in (max(low, column.bounds[0]),
+                                                   min(high, column.bounds[1])))
     text += f' [{low}, {high}]'
   elif summary['n'] > 1:
     text += f' ± {_number(summary["std"], column)}'
