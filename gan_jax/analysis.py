@@ -424,9 +424,8 @@ def spread_cell(summary: Mapping | None, column: Column, seeds: int = 0,
     return 'n/a'
   text = _number(summary['mean'], column)
   if summary['n'] > 1 and interval:
-    low, high = summary['ci95']
-    low, high = (_number(end, column) for end in (max(low, column.bounds[0]),
-                                                   min(high, column.bounds[1])))
+    lowest, highest = column.bounds
+    low, high = (_number(min(max(end, lowest), highest), column) for end in summary['ci95'])
     text += f' [{low}, {high}]'
   elif summary['n'] > 1:
     text += f' ± {_number(summary["std"], column)}'

@@ -46,6 +46,7 @@ A table with no records is kept as it stands, and a line says so.
 
 import argparse
 from collections.abc import Iterator
+import json
 import os
 import re
 import sys
@@ -137,10 +138,9 @@ def ended_runs(spec: str, runs: str) -> Iterator[str]:
         yield os.path.relpath(workdir, runs)
 
 
-def _seed_0_picture(spec: str, workdir: str) -> str | None:
-  """The last sample grid of the run's seed 0 (its first member) if the
-  mark's kind is PICTURED, else None."""
-  results = workdir_lib.read_results(workdir) or {}
+def _seed_0_picture(spec: str, workdir: str, results: dict) -> str | None:
+  """The last sample grid of the run's seed 0 (its first member, by its
+  `results`) if the mark's kind is PICTURED, else None."""
   if spec.split()[0] in PICTURED and (results.get('seeds') or [0])[0] == 0:
     return analysis.latest_picture(workdir)
   return None
@@ -164,7 +164,8 @@ def keep_records(spec: str, runs: str, records: str) -> list[str]:
     copies = {os.path.basename(path): files.read_bytes(path)
               for name in RECORD_FILES
               for path in files.glob(os.path.join(workdir, name))}
-    picture = _seed_0_picture(spec, workdir)
+    results = json.loads(copies[workdir_lib.RESULTS_FILE])  # an ended run has one
+    picture = _seed_0_picture(spec, workdir, results)
     if picture:
       copies[f'samples/{os.path.basename(picture)}'] = files.read_bytes(picture)
     history = analysis.eval_history(workdir)
