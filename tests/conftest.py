@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 from gan_jax import runtime  # noqa: E402
 from tests.helpers import TEST_XLA_FLAGS  # noqa: E402
 from tests.helpers import write_idx_images  # noqa: E402
+from tests.helpers import xla_optimizations  # noqa: E402
 
 # This process's XLA flags besides gan_jax's: the commands' (helpers.py).
 os.environ['XLA_FLAGS'] = ' '.join(
@@ -70,9 +71,8 @@ def optimized():
   for them to pay (in this process; commands: command_env(optimized=True)).
   A module takes it with an autouse module fixture, so that its other
   module fixtures run optimised too."""
-  jax.config.update('jax_disable_most_optimizations', False)
-  yield
-  jax.config.update('jax_disable_most_optimizations', True)
+  with xla_optimizations():
+    yield
 
 
 @pytest.fixture

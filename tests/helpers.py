@@ -1,6 +1,7 @@
 """What several test files share: tiny configs and data, running commands,
 reading runs back. Test files import this module, never each other."""
 
+import contextlib
 import gzip
 import json
 import math
@@ -248,6 +249,17 @@ def free_port() -> int:
   with socket.socket() as s:
     s.bind(('localhost', 0))
     return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def xla_optimizations():
+  """XLA's optimisations on in this process within the block, for programs
+  that run long enough for them to pay (tests/conftest.py turns them off)."""
+  jax.config.update('jax_disable_most_optimizations', False)
+  try:
+    yield
+  finally:
+    jax.config.update('jax_disable_most_optimizations', True)
 
 
 def command_env(devices: int = 1, optimized: bool = False) -> dict[str, str]:

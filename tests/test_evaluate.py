@@ -18,6 +18,7 @@ from tests.helpers import read_events
 from tests.helpers import tiny_image_config
 from tests.helpers import tiny_toy_config
 from tests.helpers import write_idx_images
+from tests.helpers import xla_optimizations
 
 REAL_MNIST = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), os.pardir, 'shared', 'data', 'mnist')
@@ -90,8 +91,9 @@ def mnist_subset(tmp_path_factory):
       header + labels.astype(np.uint8).tobytes())
   labeled = data.load_labeled(ml_collections.ConfigDict(
       dict(name='mnist', source='idx', path=str(directory), tfds_data_dir='')))
-  params, info = classifier.train_classifier(labeled, steps=120, batch_size=64,
-                                             seed=0, lr=2e-3)
+  with xla_optimizations():  # 120 steps: 43 s without them, 17 s with (AMD EPYC)
+    params, info = classifier.train_classifier(labeled, steps=120, batch_size=64,
+                                               seed=0, lr=2e-3)
   net_dir = str(tmp_path_factory.mktemp('classifier'))
   classifier.save(net_dir, params, {'dataset': 'mnist', **info})
   return str(directory), net_dir
