@@ -138,10 +138,10 @@ def ended_runs(spec: str, runs: str) -> Iterator[str]:
         yield os.path.relpath(workdir, runs)
 
 
-def _seed_0_picture(spec: str, workdir: str, results: dict) -> str | None:
+def _seed_0_picture(workdir: str, results: dict) -> str | None:
   """The last sample grid of the run's seed 0 (its first member, by its
-  `results`) if the mark's kind is PICTURED, else None."""
-  if spec.split()[0] in PICTURED and (results.get('seeds') or [0])[0] == 0:
+  `results`), if it has one."""
+  if (results.get('seeds') or [0])[0] == 0:
     return analysis.latest_picture(workdir)
   return None
 
@@ -150,7 +150,9 @@ def keep_records(spec: str, runs: str, records: str) -> list[str]:
   """Makes the record of each of the mark's `ended_runs` in `records` (the
   same relative path): its RECORD_FILES, `analysis.eval_history` and, for
   the PICTURED kinds, the last sample grid of its seed 0 if it has one
-  (samples/), in place of any older record of that run. A run with an empty
+  (samples/), in place of any older record of that run. A record with a grid
+  keeps one whatever the mark (a run is read by a `stacked` mark and an
+  `evals` one, in either order). A run with an empty
   FID file (scoring under way, or failed) is left as it was recorded.
   Returns what was left so, as notes."""
   notes = []
@@ -165,7 +167,9 @@ def keep_records(spec: str, runs: str, records: str) -> list[str]:
               for name in RECORD_FILES
               for path in files.glob(os.path.join(workdir, name))}
     results = json.loads(copies[workdir_lib.RESULTS_FILE])  # an ended run has one
-    picture = _seed_0_picture(spec, workdir, results)
+    pictured = (spec.split()[0] in PICTURED
+                or files.isdir(os.path.join(record, 'samples')))
+    picture = _seed_0_picture(workdir, results) if pictured else None
     if picture:
       copies[f'samples/{os.path.basename(picture)}'] = files.read_bytes(picture)
     history = analysis.eval_history(workdir)

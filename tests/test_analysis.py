@@ -238,8 +238,9 @@ def test_fid_results_pool_the_scored_members_into_a_table(tmp_path):
 
 def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
   """python -m gan_jax.report: the sweep's table computed from the records it
-  keeps of the runs (an MNIST run's with its seed 0's last sample grid), a
-  mark whose runs are absent kept as it stood, and marked_table."""
+  keeps of the runs (an MNIST run's with its seed 0's last sample grid, which
+  a later mark of another kind over the same run keeps), a mark whose runs
+  are absent kept as it stood, and marked_table."""
   write_sweep(str(tmp_path / 'runs' / 'compare_ring8'))
   path = tmp_path / 'runs' / 'compare_ring8' / 'loss.name-vanilla_seed-0' / 'config.json'
   path.write_text(json.dumps({**json.loads(path.read_text()),
@@ -250,7 +251,8 @@ def test_report_rewrites_each_marked_table_from_its_runs(tmp_path, capsys):
                 ['step_500_seed0.png', 'step_1500_seed0.png', 'step_1500_seed1.png'])
   doc.write_text('# Results\n\n<!-- table: sweeps compare_ring8 -->\nold\n'
                  '<!-- /table -->\n\n<!-- table: fid fid_mnist_* -->\nkept\n'
-                 '<!-- /table -->\n\n<!-- table: fid heldout_* -->\n<!-- /table -->\n')
+                 '<!-- /table -->\n\n<!-- table: fid heldout_* -->\n<!-- /table -->\n'
+                 '\n<!-- table: evals heldout_a fid -->\n<!-- /table -->\n')
   assert report.main([str(doc), f'--runs={tmp_path / "runs"}']) == 0
   text = doc.read_text()
   assert '| ring8 | vanilla | 2 | 7.0 ± 1.4 |' in text and '\nold\n' not in text
