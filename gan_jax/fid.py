@@ -23,8 +23,9 @@ data.subset and eval.reference_subset do): `mnist:idx:DIR@5000:10000`.
 
 --num takes the first N images of each set (all of them by default; 10,000
 samples of a workdir). A dataset's features are cached in
-~/.cache/gan_jax/reference/ (13 minutes for 10,000 digits on 2 CPU cores). A is the reference for precision/recall and
-density/coverage (Kynkäänniemi et al. 2019, k = 3; Naeem et al. 2020, k = 5).
+~/.cache/gan_jax/reference/ (13 minutes for 10,000 digits on 2 CPU cores).
+A is the reference for precision/recall and density/coverage (Kynkäänniemi
+et al. 2019, k = 3; Naeem et al. 2020, k = 5).
 Prints one JSON line with the figures, n_a, n_b and the weights' hash. FID
 is biased upwards at small N (Chong & Forsyth 2020): compare figures at the
 same N only.
