@@ -152,9 +152,9 @@ def keep_records(spec: str, runs: str, records: str) -> list[str]:
   the PICTURED kinds, the last sample grid of its seed 0 if it has one
   (samples/), in place of any older record of that run. A record with a grid
   keeps one whatever the mark (a run is read by a `stacked` mark and an
-  `evals` one, in either order). A run with an empty
-  FID file (scoring under way, or failed) is left as it was recorded.
-  Returns what was left so, as notes."""
+  `evals` one, in either order). A run with an empty FID file (scoring under
+  way, or failed) is left as it was recorded. Returns what was left so, as
+  notes."""
   notes = []
   for run in ended_runs(spec, runs):
     workdir, record = os.path.join(runs, run), os.path.join(records, run)
